@@ -1,0 +1,3 @@
+"""Test settings of the catalog service: its own Redis database and Kafka topic prefix."""
+
+from shared.testing import *  # noqa: F401,F403 - shared fixtures

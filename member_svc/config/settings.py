@@ -1,0 +1,9 @@
+"""Settings of the member service: the shared ones, plus what is its own."""
+
+from pathlib import Path
+
+from shared.settings import env, service_settings
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+globals().update(service_settings("member", base_dir=BASE_DIR, apps=["members"]))

@@ -1,0 +1,18 @@
+"""Settings for this service's tests: its own Redis database and its own Kafka topics.
+
+Each service's tests use a Redis database of their own (so flushing it touches no
+one else) and a random topic prefix (so a running stack never sees test events).
+"""
+
+import os
+import uuid
+
+os.environ["REDIS_URL"] = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/4")
+os.environ["KAFKA_TOPIC_PREFIX"] = f"test-order-{uuid.uuid4().hex[:8]}."
+if os.environ.get("TEST_KAFKA_BOOTSTRAP_SERVERS"):
+    os.environ["KAFKA_BOOTSTRAP_SERVERS"] = os.environ["TEST_KAFKA_BOOTSTRAP_SERVERS"]
+
+from config.settings import *  # noqa: E402,F403
+
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+CELERY_TASK_ALWAYS_EAGER = False

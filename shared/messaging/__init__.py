@@ -1,0 +1,1 @@
+"""Integration events: the envelope, the outbox (publishing) and the inbox (consuming)."""

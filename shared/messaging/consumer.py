@@ -1,0 +1,147 @@
+"""The one consumer loop every service runs (``manage.py consume``).
+
+poll -> parse -> apply once (inbox + handler in one transaction) -> store the offset.
+The offset is stored only after the transaction committed, so a crash redelivers and
+the inbox makes the redelivery a no-op. An event that keeps failing goes to the topic's
+dead-letter topic and the ``DeadLetter`` table, and the loop goes on. A database that is
+down is not the event's fault: the loop waits and tries the same event again.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+
+from confluent_kafka import KafkaError, KafkaException, Message
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections
+
+from shared.messaging import handlers
+from shared.messaging.events import Event, dead_letter_topic, topic_name
+from shared.messaging.kafka import ensure_topics, get_producer, make_consumer
+from shared.messaging.models import DeadLetter
+from shared.requests import request_id_var
+
+logger = logging.getLogger(__name__)
+
+_INFRA_ERRORS = (OperationalError, InterfaceError)
+
+
+class EventConsumer:
+    def __init__(self, group: str, *, max_attempts: int | None = None, retry_delay: float = 0.2):
+        self.group = group
+        self.max_attempts = max_attempts or settings.CONSUMER_MAX_ATTEMPTS
+        self.retry_delay = retry_delay
+        self.running = True
+        self.base_topics = handlers.topics()
+        self._unprefix = {topic_name(t): t for t in self.base_topics}
+
+    def stop(self, *_args) -> None:
+        self.running = False
+
+    def run(self, *, max_messages: int | None = None, idle_exit_seconds: float | None = None) -> int:
+        """Consume until stopped (or until ``max_messages`` / idle time, for tests)."""
+        names = [topic_name(t) for t in self.base_topics]
+        if not names:
+            logger.warning("consumer %s: no handlers registered, nothing to consume", self.group)
+            return 0
+        ensure_topics(names + [dead_letter_topic(t) for t in self.base_topics])
+        consumer = make_consumer(self.group)
+        consumer.subscribe(names)
+        logger.info("consumer %s subscribed to %s", self.group, ", ".join(names))
+        handled = 0
+        idle_since = time.monotonic()
+        try:
+            while self.running:
+                msg = consumer.poll(0.5)
+                if msg is None:
+                    if idle_exit_seconds is not None and time.monotonic() - idle_since > idle_exit_seconds:
+                        break
+                    continue
+                if msg.error():
+                    if msg.error().code() != KafkaError._PARTITION_EOF:
+                        logger.warning("consumer %s: %s", self.group, msg.error())
+                    continue
+                idle_since = time.monotonic()
+                self.process(msg)
+                consumer.store_offsets(message=msg)
+                handled += 1
+                if max_messages is not None and handled >= max_messages:
+                    break
+        finally:
+            consumer.close()  # commits the stored offsets
+        return handled
+
+    def process(self, msg: Message) -> None:
+        """Apply one message, or dead-letter it. Returns only when the offset may be stored."""
+        base_topic = self._unprefix.get(msg.topic(), msg.topic())
+        try:
+            event = Event.from_json(msg.value(), topic=base_topic)
+        except ValueError as exc:
+            self.dead_letter(msg, base_topic, None, f"malformed message: {exc}", attempts=1)
+            return
+        token = request_id_var.set(event.request_id or "-")
+        try:
+            attempt = 0
+            while True:
+                attempt += 1
+                try:
+                    handlers.apply_event(self.group, event)
+                    return
+                except _INFRA_ERRORS as exc:
+                    # Not the event's fault: wait for the database, never dead-letter for it.
+                    logger.warning("consumer %s: database unavailable (%s); retrying %s", self.group, exc, event.event_id)
+                    close_old_connections()
+                    time.sleep(min(5.0, self.retry_delay * attempt))
+                    attempt = 0
+                    if not self.running:
+                        raise
+                except Exception as exc:  # noqa: BLE001 - any handler error counts toward dead-lettering
+                    logger.warning(
+                        "consumer %s: %s %s failed (attempt %d/%d): %s",
+                        self.group, event.event_type, event.event_id, attempt, self.max_attempts, exc,
+                    )
+                    if attempt >= self.max_attempts:
+                        self.dead_letter(msg, base_topic, event, repr(exc), attempts=attempt)
+                        return
+                    close_old_connections()
+                    time.sleep(self.retry_delay * attempt)
+        finally:
+            request_id_var.reset(token)
+
+    def dead_letter(self, msg: Message, base_topic: str, event: Event | None, error: str, *, attempts: int) -> None:
+        raw = msg.value() or b""
+        logger.error("consumer %s: dead-lettering %s from %s: %s", self.group,
+                     event.event_id if event else "unparseable message", base_topic, error)
+        while True:
+            try:
+                DeadLetter.objects.create(
+                    consumer=self.group,
+                    topic=base_topic,
+                    partition=msg.partition(),
+                    offset=msg.offset(),
+                    event_id=str(event.event_id) if event else "",
+                    event_type=event.event_type if event else "",
+                    raw=raw.decode("utf-8", errors="replace"),
+                    error=error[:4000],
+                    attempts=attempts,
+                )
+                break
+            except DatabaseError as exc:
+                logger.warning("consumer %s: cannot record dead letter yet (%s)", self.group, exc)
+                close_old_connections()
+                time.sleep(1.0)
+        try:
+            producer = get_producer()
+            producer.produce(dead_letter_topic(base_topic), key=msg.key(), value=raw,
+                             headers={"error": error[:500], "consumer": self.group})
+            producer.flush(5.0)
+        except (KafkaException, BufferError) as exc:
+            # The DeadLetter row is the durable record; the topic copy is for outside tools.
+            logger.warning("consumer %s: dead-letter topic copy not sent (%s); the table has it", self.group, exc)
+
+
+def install_signal_handlers(consumer: EventConsumer) -> None:
+    signal.signal(signal.SIGTERM, consumer.stop)
+    signal.signal(signal.SIGINT, consumer.stop)

@@ -1,0 +1,134 @@
+"""The outbox relay: publish due outbox rows to Kafka, mark them sent, retry with backoff.
+
+Run by Celery beat every second (``shared.messaging.tasks.publish_outbox``) and woken
+after each commit that wrote an event. Rows are claimed with ``SKIP LOCKED`` so several
+relays never send the same row at once; a row is marked published only after the broker
+acknowledged it, so Kafka being down just lets the outbox grow until it is back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from shared.messaging.events import envelope_json, topic_name
+from shared.messaging.kafka import get_producer
+from shared.messaging.models import OutboxEvent
+
+logger = logging.getLogger(__name__)
+
+MAX_BACKOFF_SECONDS = 30
+
+
+def backoff_seconds(attempts: int) -> float:
+    return min(MAX_BACKOFF_SECONDS, 0.5 * (2 ** max(0, attempts - 1)))
+
+
+def _produce(rows: Iterable[OutboxEvent]) -> dict[int, str | None]:
+    """Send rows; return {row id: None if acknowledged, else the error}."""
+    producer = get_producer()
+    outcome: dict[int, str | None] = {}
+
+    def on_delivery(row_id: int):
+        def callback(err, _msg) -> None:
+            outcome[row_id] = None if err is None else str(err)
+
+        return callback
+
+    for row in rows:
+        try:
+            producer.produce(
+                topic_name(row.topic),
+                key=row.aggregate_id.encode(),
+                value=envelope_json(row),
+                headers={"event_type": row.event_type},
+                on_delivery=on_delivery(row.id),
+            )
+        except BufferError as exc:
+            outcome[row.id] = f"local queue full: {exc}"
+        producer.poll(0)
+    producer.flush(6.0)
+    return outcome
+
+
+def publish_pending(*, batch_size: int | None = None) -> int:
+    """Publish one batch of due rows. Returns how many were acknowledged."""
+    batch_size = batch_size or settings.OUTBOX_BATCH_SIZE
+    now = timezone.now()
+    with transaction.atomic():
+        rows = list(
+            OutboxEvent.objects.select_for_update(skip_locked=True)
+            .filter(published_at__isnull=True, next_attempt_at__lte=now)
+            .order_by("id")[:batch_size]
+        )
+        if not rows:
+            return 0
+        outcome = _produce(rows)
+        done = timezone.now()
+        sent = 0
+        for row in rows:
+            error = outcome.get(row.id, "no delivery report")
+            if error is None:
+                row.published_at = done
+                sent += 1
+            else:
+                row.attempts += 1
+                row.next_attempt_at = done + dt.timedelta(seconds=backoff_seconds(row.attempts))
+                row.last_error = error[:1000]
+        OutboxEvent.objects.bulk_update(rows, ["published_at", "attempts", "next_attempt_at", "last_error"])
+    if sent < len(rows):
+        logger.warning("outbox: %d of %d events not acknowledged, will retry (%s)", len(rows) - sent, len(rows),
+                       next((e for e in outcome.values() if e), "no delivery report"))
+    return sent
+
+
+def publish_all_pending(max_batches: int = 100) -> int:
+    total = 0
+    for _ in range(max_batches):
+        sent = publish_pending()
+        total += sent
+        if sent == 0:
+            break
+    return total
+
+
+def replay(queryset) -> int:
+    """Publish the given rows again (published or not), in id order. For recovery."""
+    sent = 0
+    ids = list(queryset.order_by("id").values_list("id", flat=True))
+    for start in range(0, len(ids), 500):
+        rows = list(OutboxEvent.objects.filter(id__in=ids[start : start + 500]).order_by("id"))
+        outcome = _produce(rows)
+        ok = [r for r in rows if outcome.get(r.id, "x") is None]
+        now = timezone.now()
+        OutboxEvent.objects.filter(id__in=[r.id for r in ok], published_at__isnull=True).update(published_at=now)
+        sent += len(ok)
+        if len(ok) < len(rows):
+            raise RuntimeError(f"replay stopped: {len(rows) - len(ok)} events not acknowledged by the broker")
+    return sent
+
+
+_WAKE_KEY = "outbox:wake:{service}"
+
+
+def wake_relay() -> None:
+    """After a commit that wrote an event: ask the relay to run now, at most every 50 ms.
+
+    Failing to wake is harmless (beat runs the relay every second), so errors are logged,
+    not raised: this runs after the commit and must not turn a success into an error.
+    """
+    from celery import current_app
+
+    from shared.redis import get_redis
+
+    try:
+        if get_redis().set(_WAKE_KEY.format(service=settings.SERVICE_NAME), "1", nx=True, px=50):
+            current_app.send_task("shared.messaging.tasks.publish_outbox", queue=settings.CELERY_TASK_DEFAULT_QUEUE,
+                                  expires=10)
+    except Exception as exc:  # noqa: BLE001
+        logger.warning("outbox: could not wake the relay (%s); beat will publish within a second", exc)

@@ -1,0 +1,171 @@
+"""Django settings every service shares, read from the environment in one place.
+
+A service's ``config/settings.py`` calls :func:`service_settings` and updates its
+module globals with the result, then adds what is its own. Defaults work on a
+developer machine (PostgreSQL and Redis on 127.0.0.1); nothing secret is kept here:
+the dev stack writes random secrets to ``.run/<stack>/secrets.env`` and passes them in.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import environ
+
+env = environ.Env()
+
+#: Service name -> default port on a developer machine. The gateway is the public door.
+SERVICE_PORTS = {
+    "gateway": 8000,
+    "member": 8001,
+    "catalog": 8002,
+    "order": 8003,
+    "inventory": 8004,
+    "payment": 8005,
+}
+
+_DEV_ONLY_SECRET = "dev-only-insecure-secret-change-me"
+
+
+def service_settings(name: str, *, base_dir: Path, apps: list[str], database: bool = True) -> dict[str, Any]:
+    """Return the settings dict for service ``name`` (e.g. "order").
+
+    ``apps`` are the service's own Django apps; the shared ones are added here.
+    """
+    debug = env.bool("DJANGO_DEBUG", default=False)
+    redis_url = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+    settings: dict[str, Any] = {
+        "SERVICE_NAME": name,
+        "BASE_DIR": base_dir,
+        "SECRET_KEY": env.str("DJANGO_SECRET_KEY", default=_DEV_ONLY_SECRET),
+        "DEBUG": debug,
+        "ALLOWED_HOSTS": env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"]),
+        "ROOT_URLCONF": "config.urls",
+        "WSGI_APPLICATION": "config.wsgi.application",
+        "USE_TZ": True,
+        "TIME_ZONE": "UTC",
+        "LANGUAGE_CODE": "en-us",
+        "DEFAULT_AUTO_FIELD": "django.db.models.BigAutoField",
+        "STATIC_URL": "/static/",
+        "STATIC_ROOT": env.str("STATIC_ROOT", default=str(base_dir / "staticfiles")),
+        "INSTALLED_APPS": [
+            "django.contrib.admin",
+            "django.contrib.auth",
+            "django.contrib.contenttypes",
+            "django.contrib.sessions",
+            "django.contrib.messages",
+            "django.contrib.staticfiles",
+            "rest_framework",
+            "drf_spectacular",
+            "shared.messaging",
+            *apps,
+        ],
+        "MIDDLEWARE": [
+            "shared.requests.RequestIdMiddleware",
+            "shared.internal_auth.InternalAuthMiddleware",
+            "shared.errors.JsonErrorMiddleware",
+            "django.middleware.security.SecurityMiddleware",
+            "django.contrib.sessions.middleware.SessionMiddleware",
+            "django.middleware.common.CommonMiddleware",
+            "django.middleware.csrf.CsrfViewMiddleware",
+            "django.contrib.auth.middleware.AuthenticationMiddleware",
+            "django.contrib.messages.middleware.MessageMiddleware",
+        ],
+        "TEMPLATES": [
+            {
+                "BACKEND": "django.template.backends.django.DjangoTemplates",
+                "DIRS": [],
+                "APP_DIRS": True,
+                "OPTIONS": {
+                    "context_processors": [
+                        "django.template.context_processors.request",
+                        "django.contrib.auth.context_processors.auth",
+                        "django.contrib.messages.context_processors.messages",
+                    ]
+                },
+            }
+        ],
+        "DATABASES": {
+            "default": env.db_url(
+                "DATABASE_URL", default=f"postgres://postgres@127.0.0.1:5432/shop_{name}"
+            )
+        },
+        "CACHES": {
+            "default": {
+                "BACKEND": "django_redis.cache.RedisCache",
+                "LOCATION": redis_url,
+                "KEY_PREFIX": name,
+                "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+            }
+        },
+        "REDIS_URL": redis_url,
+        "REST_FRAMEWORK": {
+            "DEFAULT_AUTHENTICATION_CLASSES": ["shared.internal_auth.GatewayIdentityAuthentication"],
+            "DEFAULT_PERMISSION_CLASSES": ["shared.internal_auth.IsMember"],
+            "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+            "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+            "EXCEPTION_HANDLER": "shared.errors.exception_handler",
+            "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+            "DEFAULT_PAGINATION_CLASS": "shared.pagination.PageNumberPagination",
+            "PAGE_SIZE": 20,
+            "UNAUTHENTICATED_USER": None,
+        },
+        "SPECTACULAR_SETTINGS": {
+            "TITLE": f"{name} service API",
+            "VERSION": "1.0.0",
+            "SERVE_INCLUDE_SCHEMA": False,
+            "COMPONENT_SPLIT_REQUEST": True,
+        },
+        # Shared secret between the gateway and the services: a request carrying it came
+        # from inside, so its identity headers can be trusted.
+        "INTERNAL_API_SECRET": env.str("INTERNAL_API_SECRET", default=_DEV_ONLY_SECRET + "-internal"),
+        "JWT_SIGNING_KEY": env.str("JWT_SIGNING_KEY", default=_DEV_ONLY_SECRET + "-jwt"),
+        "JWT_ACCESS_TTL_SECONDS": env.int("JWT_ACCESS_TTL_SECONDS", default=300),
+        "JWT_REFRESH_TTL_SECONDS": env.int("JWT_REFRESH_TTL_SECONDS", default=14 * 24 * 3600),
+        # Kafka
+        "KAFKA_BOOTSTRAP_SERVERS": env.str("KAFKA_BOOTSTRAP_SERVERS", default="127.0.0.1:9092"),
+        "KAFKA_TOPIC_PREFIX": env.str("KAFKA_TOPIC_PREFIX", default=""),
+        "OUTBOX_BATCH_SIZE": env.int("OUTBOX_BATCH_SIZE", default=500),
+        "CONSUMER_MAX_ATTEMPTS": env.int("CONSUMER_MAX_ATTEMPTS", default=3),
+        # Celery: Redis broker, one queue per service so services never take each other's jobs.
+        "CELERY_BROKER_URL": env.str("CELERY_BROKER_URL", default=redis_url),
+        "CELERY_TASK_DEFAULT_QUEUE": name,
+        "CELERY_TASK_IGNORE_RESULT": True,
+        "CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP": True,
+        "CELERY_BEAT_SCHEDULE": {
+            "publish-outbox": {"task": "shared.messaging.tasks.publish_outbox", "schedule": 1.0, "options": {"expires": 5}},
+        },
+        # Upstream calls (service to service)
+        "UPSTREAM_TIMEOUT_SECONDS": env.float("UPSTREAM_TIMEOUT_SECONDS", default=5.0),
+        "UPSTREAM_CONNECT_TIMEOUT_SECONDS": env.float("UPSTREAM_CONNECT_TIMEOUT_SECONDS", default=1.0),
+        "SERVICE_URLS": {
+            svc: env.str(f"{svc.upper()}_SERVICE_URL", default=f"http://127.0.0.1:{port}")
+            for svc, port in SERVICE_PORTS.items()
+        },
+        "LOGGING": _logging(name, env.str("LOG_LEVEL", default="INFO")),
+    }
+    if not database:
+        settings["DATABASES"] = {}
+    return settings
+
+
+def _logging(name: str, level: str) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"request_id": {"()": "shared.requests.RequestIdLogFilter"}},
+        "formatters": {
+            "line": {
+                "format": f"%(asctime)s %(levelname)s {name} [%(request_id)s] %(name)s: %(message)s",
+            }
+        },
+        "handlers": {
+            "console": {"class": "logging.StreamHandler", "formatter": "line", "filters": ["request_id"]},
+        },
+        "root": {"handlers": ["console"], "level": level},
+        "loggers": {
+            "django.db.backends": {"level": "WARNING"},
+            "kafka": {"level": "WARNING"},
+        },
+    }

@@ -1,0 +1,53 @@
+"""Pytest fixtures every service's tests use (imported by each service's conftest.py)."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+
+from shared.internal_auth import INTERNAL_TOKEN_HEADER, MEMBER_ID_HEADER, SESSION_ID_HEADER
+from shared.redis import get_redis
+
+
+@pytest.fixture
+def redis_db():
+    """The service's own test Redis database, empty before and after the test."""
+    client = get_redis()
+    client.flushdb()
+    yield client
+    client.flushdb()
+
+
+def _headers(member_id: int | None = None, session_id: str = "test-session") -> dict[str, str]:
+    headers = {INTERNAL_TOKEN_HEADER: settings.INTERNAL_API_SECRET}
+    if member_id is not None:
+        headers[MEMBER_ID_HEADER] = str(member_id)
+        headers[SESSION_ID_HEADER] = session_id
+    return headers
+
+
+@pytest.fixture
+def anon_client() -> APIClient:
+    """A client from outside: no internal token, no identity."""
+    return APIClient()
+
+
+@pytest.fixture
+def internal_client() -> APIClient:
+    """Another service calling: internal token, no member."""
+    client = APIClient()
+    client.credentials(**{f"HTTP_{k.upper().replace('-', '_')}": v for k, v in _headers().items()})
+    return client
+
+
+@pytest.fixture
+def member_client():
+    """member_client(member_id) -> a client the gateway vouched for as that member."""
+
+    def make(member_id: int, session_id: str = "test-session") -> APIClient:
+        client = APIClient()
+        client.credentials(**{f"HTTP_{k.upper().replace('-', '_')}": v for k, v in _headers(member_id, session_id).items()})
+        return client
+
+    return make

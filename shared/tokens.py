@@ -1,0 +1,93 @@
+"""Access tokens: how the member service signs them and how the gateway checks them.
+
+An access token is a short-lived HS256 JWT with ``sub`` (member id), ``sid`` (the
+device session it belongs to), ``iat``, ``exp``, ``jti`` and ``type="access"``. Logout
+must take effect at once, also for access tokens already issued, so revocation lives in
+Redis where the gateway reads it with one round trip:
+
+- ``auth:sid:<sid>:revoked``      set when one session (device) ends; TTL = access TTL.
+- ``auth:member:<id>:not_before`` unix ms; tokens issued up to it are dead (logout all).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import jwt
+from django.conf import settings
+
+from shared.errors import TokenInvalid
+from shared.redis import get_redis
+
+ALGORITHM = "HS256"
+
+
+def _sid_key(sid: str) -> str:
+    return f"auth:sid:{sid}:revoked"
+
+
+def _not_before_key(member_id: int | str) -> str:
+    return f"auth:member:{member_id}:not_before"
+
+
+def issue_access_token(*, member_id: int, session_id: str, now: float | None = None) -> tuple[str, int]:
+    """Return (token, expires_in seconds)."""
+    now = time.time() if now is None else now
+    ttl = settings.JWT_ACCESS_TTL_SECONDS
+    claims = {
+        "sub": str(member_id),
+        "sid": session_id,
+        "iat": int(now),
+        "exp": int(now) + ttl,
+        "ims": int(now * 1000),  # issue time in ms: logout-all cuts at the millisecond
+        "jti": uuid.uuid4().hex,
+        "type": "access",
+    }
+    return jwt.encode(claims, settings.JWT_SIGNING_KEY, algorithm=ALGORITHM), ttl
+
+
+def decode_access_token(token: str) -> dict[str, Any]:
+    """Check signature, expiry and shape; raise TokenInvalid otherwise. No Redis here."""
+    try:
+        claims = jwt.decode(
+            token,
+            settings.JWT_SIGNING_KEY,
+            algorithms=[ALGORITHM],  # a fixed list: "alg": "none" or RS/HS confusion never passes
+            options={"require": ["exp", "iat", "sub", "sid"]},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise TokenInvalid("The access token has expired.") from exc
+    except jwt.PyJWTError as exc:
+        raise TokenInvalid("The access token is invalid.") from exc
+    if claims.get("type") != "access" or not str(claims["sub"]).isdigit():
+        raise TokenInvalid("The access token is invalid.")
+    return claims
+
+
+def is_revoked(claims: dict[str, Any]) -> bool:
+    """True when the token's session was ended or every session of the member was."""
+    revoked, not_before = get_redis().mget(_sid_key(claims["sid"]), _not_before_key(claims["sub"]))
+    if revoked:
+        return True
+    issued_ms = int(claims.get("ims", int(claims["iat"]) * 1000))
+    return bool(not_before) and issued_ms <= int(not_before)
+
+
+def verify_access_token(token: str) -> dict[str, Any]:
+    claims = decode_access_token(token)
+    if is_revoked(claims):
+        raise TokenInvalid("This session has ended; log in again.")
+    return claims
+
+
+def revoke_session(session_id: str) -> None:
+    # Kept a little past the access TTL: by then every token of the session has expired.
+    get_redis().set(_sid_key(session_id), "1", ex=settings.JWT_ACCESS_TTL_SECONDS + 60)
+
+
+def revoke_all_sessions(member_id: int, *, at: float | None = None) -> None:
+    """Every access token of the member issued up to now (to the millisecond) stops working."""
+    at = time.time() if at is None else at
+    get_redis().set(_not_before_key(member_id), int(at * 1000), ex=settings.JWT_ACCESS_TTL_SECONDS + 60)

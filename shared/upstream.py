@@ -1,0 +1,98 @@
+"""Calls from one service to another: pooled keep-alive connections, short timeouts.
+
+Errors come back as the shop's errors: a service that is down is ``UpstreamUnavailable``
+(503), one that is slow ``UpstreamTimeout`` (504); a 4xx answer is re-raised as the
+matching ``ShopError`` so the caller's client sees the upstream's code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import urllib3
+from django.conf import settings
+
+from shared import errors
+from shared.internal_auth import internal_headers
+from shared.requests import current_request_id
+
+logger = logging.getLogger(__name__)
+
+_pool: urllib3.PoolManager | None = None
+
+
+def pool() -> urllib3.PoolManager:
+    """One pool per process (gunicorn worker), created lazily after fork."""
+    global _pool
+    if _pool is None:
+        _pool = urllib3.PoolManager(num_pools=16, maxsize=32, block=False, retries=False)
+    return _pool
+
+
+class UpstreamError(errors.ShopError):
+    """An upstream answered with an error code we have no class for."""
+
+
+def call(
+    service: str,
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    member_id: int | None = None,
+    timeout: float | None = None,
+) -> tuple[int, Any]:
+    """Call ``service`` (a key of SERVICE_URLS) and return (status, parsed JSON or None).
+
+    Raises ``UpstreamUnavailable`` / ``UpstreamTimeout`` when no answer comes.
+    """
+    url = settings.SERVICE_URLS[service].rstrip("/") + path
+    headers = internal_headers(member_id=member_id, request_id=current_request_id())
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    read = timeout or settings.UPSTREAM_TIMEOUT_SECONDS
+    try:
+        resp = pool().request(
+            method,
+            url,
+            body=data,
+            headers=headers,
+            timeout=urllib3.Timeout(connect=settings.UPSTREAM_CONNECT_TIMEOUT_SECONDS, read=read),
+        )
+    except (urllib3.exceptions.ReadTimeoutError, urllib3.exceptions.TimeoutError) as exc:
+        logger.warning("upstream %s timed out on %s %s: %s", service, method, path, exc)
+        raise errors.UpstreamTimeout(f"The {service} service did not answer in time.") from exc
+    except urllib3.exceptions.HTTPError as exc:
+        logger.warning("upstream %s unavailable on %s %s: %s", service, method, path, exc)
+        raise errors.UpstreamUnavailable(f"The {service} service is unavailable.") from exc
+    parsed = None
+    if resp.data:
+        try:
+            parsed = json.loads(resp.data)
+        except ValueError:
+            parsed = None
+    return resp.status, parsed
+
+
+def call_ok(service: str, method: str, path: str, **kw: Any) -> Any:
+    """Like :func:`call`, but any non-2xx answer is raised as a ShopError with the upstream's code."""
+    status, parsed = call(service, method, path, **kw)
+    if 200 <= status < 300:
+        return parsed
+    raise_for_answer(service, status, parsed)
+
+
+def raise_for_answer(service: str, status: int, parsed: Any) -> None:
+    err = (parsed or {}).get("error", {}) if isinstance(parsed, dict) else {}
+    code = err.get("code", "upstream_error")
+    message = err.get("message", f"The {service} service answered {status}.")
+    if status >= 500:
+        raise errors.UpstreamUnavailable(message)
+    exc = UpstreamError(message, fields=err.get("fields"))
+    exc.status_code = status
+    exc.code = code
+    raise exc
