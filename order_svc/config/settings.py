@@ -6,4 +6,28 @@ from shared.settings import env, service_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-globals().update(service_settings("order", base_dir=BASE_DIR, apps=["orders"]))
+_shared = service_settings("order", base_dir=BASE_DIR, apps=["orders", "wishlist"])
+globals().update(_shared)
+
+# An order unpaid this long after it was placed expires and its stock goes back.
+ORDER_PAYMENT_DEADLINE_SECONDS = env.int("ORDER_PAYMENT_DEADLINE_SECONDS", default=600)
+# How often the expiry sweep runs, and how many orders one batch ends.
+ORDER_EXPIRY_SWEEP_SECONDS = env.float("ORDER_EXPIRY_SWEEP_SECONDS", default=5.0)
+ORDER_EXPIRY_BATCH_SIZE = env.int("ORDER_EXPIRY_BATCH_SIZE", default=200)
+# Catalog answers (names, sizes, prices) kept in the cache: a drop must not pay a catalog hop per order.
+ORDER_CATALOG_CACHE_SECONDS = env.int("ORDER_CATALOG_CACHE_SECONDS", default=30)
+# Input limits of an order (and of a wishlist line).
+ORDER_MAX_LINES = env.int("ORDER_MAX_LINES", default=20)
+ORDER_MAX_LINE_QUANTITY = env.int("ORDER_MAX_LINE_QUANTITY", default=10)
+# How long an Idempotency-Key's claim is held in Redis (the order row keeps it for ever).
+ORDER_IDEMPOTENCY_TTL_SECONDS = env.int("ORDER_IDEMPOTENCY_TTL_SECONDS", default=24 * 3600)
+WISHLIST_MAX_ITEMS = env.int("WISHLIST_MAX_ITEMS", default=100)
+
+CELERY_BEAT_SCHEDULE = {
+    **_shared["CELERY_BEAT_SCHEDULE"],
+    "expire-overdue-orders": {
+        "task": "orders.tasks.expire_overdue_orders",
+        "schedule": ORDER_EXPIRY_SWEEP_SECONDS,
+        "options": {"expires": max(5.0, ORDER_EXPIRY_SWEEP_SECONDS * 2)},
+    },
+}

@@ -1,0 +1,93 @@
+"""The order service's calls to other services: catalog details (cached) and inventory reservations.
+
+Tests patch these functions, not the HTTP underneath: they are the boundary.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+
+from shared import upstream
+
+logger = logging.getLogger(__name__)
+
+_VARIANT_KEY = "catalog:variant:{}"
+
+
+@dataclass(frozen=True)
+class VariantInfo:
+    """What an order line copies from the catalog: the price is the server's, never the client's."""
+
+    variant_id: int
+    cloth_id: int
+    name: str
+    size: str
+    price: Decimal
+
+
+def _parse_variant(raw: dict[str, Any]) -> VariantInfo:
+    return VariantInfo(
+        variant_id=int(raw["variant_id"]),
+        cloth_id=int(raw["cloth_id"]),
+        name=str(raw["name"]),
+        size=str(raw["size"]),
+        price=Decimal(str(raw["price"])),
+    )
+
+
+def variant_details(variant_ids: list[int]) -> dict[int, VariantInfo]:
+    """Details of the given variants; unknown ones are left out.
+
+    Answers are cached for ORDER_CATALOG_CACHE_SECONDS, so during a drop only the first
+    order of each variant pays the catalog hop. A price change shows after at most that long.
+    """
+    wanted = list(dict.fromkeys(int(v) for v in variant_ids))
+    if not wanted:
+        return {}
+    keys = {_VARIANT_KEY.format(v): v for v in wanted}
+    found: dict[int, VariantInfo] = {}
+    try:
+        cached = cache.get_many(list(keys))
+    except Exception as exc:  # noqa: BLE001 - a cache outage costs a catalog call, not the order
+        logger.warning("catalog cache unreadable (%s); asking the catalog", exc)
+        cached = {}
+    for key, raw in cached.items():
+        found[keys[key]] = VariantInfo(**{**raw, "price": Decimal(raw["price"])})
+    missing = [v for v in wanted if v not in found]
+    if missing:
+        answer = upstream.call_ok("catalog", "POST", "/cloth/details", body={"variant_ids": missing}) or {}
+        fresh = {}
+        for raw in answer.get("variants", []):
+            info = _parse_variant(raw)
+            if info.variant_id in keys.values():
+                found[info.variant_id] = info
+                fresh[_VARIANT_KEY.format(info.variant_id)] = {**asdict(info), "price": str(info.price)}
+        if fresh:
+            try:
+                cache.set_many(fresh, timeout=settings.ORDER_CATALOG_CACHE_SECONDS)
+            except Exception as exc:  # noqa: BLE001 - next order asks the catalog again; harmless
+                logger.warning("catalog cache not written (%s)", exc)
+    return found
+
+
+def reserve_stock(*, order_id: int, member_id: int, lines: list[dict[str, int]], deadline: dt.datetime) -> dict:
+    """Reserve all lines or none. 409 sold_out / not_on_sale / limit_exceeded pass through as ShopErrors."""
+    return upstream.call_ok(
+        "inventory",
+        "POST",
+        "/internal/reservations",
+        body={"order_id": order_id, "member_id": member_id, "lines": lines, "deadline": deadline.isoformat()},
+        member_id=member_id,
+    )
+
+
+def release_stock(*, order_id: int, reason: str) -> None:
+    """Give a reservation back (idempotent on the inventory side)."""
+    upstream.call_ok("inventory", "POST", f"/internal/reservations/{order_id}/release", body={"reason": reason})

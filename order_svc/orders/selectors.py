@@ -1,0 +1,36 @@
+"""Reads of orders: one's own, by id, pages of a member's orders."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from orders.models import Order
+from shared.errors import NotFound
+
+
+def orders_with_lines() -> QuerySet[Order]:
+    return Order.objects.prefetch_related("lines")
+
+
+def get_order(*, order_id: int) -> Order:
+    try:
+        return orders_with_lines().get(order_id=order_id)
+    except Order.DoesNotExist:
+        raise NotFound("No such order.") from None
+
+
+def get_member_order(*, member_id: int, order_id: int) -> Order:
+    """A member's own order; someone else's is reported exactly like a missing one."""
+    try:
+        return orders_with_lines().get(order_id=order_id, member_id=member_id)
+    except Order.DoesNotExist:
+        raise NotFound("No such order.") from None
+
+
+def member_orders(*, member_id: int) -> QuerySet[Order]:
+    """A member's orders, newest first, lines fetched in one more query (no N+1)."""
+    return orders_with_lines().filter(member_id=member_id).order_by("-created_at", "-order_id")
+
+
+def find_by_idempotency_key(*, member_id: int, idempotency_key: str) -> Order | None:
+    return orders_with_lines().filter(member_id=member_id, idempotency_key=idempotency_key).first()

@@ -1,0 +1,412 @@
+"""Every write to an order: placing, cancelling, refunding, the saga's moves, expiry.
+
+Each function is one transaction; every state change goes through :func:`_transition`
+(the state machine) and announces itself through the outbox in the same transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from orders import clients, selectors
+from orders.models import RELEASED_STATES, Order, OrderLine, OrderStatus, OrderTransition
+from shared.errors import Conflict, IllegalTransition, NotFound, ShopError, UpstreamUnavailable, ValidationFailed
+from shared.messaging.events import record_event
+
+logger = logging.getLogger(__name__)
+
+
+class IdempotencyKeyReused(ShopError):
+    status_code, code = 422, "idempotency_key_reused"
+    default_message = "This Idempotency-Key was already used for a different order."
+
+
+class RequestInProgress(Conflict):
+    code = "request_in_progress"
+    default_message = "An order with this Idempotency-Key is still being placed; retry in a moment."
+
+
+@dataclass(frozen=True)
+class LineRequest:
+    variant_id: int
+    quantity: int
+
+
+# ---------------------------------------------------------------------------------------
+# Placing an order: the hot path of a drop. One upstream call (reserve), one transaction.
+# ---------------------------------------------------------------------------------------
+
+def place_order(
+    *,
+    member_id: int,
+    lines: list[LineRequest],
+    idempotency_key: str | None = None,
+    on_placed: Callable[[Order], None] | None = None,
+) -> tuple[Order, bool]:
+    """Reserve the lines' stock, then write the order and its ``OrderPlaced`` event.
+
+    Returns ``(order, created)``; ``created`` is False when the Idempotency-Key names an
+    order placed before. ``on_placed`` runs inside the order's transaction (the wishlist
+    uses it to remove the ordered items in the same commit). Raises the inventory's 409s
+    (``sold_out``...) with nothing written, ``ValidationFailed`` for unknown variants.
+    """
+    if not lines:
+        raise ValidationFailed(fields={"lines": ["At least one line is needed."]})
+    fingerprint = _fingerprint(lines)
+    if idempotency_key:
+        earlier = _earlier_order(member_id=member_id, idempotency_key=idempotency_key, fingerprint=fingerprint)
+        if earlier is not None:
+            return earlier, False
+
+    details = clients.variant_details([line.variant_id for line in lines])
+    unknown = {f"lines.{i}.variant_id": ["Unknown variant."] for i, line in enumerate(lines) if line.variant_id not in details}
+    if unknown:
+        raise ValidationFailed("Some items do not exist.", fields=unknown)
+
+    order_id = _next_order_id()
+    claim_key = None
+    if idempotency_key:
+        claim_key = _claim_key(member_id, idempotency_key)
+        existing = _claim(claim_key, order_id=order_id, fingerprint=fingerprint)
+        if existing is not None:
+            return _wait_for_claimed_order(member_id=member_id, idempotency_key=idempotency_key,
+                                           fingerprint=fingerprint, claimed=existing), False
+
+    now = timezone.now()
+    deadline = now + dt.timedelta(seconds=settings.ORDER_PAYMENT_DEADLINE_SECONDS)
+    try:
+        clients.reserve_stock(
+            order_id=order_id,
+            member_id=member_id,
+            lines=[{"variant_id": line.variant_id, "quantity": line.quantity} for line in lines],
+            deadline=deadline,
+        )
+    except ShopError as exc:
+        _drop_claim(claim_key)
+        if exc.status_code >= 500:
+            # No answer: the reservation may exist. Give it back; it also ends at its deadline.
+            _release_quietly(order_id, reason="order_not_placed")
+        raise
+
+    try:
+        with transaction.atomic():
+            order = Order.objects.create(
+                order_id=order_id,
+                member_id=member_id,
+                status=OrderStatus.PENDING_PAYMENT,
+                total=sum((details[line.variant_id].price * line.quantity for line in lines), Decimal("0")),
+                payment_deadline=deadline,
+                idempotency_key=idempotency_key or "",
+                request_fingerprint=fingerprint if idempotency_key else "",
+            )
+            order_lines = OrderLine.objects.bulk_create(
+                [
+                    OrderLine(
+                        order=order,
+                        variant_id=line.variant_id,
+                        cloth_id=details[line.variant_id].cloth_id,
+                        name=details[line.variant_id].name,
+                        size=details[line.variant_id].size,
+                        unit_price=details[line.variant_id].price,
+                        quantity=line.quantity,
+                    )
+                    for line in lines
+                ]
+            )
+            OrderTransition.objects.create(order=order, from_status="", to_status=order.status, cause="placed",
+                                           actor=f"member:{member_id}")
+            order._prefetched_objects_cache = {"lines": order_lines}
+            record_event("OrderPlaced", aggregate_type="order", aggregate_id=order_id,
+                         payload={**order_payload(order), "total": order.total,
+                                  "payment_deadline": deadline.isoformat()})
+            if on_placed is not None:
+                on_placed(order)
+    except IntegrityError as exc:
+        _release_quietly(order_id, reason="order_not_placed")
+        if idempotency_key:
+            # Another request with the same key won the race to the row: answer with its order.
+            earlier = selectors.find_by_idempotency_key(member_id=member_id, idempotency_key=idempotency_key)
+            if earlier is not None:
+                return _same_body_or_refuse(earlier, fingerprint), False
+        _drop_claim(claim_key)
+        logger.error("order %s for member %s not written (%s); reservation released", order_id, member_id, exc)
+        raise UpstreamUnavailable("The order could not be saved; its stock was given back. Try again.") from exc
+    except ShopError:
+        _release_quietly(order_id, reason="order_not_placed")
+        _drop_claim(claim_key)
+        raise
+    except Exception as exc:
+        _release_quietly(order_id, reason="order_not_placed")
+        _drop_claim(claim_key)
+        logger.exception("order %s for member %s not written; reservation released", order_id, member_id)
+        raise UpstreamUnavailable("The order could not be saved; its stock was given back. Try again.") from exc
+    logger.info("order %s placed by member %s (%d lines, total %s)", order_id, member_id, len(lines), order.total)
+    return order, True
+
+
+def _fingerprint(lines: list[LineRequest]) -> str:
+    canonical = json.dumps(sorted((line.variant_id, line.quantity) for line in lines))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _next_order_id() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, %s))", [Order._meta.db_table, "order_id"])
+        return int(cursor.fetchone()[0])
+
+
+def _claim_key(member_id: int, idempotency_key: str) -> str:
+    digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+    return f"orders:idempotency:{member_id}:{digest}"
+
+
+def _claim(key: str, *, order_id: int, fingerprint: str) -> dict | None:
+    """Claim the key for this attempt (SET NX). Returns the earlier claim if there was one."""
+    value = {"order_id": order_id, "fingerprint": fingerprint}
+    try:
+        if cache.add(key, value, timeout=settings.ORDER_IDEMPOTENCY_TTL_SECONDS):
+            return None
+        return cache.get(key) or None
+    except Exception as exc:  # noqa: BLE001 - the unique constraint still stops a second order
+        logger.warning("idempotency claim not possible (%s); relying on the database constraint", exc)
+        return None
+
+
+def _drop_claim(key: str | None) -> None:
+    if key is None:
+        return
+    try:
+        cache.delete(key)
+    except Exception as exc:  # noqa: BLE001 - the claim expires by itself
+        logger.warning("idempotency claim %s not dropped (%s)", key, exc)
+
+
+def _earlier_order(*, member_id: int, idempotency_key: str, fingerprint: str) -> Order | None:
+    earlier = selectors.find_by_idempotency_key(member_id=member_id, idempotency_key=idempotency_key)
+    return None if earlier is None else _same_body_or_refuse(earlier, fingerprint)
+
+
+def _same_body_or_refuse(order: Order, fingerprint: str) -> Order:
+    if order.request_fingerprint and order.request_fingerprint != fingerprint:
+        raise IdempotencyKeyReused(order_id=order.order_id)
+    return order
+
+
+def _wait_for_claimed_order(*, member_id: int, idempotency_key: str, fingerprint: str, claimed: dict) -> Order:
+    """A request with the same key is in flight: wait briefly for its order, never reserve twice."""
+    if claimed.get("fingerprint") != fingerprint:
+        raise IdempotencyKeyReused()
+    for _ in range(40):
+        earlier = _earlier_order(member_id=member_id, idempotency_key=idempotency_key, fingerprint=fingerprint)
+        if earlier is not None:
+            return earlier
+        time.sleep(0.05)
+    raise RequestInProgress()
+
+
+def _release_quietly(order_id: int, *, reason: str) -> None:
+    try:
+        clients.release_stock(order_id=order_id, reason=reason)
+    except ShopError as exc:
+        # The reservation carries the order's deadline; inventory ends it then at the latest.
+        logger.error("reservation of order %s not released (%s); it ends at its deadline", order_id, exc)
+
+
+# ---------------------------------------------------------------------------------------
+# The state machine
+# ---------------------------------------------------------------------------------------
+
+def _transition(order: Order, to: str, *, cause: str, event_id: uuid.UUID | None = None, actor: str = "") -> None:
+    """Move a locked order to ``to``, or refuse. Every move is recorded with its cause."""
+    if not order.can_move_to(to):
+        raise IllegalTransition(f"An order that is {order.status} cannot become {to}.",
+                                order_id=order.order_id, status=order.status)
+    OrderTransition.objects.create(order=order, from_status=order.status, to_status=to, cause=cause,
+                                   event_id=event_id, actor=actor)
+    order.status = to
+    order.save(update_fields=["status", "refund_reason", "updated_at"])
+
+
+def _locked(order_id: int, member_id: int | None = None) -> Order:
+    rows = Order.objects.select_for_update().filter(order_id=order_id)
+    if member_id is not None:
+        rows = rows.filter(member_id=member_id)
+    order = rows.first()
+    if order is None:
+        raise NotFound("No such order.")
+    return order
+
+
+def order_payload(order: Order) -> dict:
+    """What every order event carries: enough for inventory to act without calling back."""
+    return {
+        "order_id": order.order_id,
+        "member_id": order.member_id,
+        "lines": [
+            {"variant_id": line.variant_id, "cloth_id": line.cloth_id, "quantity": line.quantity,
+             "unit_price": line.unit_price}
+            for line in order.lines.all()
+        ],
+    }
+
+
+def cancel_order(*, order_id: int, member_id: int | None, actor: str) -> Order:
+    """Cancel an unpaid order; inventory releases its stock on ``OrderCancelled``.
+
+    ``member_id`` None means staff (the admin): any order.
+    """
+    with transaction.atomic():
+        order = _locked(order_id, member_id)
+        if order.status in (OrderStatus.PAID, OrderStatus.REFUND_REQUESTED):
+            raise IllegalTransition("A paid order cannot be cancelled; ask for a refund (PUT /orders/refund).",
+                                    order_id=order.order_id, status=order.status)
+        _transition(order, OrderStatus.CANCELLED, cause="cancelled", actor=actor)
+        record_event("OrderCancelled", aggregate_type="order", aggregate_id=order.order_id,
+                     payload={**order_payload(order), "reason": "cancelled"})
+    logger.info("order %s cancelled by %s", order_id, actor)
+    return selectors.get_order(order_id=order_id)
+
+
+def request_refund(*, order_id: int, member_id: int | None, actor: str, reason: str = "member_request") -> Order:
+    """Ask for a paid order's money back; the payment service refunds on ``RefundRequested``."""
+    with transaction.atomic():
+        order = _locked(order_id, member_id)
+        _request_refund_locked(order, reason=reason, actor=actor)
+    logger.info("refund of order %s requested by %s (%s)", order_id, actor, reason)
+    return selectors.get_order(order_id=order_id)
+
+
+def _request_refund_locked(order: Order, *, reason: str, actor: str, event_id: uuid.UUID | None = None,
+                           payment_id: int | None = None) -> None:
+    if order.status != OrderStatus.PAID:
+        raise IllegalTransition(f"Only a paid order can be refunded; this one is {order.status}.",
+                                order_id=order.order_id, status=order.status)
+    order.refund_reason = reason
+    _transition(order, OrderStatus.REFUND_REQUESTED, cause=f"refund:{reason}", event_id=event_id, actor=actor)
+    record_event("RefundRequested", aggregate_type="order", aggregate_id=order.order_id,
+                 payload={"order_id": order.order_id, "member_id": order.member_id, "payment_id": payment_id,
+                          "amount": order.total, "reason": reason})
+
+
+# ---------------------------------------------------------------------------------------
+# The saga: what payment and inventory events do to an order (called by orders/events.py)
+# ---------------------------------------------------------------------------------------
+
+def record_payment_completed(*, order_id: int, payment_id: int, amount: Decimal, event_id: uuid.UUID) -> None:
+    """PENDING_PAYMENT -> PAID and ``OrderPaid``; a payment for an ended order is sent back."""
+    order = Order.objects.select_for_update().filter(order_id=order_id).first()
+    if order is None:
+        logger.error("PaymentCompleted %s for unknown order %s; nothing to do", event_id, order_id)
+        return
+    if order.status == OrderStatus.PENDING_PAYMENT:
+        _transition(order, OrderStatus.PAID, cause="payment_completed", event_id=event_id,
+                    actor=f"payment:{payment_id}")
+        record_event("OrderPaid", aggregate_type="order", aggregate_id=order.order_id,
+                     payload={**order_payload(order), "payment_id": payment_id, "total": order.total})
+        return
+    paid_by = order.transitions.filter(to_status=OrderStatus.PAID).values_list("actor", flat=True).first()
+    if paid_by == f"payment:{payment_id}":
+        logger.info("order %s already paid by payment %s; nothing to do", order_id, payment_id)
+        return
+    # The money arrived for an order that is over (expired, cancelled, failed) or already
+    # paid by another payment: it must go back, and no stock moves.
+    reason = "late_payment" if order.status in RELEASED_STATES else "duplicate_payment"
+    OrderTransition.objects.create(order=order, from_status=order.status, to_status=order.status,
+                                   cause=f"refund:{reason}", event_id=event_id, actor=f"payment:{payment_id}")
+    record_event("RefundRequested", aggregate_type="order", aggregate_id=order.order_id,
+                 payload={"order_id": order.order_id, "member_id": order.member_id, "payment_id": payment_id,
+                          "amount": amount, "reason": reason})
+    logger.warning("payment %s arrived for order %s in state %s; refund requested (%s)",
+                   payment_id, order_id, order.status, reason)
+
+
+def record_payment_failed(*, order_id: int, payment_id: int, reason: str, event_id: uuid.UUID) -> None:
+    """PENDING_PAYMENT -> PAYMENT_FAILED and ``OrderPaymentFailed`` (inventory releases)."""
+    order = Order.objects.select_for_update().filter(order_id=order_id).first()
+    if order is None or order.status != OrderStatus.PENDING_PAYMENT:
+        logger.info("PaymentFailed %s for order %s in state %s; nothing to do", event_id, order_id,
+                    order.status if order else "unknown")
+        return
+    _transition(order, OrderStatus.PAYMENT_FAILED, cause=f"payment_failed:{reason}"[:64], event_id=event_id,
+                actor=f"payment:{payment_id}")
+    record_event("OrderPaymentFailed", aggregate_type="order", aggregate_id=order.order_id,
+                 payload={**order_payload(order), "payment_id": payment_id, "reason": reason})
+
+
+def record_payment_refunded(*, order_id: int, payment_id: int, event_id: uuid.UUID) -> None:
+    """REFUND_REQUESTED -> REFUNDED and ``OrderRefunded`` (inventory returns sold stock)."""
+    order = Order.objects.select_for_update().filter(order_id=order_id).first()
+    if order is None:
+        logger.error("PaymentRefunded %s for unknown order %s; nothing to do", event_id, order_id)
+        return
+    if order.status != OrderStatus.REFUND_REQUESTED:
+        # A late or duplicate payment went back: the order's own state does not change.
+        OrderTransition.objects.create(order=order, from_status=order.status, to_status=order.status,
+                                       cause="payment_refunded", event_id=event_id, actor=f"payment:{payment_id}")
+        return
+    _transition(order, OrderStatus.REFUNDED, cause="payment_refunded", event_id=event_id,
+                actor=f"payment:{payment_id}")
+    record_event("OrderRefunded", aggregate_type="order", aggregate_id=order.order_id,
+                 payload={**order_payload(order), "payment_id": payment_id, "reason": order.refund_reason,
+                          # Units that were never sold (StockSellFailed) must not be returned.
+                          "restock": order.refund_reason != "stock_unavailable"})
+
+
+def record_stock_sell_failed(*, order_id: int, event_id: uuid.UUID) -> None:
+    """Inventory could not sell a paid order's units (released meanwhile): refund the money."""
+    order = Order.objects.select_for_update().filter(order_id=order_id).first()
+    if order is None or order.status != OrderStatus.PAID:
+        logger.info("StockSellFailed %s for order %s in state %s; nothing to do", event_id, order_id,
+                    order.status if order else "unknown")
+        return
+    _request_refund_locked(order, reason="stock_unavailable", actor="inventory", event_id=event_id)
+
+
+# ---------------------------------------------------------------------------------------
+# Expiry (Celery beat)
+# ---------------------------------------------------------------------------------------
+
+def expire_overdue_orders(*, now: dt.datetime | None = None, batch_size: int | None = None) -> int:
+    """End unpaid orders past their deadline, one batch per transaction. Returns how many.
+
+    ``SKIP LOCKED``: two sweeps (or a sweep and a payment) never wait on each other.
+    """
+    now = now or timezone.now()
+    batch_size = batch_size or settings.ORDER_EXPIRY_BATCH_SIZE
+    expired = 0
+    while True:
+        with transaction.atomic():
+            batch = list(
+                Order.objects.select_for_update(skip_locked=True)
+                .filter(status=OrderStatus.PENDING_PAYMENT, payment_deadline__lt=now)
+                .order_by("payment_deadline")[:batch_size]
+            )
+            if not batch:
+                break
+            lines_by_order: dict[int, list[OrderLine]] = {}
+            for line in OrderLine.objects.filter(order_id__in=[o.order_id for o in batch]):
+                lines_by_order.setdefault(line.order_id, []).append(line)
+            for order in batch:
+                order._prefetched_objects_cache = {"lines": lines_by_order.get(order.order_id, [])}
+                _transition(order, OrderStatus.EXPIRED, cause="payment_deadline_passed", actor="expiry")
+                record_event("OrderExpired", aggregate_type="order", aggregate_id=order.order_id,
+                             payload={**order_payload(order), "reason": "payment_deadline_passed"})
+            expired += len(batch)
+        if len(batch) < batch_size:
+            break
+    if expired:
+        logger.info("expired %d unpaid orders", expired)
+    return expired

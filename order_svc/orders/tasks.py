@@ -1,0 +1,13 @@
+"""Celery beat jobs of the order service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from orders import services
+
+
+@shared_task(name="orders.tasks.expire_overdue_orders", ignore_result=True)
+def expire_overdue_orders() -> int:
+    """End unpaid orders past their payment deadline (their stock is released by inventory)."""
+    return services.expire_overdue_orders()

@@ -1,0 +1,191 @@
+"""POST /orders/add: the hot path. Reserve first, then one transaction; nothing half-written."""
+
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+
+import pytest
+from django.db import connections
+
+from orders import services
+from orders.models import Order, OrderStatus, OrderTransition
+from shared import errors
+from shared.messaging.models import OutboxEvent
+
+pytestmark = pytest.mark.django_db
+
+
+def test_order_is_placed_with_catalog_prices_and_reserved_under_its_own_id(place, upstreams):
+    resp = place(5, [{"variant_id": 101, "quantity": 2, "unit_price": "1.00"}, {"variant_id": 102, "quantity": 1}])
+    assert resp.status_code == 201, resp.json()
+    body = resp.json()
+    assert body["member_id"] == 5 and body["status"] == "PENDING_PAYMENT"
+    assert body["lines"] == [
+        {"variant_id": 101, "cloth_id": 7, "name": "Drop Tee", "size": "S", "unit_price": "59000.00", "quantity": 2},
+        {"variant_id": 102, "cloth_id": 7, "name": "Drop Tee", "size": "M", "unit_price": "61000.50", "quantity": 1},
+    ]
+    assert body["total"] == "179000.50"
+    assert body["payment_deadline"] > body["created_at"]
+    assert list(upstreams.reservations) == [body["order_id"]]
+    assert upstreams.reservations[body["order_id"]]["member_id"] == 5
+    event = OutboxEvent.objects.get(event_type="OrderPlaced")
+    assert event.aggregate_id == str(body["order_id"]) and event.topic == "orders"
+    assert event.payload["member_id"] == 5 and event.payload["total"] == "179000.50"
+    assert event.payload["lines"][0] == {"variant_id": 101, "cloth_id": 7, "quantity": 2, "unit_price": "59000.00"}
+    assert list(OrderTransition.objects.values_list("from_status", "to_status", "cause")) == [
+        ("", "PENDING_PAYMENT", "placed")
+    ]
+
+
+def test_member_comes_from_the_gateway_never_the_body(member_client, upstreams):
+    resp = member_client(5).post("/orders/add", {"member_id": 9, "lines": [{"variant_id": 101, "quantity": 1}]},
+                                 format="json")
+    assert resp.status_code == 201 and resp.json()["member_id"] == 5
+
+
+def test_without_identity_the_order_is_refused(anon_client, upstreams):
+    resp = anon_client.post("/orders/add", {"lines": [{"variant_id": 101, "quantity": 1}]}, format="json")
+    assert resp.status_code == 401
+    assert upstreams.reserve_calls == 0
+
+
+@pytest.mark.parametrize(
+    ("lines", "field"),
+    [
+        ([], "lines"),
+        (None, "lines"),
+        ([{"variant_id": 101, "quantity": 0}], "lines.0.quantity"),
+        ([{"variant_id": 101, "quantity": 11}], "lines.0.quantity"),
+        ([{"variant_id": 101, "quantity": "many"}], "lines.0.quantity"),
+        ([{"variant_id": "x", "quantity": 1}], "lines.0.variant_id"),
+        ([{"variant_id": 101}], "lines.0.quantity"),
+        ([{"variant_id": 101, "quantity": 1}, {"variant_id": 101, "quantity": 2}], "lines.1.variant_id"),
+        ([{"variant_id": 101, "quantity": 1}, {"variant_id": 999, "quantity": 1}], "lines.1.variant_id"),
+        ("lines", "lines"),
+    ],
+)
+def test_bad_lines_are_refused_naming_the_field_and_nothing_is_reserved(member_client, upstreams, lines, field):
+    body = {} if lines is None else {"lines": lines}
+    resp = member_client(1).post("/orders/add", body, format="json")
+    assert resp.status_code == 400, resp.json()
+    assert resp.json()["error"]["code"] == "validation_error"
+    assert field in resp.json()["error"]["fields"]
+    assert upstreams.reserve_calls == 0 and Order.objects.count() == 0
+
+
+@pytest.mark.parametrize("error", [errors.SoldOut, errors.NotOnSale, errors.LimitExceeded])
+def test_inventory_refusal_passes_through_with_nothing_written(place, upstreams, error):
+    upstreams.fail_reserve_with = error()
+    resp = place()
+    assert resp.status_code == 409
+    assert resp.json()["error"]["code"] == error.code
+    assert Order.objects.count() == 0 and OutboxEvent.objects.count() == 0
+
+
+def test_sold_out_when_stock_runs_out(place, upstreams):
+    upstreams.stock[101] = 1
+    assert place(1).status_code == 201
+    resp = place(2)
+    assert resp.status_code == 409 and resp.json()["error"]["code"] == "sold_out"
+    assert Order.objects.count() == 1
+
+
+def test_failed_order_write_releases_the_reservation_and_answers_503(place, upstreams, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("database hiccup")
+
+    monkeypatch.setattr(services, "record_event", broken)
+    resp = place()
+    assert resp.status_code == 503
+    assert resp.json()["error"]["code"] == "upstream_unavailable"
+    assert Order.objects.count() == 0 and OutboxEvent.objects.count() == 0
+    assert upstreams.reservations == {} and upstreams.stock[101] == 10
+    assert len(upstreams.released) == 1
+
+
+def test_inventory_timeout_answers_504_and_gives_back_any_reservation(place, upstreams):
+    upstreams.fail_reserve_with = errors.UpstreamTimeout()
+    resp = place()
+    assert resp.status_code == 504
+    assert Order.objects.count() == 0 and len(upstreams.released) == 1
+
+
+def test_second_click_with_same_key_returns_same_order_and_one_reservation(place, upstreams):
+    first = place(1, key="click-1")
+    second = place(1, key="click-1")
+    assert first.status_code == 201 and second.status_code == 200
+    assert first.json()["order_id"] == second.json()["order_id"]
+    assert upstreams.reserve_calls == 1 and Order.objects.count() == 1
+
+
+def test_same_key_with_another_body_is_refused(place, upstreams):
+    assert place(1, key="k").status_code == 201
+    resp = place(1, [{"variant_id": 102, "quantity": 1}], key="k")
+    assert resp.status_code == 422
+    assert resp.json()["error"]["code"] == "idempotency_key_reused"
+    assert upstreams.reserve_calls == 1
+
+
+def test_same_key_of_another_member_is_their_own(place, upstreams):
+    a, b = place(1, key="k"), place(2, key="k")
+    assert a.status_code == b.status_code == 201
+    assert a.json()["order_id"] != b.json()["order_id"]
+
+
+def test_key_of_a_sold_out_attempt_may_be_retried(place, upstreams):
+    upstreams.fail_reserve_with = errors.SoldOut()
+    assert place(1, key="k").status_code == 409
+    upstreams.fail_reserve_with = None
+    assert place(1, key="k").status_code == 201
+
+
+def test_overlong_idempotency_key_is_refused(place):
+    resp = place(1, key="k" * 129)
+    assert resp.status_code == 400 and "Idempotency-Key" in resp.json()["error"]["fields"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_clicks_with_same_key_reserve_once(member_client, upstreams):
+    upstreams.reserve_delay = 0.2
+    answers: list = []
+    start = threading.Barrier(3)
+
+    def click():
+        start.wait()
+        try:
+            resp = member_client(1).post("/orders/add", {"lines": [{"variant_id": 101, "quantity": 1}]},
+                                         format="json", HTTP_IDEMPOTENCY_KEY="race")
+            answers.append((resp.status_code, resp.json()["order_id"]))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=click) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(code for code, _ in answers) == [200, 200, 201]
+    assert len({order_id for _, order_id in answers}) == 1
+    assert upstreams.reserve_calls == 1 and Order.objects.count() == 1
+
+
+def test_catalog_is_asked_once_while_its_answer_is_cached(place, upstreams):
+    for member_id in range(1, 5):
+        assert place(member_id).status_code == 201
+    assert upstreams.catalog_calls == 1
+
+
+def test_placing_an_order_costs_a_fixed_number_of_queries(place, upstreams, django_assert_max_num_queries):
+    place(1)  # warm the catalog cache
+    lines = [{"variant_id": 101, "quantity": 1}, {"variant_id": 102, "quantity": 1}]
+    with django_assert_max_num_queries(9):
+        assert place(2, lines).status_code == 201
+
+
+def test_total_is_exact_decimal(place, upstreams):
+    upstreams.add_variant(103, price="0.10")
+    resp = place(1, [{"variant_id": 103, "quantity": 3}])
+    assert resp.json()["total"] == "0.30"
+    assert Order.objects.get().total == Decimal("0.30")
+    assert Order.objects.get().status == OrderStatus.PENDING_PAYMENT
