@@ -1,0 +1,123 @@
+"""Cancel, refund, reading orders: one's own only, and only the moves the state machine allows."""
+
+from __future__ import annotations
+
+import pytest
+
+from orders import services
+from orders.models import ALLOWED_TRANSITIONS, Order, OrderStatus, OrderTransition
+from shared.errors import IllegalTransition
+from shared.messaging.models import OutboxEvent
+
+pytestmark = pytest.mark.django_db
+
+
+def _set_status(order_id: int, status: str) -> None:
+    Order.objects.filter(order_id=order_id).update(status=status)
+
+
+def test_cancel_an_unpaid_order_announces_the_release(place, member_client):
+    order_id = place(1).json()["order_id"]
+    resp = member_client(1).put("/orders/cancel", {"order_id": order_id}, format="json")
+    assert resp.status_code == 200 and resp.json()["status"] == "CANCELLED"
+    event = OutboxEvent.objects.get(event_type="OrderCancelled")
+    assert event.payload["order_id"] == order_id and event.payload["member_id"] == 1
+    assert event.payload["lines"][0]["variant_id"] == 101 and event.payload["lines"][0]["quantity"] == 1
+    assert OrderTransition.objects.filter(to_status="CANCELLED", cause="cancelled", actor="member:1").exists()
+
+
+def test_cancel_a_paid_order_is_refused_pointing_to_refund(place, member_client):
+    order_id = place(1).json()["order_id"]
+    _set_status(order_id, OrderStatus.PAID)
+    resp = member_client(1).put("/orders/cancel", {"order_id": order_id}, format="json")
+    assert resp.status_code == 409
+    assert resp.json()["error"]["code"] == "illegal_transition" and "refund" in resp.json()["error"]["message"]
+    assert Order.objects.get().status == OrderStatus.PAID
+    assert not OutboxEvent.objects.filter(event_type="OrderCancelled").exists()
+
+
+def test_cancel_twice_is_refused_the_second_time(place, member_client):
+    order_id = place(1).json()["order_id"]
+    assert member_client(1).put("/orders/cancel", {"order_id": order_id}, format="json").status_code == 200
+    assert member_client(1).put("/orders/cancel", {"order_id": order_id}, format="json").status_code == 409
+    assert OutboxEvent.objects.filter(event_type="OrderCancelled").count() == 1
+
+
+def test_another_members_order_cannot_be_cancelled_refunded_or_read(place, member_client):
+    order_id = place(1).json()["order_id"]
+    intruder = member_client(2)
+    assert intruder.put("/orders/cancel", {"order_id": order_id}, format="json").status_code == 404
+    assert intruder.put("/orders/refund", {"order_id": order_id}, format="json").status_code == 404
+    assert intruder.get(f"/orders/detail/{order_id}").status_code == 404
+    assert Order.objects.get().status == OrderStatus.PENDING_PAYMENT
+
+
+@pytest.mark.parametrize("body", [{}, {"order_id": "x"}, {"order_id": 0}])
+def test_cancel_with_bad_input_names_the_field(member_client, body):
+    resp = member_client(1).put("/orders/cancel", body, format="json")
+    assert resp.status_code == 400 and "order_id" in resp.json()["error"]["fields"]
+
+
+def test_refund_a_paid_order_is_accepted_and_asks_payment(place, member_client):
+    order_id = place(1).json()["order_id"]
+    _set_status(order_id, OrderStatus.PAID)
+    resp = member_client(1).put("/orders/refund", {"order_id": order_id}, format="json")
+    assert resp.status_code == 202 and resp.json()["status"] == "REFUND_REQUESTED"
+    event = OutboxEvent.objects.get(event_type="RefundRequested")
+    assert event.payload == {"order_id": order_id, "member_id": 1, "payment_id": None, "amount": "59000.00",
+                             "reason": "member_request"}
+
+
+def test_refund_an_unpaid_order_is_refused(place, member_client):
+    order_id = place(1).json()["order_id"]
+    resp = member_client(1).put("/orders/refund", {"order_id": order_id}, format="json")
+    assert resp.status_code == 409 and resp.json()["error"]["code"] == "illegal_transition"
+
+
+def test_every_move_outside_the_state_machine_is_refused(place):
+    order_id = place(1).json()["order_id"]
+    for start in OrderStatus.values:
+        for target in OrderStatus.values:
+            _set_status(order_id, start)
+            order = Order.objects.get(order_id=order_id)
+            if target in ALLOWED_TRANSITIONS[start]:
+                services._transition(order, target, cause="test")
+                assert Order.objects.get(order_id=order_id).status == target
+            else:
+                with pytest.raises(IllegalTransition):
+                    services._transition(order, target, cause="test")
+                assert Order.objects.get(order_id=order_id).status == start
+
+
+def test_detail_shows_ones_own_order(place, member_client):
+    placed = place(1).json()
+    resp = member_client(1).get(f"/orders/detail/{placed['order_id']}")
+    assert resp.status_code == 200 and resp.json() == placed
+
+
+def test_list_is_ones_own_paginated_newest_first(place, member_client, django_assert_max_num_queries):
+    ids = [place(1).json()["order_id"] for _ in range(3)]
+    place(2)
+    with django_assert_max_num_queries(3):
+        resp = member_client(1).get("/orders/list/1?page_size=2")
+    body = resp.json()
+    assert resp.status_code == 200 and body["count"] == 3 and body["next"]
+    assert [o["order_id"] for o in body["results"]] == ids[::-1][:2]
+    assert body["results"][0]["lines"][0]["variant_id"] == 101
+    assert member_client(1).get("/orders/list/1?page=2&page_size=2").json()["results"][0]["order_id"] == ids[0]
+
+
+def test_list_of_another_member_is_refused(member_client):
+    resp = member_client(1).get("/orders/list/2")
+    assert resp.status_code == 403 and resp.json()["error"]["code"] == "permission_denied"
+
+
+def test_internal_order_is_for_services_only(place, internal_client, member_client, anon_client):
+    order_id = place(3).json()["order_id"]
+    resp = internal_client.get(f"/internal/orders/{order_id}")
+    assert resp.status_code == 200
+    body = resp.json()
+    assert body["member_id"] == 3 and body["status"] == "PENDING_PAYMENT" and body["total"] == "59000.00"
+    assert body["payment_deadline"]
+    assert anon_client.get(f"/internal/orders/{order_id}").status_code == 404
+    assert internal_client.get("/internal/orders/999999").status_code == 404
