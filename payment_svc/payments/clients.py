@@ -1,0 +1,39 @@
+"""The payment service's call to the order service: the order as the server knows it.
+
+Tests patch :func:`get_order`: it is the boundary to the other service.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+from shared import upstream
+from shared.errors import NotFound, ShopError
+
+
+@dataclass(frozen=True)
+class OrderInfo:
+    order_id: int
+    member_id: int
+    status: str
+    total: Decimal
+    payment_deadline: dt.datetime
+
+
+def get_order(order_id: int) -> OrderInfo:
+    """The order from ``GET /internal/orders/{order_id}``; a missing one is NotFound."""
+    try:
+        raw = upstream.call_ok("order", "GET", f"/internal/orders/{order_id}")
+    except ShopError as exc:
+        if exc.status_code == 404:
+            raise NotFound("No such order.") from None
+        raise
+    return OrderInfo(
+        order_id=int(raw["order_id"]),
+        member_id=int(raw["member_id"]),
+        status=str(raw["status"]),
+        total=Decimal(str(raw["total"])),
+        payment_deadline=dt.datetime.fromisoformat(str(raw["payment_deadline"]).replace("Z", "+00:00")),
+    )

@@ -1,0 +1,171 @@
+"""Every write to a payment: open, charge, refund, cancel. One charge per order at most.
+
+The charge runs with the payment's row locked, so two concurrent completions of one
+order serialize: the second sees COMPLETED and charges nothing. The provider gets the
+payment's idempotency key on every attempt, so a retry after a timeout never charges twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from payments import clients
+from payments.models import CHARGED_STATES, Payment, PaymentStatus
+from payments.providers import ProviderTimeout, get_provider
+from shared.errors import IllegalTransition, NotFound, PaymentDeclined, UpstreamTimeout
+from shared.messaging.events import record_event
+
+logger = logging.getLogger(__name__)
+
+ORDER_AWAITING_PAYMENT = "PENDING_PAYMENT"
+
+
+def _check_payable(order: clients.OrderInfo) -> None:
+    if order.status != ORDER_AWAITING_PAYMENT:
+        raise IllegalTransition(f"This order is {order.status}; it does not await payment.",
+                                order_id=order.order_id, status=order.status)
+    if order.payment_deadline <= timezone.now():
+        raise IllegalTransition("This order's payment deadline has passed.", order_id=order.order_id,
+                                status=order.status)
+
+
+def open_payment(*, member_id: int, order_id: int) -> tuple[Payment, bool]:
+    """Open a payment for one's own order awaiting payment; the amount is the order's total.
+
+    Returns ``(payment, created)``: an open (or completed) payment of the order is returned again.
+    """
+    order = clients.get_order(order_id)
+    if order.member_id != member_id:
+        raise NotFound("No such order.")
+    existing = _current(order_id=order_id, member_id=member_id)
+    if existing is not None and existing.status in (PaymentStatus.PENDING, *CHARGED_STATES):
+        return existing, False
+    _check_payable(order)
+    try:
+        with transaction.atomic():
+            payment = Payment.objects.create(order_id=order_id, member_id=member_id, amount=order.total,
+                                             provider=get_provider().name)
+    except IntegrityError:
+        # A concurrent POST opened it first (one open payment per order): answer with that one.
+        payment = _current(order_id=order_id, member_id=member_id)
+        if payment is None:
+            raise
+        return payment, False
+    logger.info("payment %s opened for order %s (%s)", payment.payment_id, order_id, payment.amount)
+    return payment, True
+
+
+def _current(*, order_id: int, member_id: int) -> Payment | None:
+    """The payment that counts for an order: a charged one, else the open one, else the latest."""
+    payments = list(Payment.objects.filter(order_id=order_id, member_id=member_id).order_by("-payment_id")[:20])
+    for wanted in (CHARGED_STATES, (PaymentStatus.PENDING,)):
+        for payment in payments:
+            if payment.status in wanted:
+                return payment
+    return payments[0] if payments else None
+
+
+def complete_payment(*, member_id: int, order_id: int, card_number: str) -> Payment:
+    """Charge the order's open payment through the provider.
+
+    Raises ``PaymentDeclined`` (402) after recording the failure, ``UpstreamTimeout`` (504)
+    when the provider did not answer (the payment stays PENDING; retrying is safe), and
+    ``IllegalTransition`` (409, nothing charged) when the order no longer awaits payment.
+    """
+    payment = _current(order_id=order_id, member_id=member_id)
+    if payment is None:
+        raise NotFound("No payment for this order; open one with POST /payment first.")
+    if payment.status in CHARGED_STATES:
+        return payment  # paid already: the same answer, no second charge
+    if payment.status != PaymentStatus.PENDING:
+        raise IllegalTransition(f"This payment is {payment.status}.", payment_id=payment.payment_id)
+    order = clients.get_order(order_id)
+    if order.member_id != member_id:
+        raise NotFound("No such order.")
+    _check_payable(order)
+
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(payment_id=payment.payment_id)
+        if payment.status in CHARGED_STATES:
+            return payment  # a concurrent request charged it while we waited for the lock
+        if payment.status != PaymentStatus.PENDING:
+            raise IllegalTransition(f"This payment is {payment.status}.", payment_id=payment.payment_id)
+        payment.attempts += 1
+        payment.card_last4 = card_number[-4:]
+        try:
+            result = get_provider().charge(idempotency_key=payment.idempotency_key, amount=payment.amount,
+                                           card_number=card_number)
+        except ProviderTimeout as exc:
+            payment.failure_reason = f"timeout: {exc}"[:200]
+            payment.save(update_fields=["attempts", "card_last4", "failure_reason", "updated_at"])
+            outcome = "timeout"
+        else:
+            if result.succeeded:
+                payment.status = PaymentStatus.COMPLETED
+                payment.provider_reference = result.reference
+                payment.failure_reason = ""
+                payment.save()
+                record_event("PaymentCompleted", aggregate_type="payment", aggregate_id=payment.payment_id,
+                             payload=_payload(payment))
+                outcome = "completed"
+            else:
+                payment.status = PaymentStatus.FAILED
+                payment.failure_reason = result.decline_reason or "declined"
+                payment.save()
+                record_event("PaymentFailed", aggregate_type="payment", aggregate_id=payment.payment_id,
+                             payload={**_payload(payment), "reason": payment.failure_reason})
+                outcome = "declined"
+    logger.info("payment %s of order %s: %s (attempt %d)", payment.payment_id, order_id, outcome, payment.attempts)
+    if outcome == "timeout":
+        raise UpstreamTimeout("The card network did not answer; try again, you will not be charged twice.")
+    if outcome == "declined":
+        raise PaymentDeclined(payment_id=payment.payment_id)
+    return payment
+
+
+def _payload(payment: Payment) -> dict:
+    return {"payment_id": payment.payment_id, "order_id": payment.order_id, "member_id": payment.member_id,
+            "amount": payment.amount}
+
+
+def refund_order_payment(*, order_id: int, payment_id: int | None, reason: str, event_id: uuid.UUID) -> None:
+    """Give an order's money back once (``RefundRequested``); runs in the consumer's transaction.
+
+    The provider refund carries a key derived from the payment, so a retried event never
+    refunds twice even if our commit was lost after the provider's answer.
+    """
+    rows = Payment.objects.select_for_update().filter(order_id=order_id, status__in=CHARGED_STATES)
+    if payment_id is not None:
+        rows = rows.filter(payment_id=payment_id)
+    payment = rows.order_by("-payment_id").first()
+    if payment is None:
+        logger.error("RefundRequested %s for order %s: no charged payment%s; nothing to refund", event_id, order_id,
+                     f" {payment_id}" if payment_id else "")
+        return
+    if payment.status == PaymentStatus.REFUNDED:
+        logger.info("payment %s of order %s already refunded", payment.payment_id, order_id)
+        return
+    result = get_provider().refund(idempotency_key=f"refund:{payment.idempotency_key}",
+                                   charge_reference=payment.provider_reference, amount=payment.amount)
+    payment.refund_reference = result.reference
+    payment.refund_reason = reason[:32]
+    payment.status = PaymentStatus.REFUNDED if result.settled else PaymentStatus.REFUND_PENDING
+    payment.save()
+    if payment.status == PaymentStatus.REFUNDED:
+        record_event("PaymentRefunded", aggregate_type="payment", aggregate_id=payment.payment_id,
+                     payload={**_payload(payment), "reason": reason})
+    logger.info("payment %s of order %s refunded (%s)", payment.payment_id, order_id, reason)
+
+
+def cancel_open_payments(*, order_id: int, reason: str) -> int:
+    """The order ended unpaid: its open payments can no longer be completed."""
+    payments = list(Payment.objects.select_for_update().filter(order_id=order_id, status=PaymentStatus.PENDING))
+    for payment in payments:
+        payment.status = PaymentStatus.CANCELLED
+        payment.failure_reason = reason[:200]
+        payment.save(update_fields=["status", "failure_reason", "updated_at"])
+    return len(payments)

@@ -1,0 +1,61 @@
+"""The payment's side of the saga: refund once on RefundRequested, cancel open payments."""
+
+from __future__ import annotations
+
+import pytest
+
+from payments.models import Payment, PaymentStatus
+from payments.providers import FakeProvider
+from payments.tests.conftest import make_event
+from shared.messaging.handlers import apply_event
+from shared.messaging.models import OutboxEvent
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def paid(member_client, orders) -> Payment:
+    member_client(1).post("/payment", {"order_id": 1}, format="json")
+    member_client(1).put("/payment/1", {"card_number": "4242424242424242"}, format="json")
+    return Payment.objects.get(status=PaymentStatus.COMPLETED)
+
+
+def test_refund_requested_refunds_once(paid):
+    event = make_event("RefundRequested", {"order_id": 1, "member_id": 1, "payment_id": paid.payment_id,
+                                           "amount": "59000.00", "reason": "member_request"})
+    assert apply_event("payment", event) is True
+    assert apply_event("payment", event) is False
+    # the same request under a new event id: already refunded, no second refund
+    apply_event("payment", make_event("RefundRequested", {"order_id": 1, "member_id": 1, "reason": "member_request"}))
+    paid.refresh_from_db()
+    assert paid.status == PaymentStatus.REFUNDED and paid.refund_reference.startswith("fake_re_")
+    assert FakeProvider.refunded(f"refund:{paid.idempotency_key}")
+    (refunded,) = OutboxEvent.objects.filter(event_type="PaymentRefunded")
+    assert refunded.payload == {"payment_id": paid.payment_id, "order_id": 1, "member_id": 1, "amount": "59000.00",
+                                "reason": "member_request"}
+
+
+def test_refund_requested_without_a_charge_changes_nothing(orders):
+    apply_event("payment", make_event("RefundRequested", {"order_id": 1, "member_id": 1, "reason": "late_payment"}))
+    assert not OutboxEvent.objects.exists()
+
+
+def test_refund_amount_is_the_charged_amount_not_the_events(paid):
+    apply_event("payment", make_event("RefundRequested", {"order_id": 1, "member_id": 1, "amount": "99999999.00",
+                                                          "reason": "late_payment"}))
+    assert OutboxEvent.objects.get(event_type="PaymentRefunded").payload["amount"] == "59000.00"
+
+
+@pytest.mark.parametrize("event_type", ["OrderExpired", "OrderCancelled"])
+def test_order_ended_cancels_the_open_payment(member_client, orders, event_type):
+    member_client(1).post("/payment", {"order_id": 1}, format="json")
+    apply_event("payment", make_event(event_type, {"order_id": 1, "member_id": 1, "lines": []}))
+    assert Payment.objects.get().status == PaymentStatus.CANCELLED
+    resp = member_client(1).put("/payment/1", {"card_number": "4242424242424242"}, format="json")
+    assert resp.status_code == 409
+
+
+def test_order_ended_leaves_a_completed_payment_to_the_refund_path(paid):
+    apply_event("payment", make_event("OrderExpired", {"order_id": 1, "member_id": 1, "lines": []}))
+    paid.refresh_from_db()
+    assert paid.status == PaymentStatus.COMPLETED

@@ -1,0 +1,197 @@
+"""POST /payment and PUT /payment/{order_id}: amounts from the server, one charge per order."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import IntegrityError, connections, transaction
+
+from payments.models import Payment, PaymentStatus
+from payments.providers import DECLINED, SUCCEEDS, TIMES_OUT, FakeProvider
+from shared.messaging.models import OutboxEvent
+
+pytestmark = pytest.mark.django_db
+
+
+def _open(client, order_id: int = 1, **extra):
+    return client.post("/payment", {"order_id": order_id, **extra}, format="json")
+
+
+def _pay(client, order_id: int = 1, card: str = SUCCEEDS):
+    return client.put(f"/payment/{order_id}", {"card_number": card}, format="json")
+
+
+def test_open_payment_takes_the_amount_from_the_order(member_client, orders):
+    resp = _open(member_client(1), amount="1.00")
+    assert resp.status_code == 201
+    body = resp.json()
+    assert body["order_id"] == 1 and body["amount"] == "59000.00" and body["status"] == "PENDING"
+    assert str(Payment.objects.get().amount) == "59000.00"
+
+
+def test_open_payment_twice_returns_the_open_one(member_client, orders):
+    first, second = _open(member_client(1)), _open(member_client(1))
+    assert first.status_code == 201 and second.status_code == 200
+    assert first.json()["payment_id"] == second.json()["payment_id"] and Payment.objects.count() == 1
+
+
+def test_another_members_order_is_not_found(member_client, orders):
+    assert _open(member_client(2)).status_code == 404
+    assert _open(member_client(1), 999).status_code == 404
+    assert not Payment.objects.exists()
+
+
+@pytest.mark.parametrize("status", ["PAID", "CANCELLED", "EXPIRED", "PAYMENT_FAILED", "REFUNDED"])
+def test_open_payment_for_an_order_not_awaiting_payment_is_refused(member_client, orders, status):
+    orders.add(2, status=status)
+    resp = _open(member_client(1), 2)
+    assert resp.status_code == 409 and resp.json()["error"]["code"] == "illegal_transition"
+
+
+def test_open_payment_past_the_deadline_is_refused(member_client, orders):
+    orders.add(2, deadline_in=-1)
+    assert _open(member_client(1), 2).status_code == 409
+
+
+@pytest.mark.parametrize("body", [{}, {"order_id": "one"}, {"order_id": -3}])
+def test_open_payment_bad_input_names_the_field(member_client, orders, body):
+    resp = member_client(1).post("/payment", body, format="json")
+    assert resp.status_code == 400 and "order_id" in resp.json()["error"]["fields"]
+
+
+def test_without_identity_payment_is_refused(anon_client, orders):
+    assert _open(anon_client).status_code == 401
+
+
+def test_payment_completes_once_and_announces_it(member_client, orders):
+    payment_id = _open(member_client(1)).json()["payment_id"]
+    resp = _pay(member_client(1))
+    assert resp.status_code == 200
+    assert resp.json() == {"payment_id": payment_id, "order_id": 1, "amount": "59000.00", "status": "COMPLETED"}
+    again = _pay(member_client(1))
+    assert again.status_code == 200 and again.json() == resp.json()
+    payment = Payment.objects.get()
+    assert payment.attempts == 1 and payment.provider_reference and payment.card_last4 == "4242"
+    assert FakeProvider.charges_for(payment.idempotency_key) == 1
+    (event,) = OutboxEvent.objects.filter(event_type="PaymentCompleted")
+    assert event.topic == "payments" and event.aggregate_id == str(payment_id)
+    assert event.payload == {"payment_id": payment_id, "order_id": 1, "member_id": 1, "amount": "59000.00"}
+
+
+def test_declined_card_fails_the_payment(member_client, orders):
+    _open(member_client(1))
+    resp = _pay(member_client(1), card=DECLINED)
+    assert resp.status_code == 402 and resp.json()["error"]["code"] == "payment_declined"
+    payment = Payment.objects.get()
+    assert payment.status == PaymentStatus.FAILED and payment.failure_reason == "card_declined"
+    (event,) = OutboxEvent.objects.filter(event_type="PaymentFailed")
+    assert event.payload["reason"] == "card_declined" and event.payload["order_id"] == 1
+    assert not OutboxEvent.objects.filter(event_type="PaymentCompleted").exists()
+    # the failed payment is not charged by a retry
+    assert _pay(member_client(1)).status_code == 409
+
+
+def test_timeout_keeps_the_payment_pending_and_the_retry_charges_once(member_client, orders):
+    _open(member_client(1))
+    resp = _pay(member_client(1), card=TIMES_OUT)
+    assert resp.status_code == 504 and resp.json()["error"]["code"] == "upstream_timeout"
+    payment = Payment.objects.get()
+    assert payment.status == PaymentStatus.PENDING and payment.attempts == 1
+    assert not OutboxEvent.objects.exists()
+    assert _pay(member_client(1)).status_code == 200
+    payment.refresh_from_db()
+    assert payment.attempts == 2 and FakeProvider.charges_for(payment.idempotency_key) == 1
+
+
+def test_lost_answer_after_a_charge_is_found_by_the_retry_not_charged_again(member_client, orders, settings):
+    settings.PAYMENT_FAKE_TIMEOUT_RATE = 1.0
+    _open(member_client(1))
+    assert _pay(member_client(1), card="5555555555554444").status_code == 504
+    settings.PAYMENT_FAKE_TIMEOUT_RATE = 0.0
+    assert _pay(member_client(1), card="5555555555554444").status_code == 200
+    assert FakeProvider.charges_for(Payment.objects.get().idempotency_key) == 1
+
+
+def test_configured_decline_rate_is_deterministic_with_a_seed(settings, redis_db):
+    settings.PAYMENT_FAKE_SEED = "load-1"
+    settings.PAYMENT_FAKE_DECLINE_RATE = 0.5
+    outcomes = [FakeProvider().charge(idempotency_key=f"k{i}", amount=1, card_number="5555555555554444").succeeded
+                for i in range(40)]
+    redis_db.flushdb()
+    again = [FakeProvider().charge(idempotency_key=f"k{i}", amount=1, card_number="5555555555554444").succeeded
+             for i in range(40)]
+    assert outcomes == again and 5 < outcomes.count(False) < 35
+
+
+@pytest.mark.parametrize("card", ["4242-4242-4242-424x", "12345", "4" * 20, "", "४२४२४२४२४२४२४२४२"])
+def test_bad_card_number_names_the_field_and_charges_nothing(member_client, orders, card):
+    _open(member_client(1))
+    resp = _pay(member_client(1), card=card)
+    assert resp.status_code == 400 and "card_number" in resp.json()["error"]["fields"]
+    assert Payment.objects.get().attempts == 0
+
+
+def test_pay_without_an_open_payment_is_404(member_client, orders):
+    assert _pay(member_client(1)).status_code == 404
+
+
+def test_another_member_cannot_complete_my_payment(member_client, orders):
+    _open(member_client(1))
+    assert _pay(member_client(2)).status_code == 404
+    assert Payment.objects.get().status == PaymentStatus.PENDING
+
+
+@pytest.mark.parametrize("status", ["EXPIRED", "CANCELLED"])
+def test_order_ended_meanwhile_is_not_charged(member_client, orders, status):
+    _open(member_client(1))
+    orders.orders[1]["status"] = status
+    resp = _pay(member_client(1))
+    assert resp.status_code == 409 and resp.json()["error"]["code"] == "illegal_transition"
+    payment = Payment.objects.get()
+    assert payment.attempts == 0 and FakeProvider.charges_for(payment.idempotency_key) == 0
+
+
+def test_order_past_its_deadline_is_not_charged(member_client, orders):
+    _open(member_client(1))
+    orders.add(1, deadline_in=-1)
+    assert _pay(member_client(1)).status_code == 409
+    assert Payment.objects.get().attempts == 0
+
+
+def test_database_refuses_a_second_charge_for_one_order(db):
+    Payment.objects.create(order_id=5, member_id=1, amount="1.00", provider="fake", status=PaymentStatus.COMPLETED)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Payment.objects.create(order_id=5, member_id=1, amount="1.00", provider="fake", status=PaymentStatus.REFUNDED)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_completions_charge_once(member_client, orders):
+    _open(member_client(1))
+    answers: list[int] = []
+    start = threading.Barrier(4)
+
+    def pay():
+        start.wait()
+        try:
+            answers.append(_pay(member_client(1)).status_code)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=pay) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    payment = Payment.objects.get()
+    assert answers == [200] * 4 and payment.attempts == 1
+    assert FakeProvider.charges_for(payment.idempotency_key) == 1
+    assert OutboxEvent.objects.filter(event_type="PaymentCompleted").count() == 1
+
+
+def test_admin_lists_payments_by_state(member_client, orders, admin_client):
+    _open(member_client(1))
+    _pay(member_client(1))
+    page = admin_client.get("/admin/payments/payment/?status__exact=COMPLETED").content.decode()
+    assert Payment.objects.get().provider_reference in page
+    assert admin_client.get("/admin/payments/payment/?q=abc").status_code == 200
