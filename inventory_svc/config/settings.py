@@ -7,3 +7,25 @@ from shared.settings import env, service_settings
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 globals().update(service_settings("inventory", base_dir=BASE_DIR, apps=["inventory"]))
+
+# Stock reads for other services (POST /cloth/inventory): a short-lived Redis cache, or
+# PostgreSQL every time (so a load test can measure what the cache buys).
+STOCK_READS_FROM_CACHE = env.bool("STOCK_READS_FROM_CACHE", default=True)
+INVENTORY_STOCK_CACHE_SECONDS = env.float("INVENTORY_STOCK_CACHE_SECONDS", default=1.0)
+# An ACTIVE reservation is released this long after its deadline if the order side never ended it.
+INVENTORY_RESERVATION_GRACE_SECONDS = env.int("INVENTORY_RESERVATION_GRACE_SECONDS", default=120)
+# Deadline of a reservation whose caller gave none.
+INVENTORY_DEFAULT_RESERVATION_SECONDS = env.int("INVENTORY_DEFAULT_RESERVATION_SECONDS", default=600)
+# How long a released/returned order's gate record stays (a late retry of its reserve still sees it).
+INVENTORY_GATE_RECORD_TTL_SECONDS = env.int("INVENTORY_GATE_RECORD_TTL_SECONDS", default=7 * 24 * 3600)
+# How long a request waits for another one loading a cloth's gate from PostgreSQL.
+INVENTORY_GATE_LOAD_WAIT_SECONDS = env.float("INVENTORY_GATE_LOAD_WAIT_SECONDS", default=5.0)
+
+CELERY_BEAT_SCHEDULE = {
+    **CELERY_BEAT_SCHEDULE,  # noqa: F821 - set by service_settings above
+    "release-expired-reservations": {
+        "task": "inventory.tasks.release_expired_reservations",
+        "schedule": env.float("INVENTORY_EXPIRY_SWEEP_SECONDS", default=15.0),
+        "options": {"expires": 30},
+    },
+}

@@ -1,0 +1,68 @@
+"""The inventory's internal API (service to service only): reserve, release, sell, stock reads."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from inventory import selectors, serializers, services
+from shared.errors import SoldOut
+from shared.internal_auth import IsInternal
+
+
+def _caller(request) -> str:
+    return request.META.get("HTTP_X_CALLER", "internal")
+
+
+@extend_schema(exclude=True)
+class ReservationsView(APIView):
+    permission_classes = [IsInternal]
+
+    def post(self, request):
+        s = serializers.ReserveSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        answer = services.reserve_stock(**s.validated_data)
+        return Response(answer, status=201)
+
+
+@extend_schema(exclude=True)
+class ReleaseView(APIView):
+    permission_classes = [IsInternal]
+
+    def post(self, request, order_id: int):
+        s = serializers.ReleaseSerializer(data=request.data or {})
+        s.is_valid(raise_exception=True)
+        return Response(services.release_reservation(order_id=order_id, reason=s.validated_data["reason"],
+                                                     actor=_caller(request)))
+
+
+@extend_schema(exclude=True)
+class StockView(APIView):
+    """POST: counts of many variants. PUT: commit a paid order's reservation as sold."""
+
+    permission_classes = [IsInternal]
+
+    def post(self, request):
+        s = serializers.StockQuerySerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        return Response({"items": selectors.stock_of_variants(s.validated_data["variant_ids"])})
+
+    def put(self, request):
+        s = serializers.SellSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        answer = services.sell_reservation(order_id=s.validated_data["order_id"], actor=_caller(request))
+        if answer["status"] == "SELL_FAILED":
+            raise SoldOut("The reservation was released and its units are gone.", order_id=answer["order_id"],
+                          variant_id=answer.get("variant_id"))
+        return Response(answer)
+
+
+@extend_schema(exclude=True)
+class RegisterStockView(APIView):
+    permission_classes = [IsInternal]
+
+    def post(self, request):
+        s = serializers.RegisterStockSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        return Response(services.register_stock(**s.validated_data, actor=_caller(request)))

@@ -1,0 +1,249 @@
+"""The Redis stock gate: key names, the Lua scripts, and loading a cloth's gate from PostgreSQL.
+
+All keys of one cloth share the hash tag ``{cloth:<id>}``, so each script touches one slot
+(and runs unchanged on Redis Cluster). The scripts are in ``lua/`` beside this module, each
+saying its keys, arguments and answers at the top.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection, transaction
+
+from inventory.models import ClothRule, ReservationLine, ReservationState, StockItem
+from shared.redis import get_redis
+
+logger = logging.getLogger(__name__)
+
+_LUA_DIR = Path(__file__).resolve().parent / "lua"
+_scripts: dict[str, object] = {}
+
+
+def _script(name: str):
+    """The registered script (EVALSHA with a fallback to EVAL when Redis lost it)."""
+    client = get_redis()
+    key = f"{id(client)}:{name}"
+    if key not in _scripts:
+        _scripts[key] = client.register_script((_LUA_DIR / f"{name}.lua").read_text())
+    return _scripts[key]
+
+
+def _decode(answer: list) -> list[str]:
+    return [a.decode() if isinstance(a, bytes) else str(a) for a in answer]
+
+
+@dataclass(frozen=True)
+class Keys:
+    cloth_id: int
+
+    @property
+    def tag(self) -> str:
+        return f"{{cloth:{self.cloth_id}}}"
+
+    @property
+    def avail(self) -> str:
+        return f"{self.tag}:avail"
+
+    @property
+    def rule(self) -> str:
+        return f"{self.tag}:rule"
+
+    @property
+    def bought(self) -> str:
+        return f"{self.tag}:bought"
+
+    @property
+    def orders(self) -> str:
+        return f"{self.tag}:orders"
+
+    @property
+    def record_prefix(self) -> str:
+        return f"{self.tag}:res:"
+
+    def record(self, order_id: int) -> str:
+        return f"{self.record_prefix}{order_id}"
+
+    @property
+    def lock(self) -> str:
+        return f"{self.tag}:load-lock"
+
+
+def encode_lines(lines: Iterable[tuple[int, int]]) -> str:
+    return ",".join(f"{int(v)}:{int(q)}" for v, q in lines)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def reserve(*, cloth_id: int, order_id: int, member_id: int, lines: list[tuple[int, int]]) -> list[str]:
+    k = Keys(cloth_id)
+    return _decode(_script("reserve")(
+        keys=[k.avail, k.rule, k.bought, k.record(order_id), k.orders],
+        args=[order_id, member_id, now_ms(), encode_lines(lines)],
+    ))
+
+
+def release(*, cloth_id: int, order_id: int) -> list[str]:
+    return _give_back(cloth_id, order_id, "R", "X")
+
+
+def give_back_sold(*, cloth_id: int, order_id: int) -> list[str]:
+    return _give_back(cloth_id, order_id, "S", "T")
+
+
+def _give_back(cloth_id: int, order_id: int, from_state: str, to_state: str) -> list[str]:
+    k = Keys(cloth_id)
+    return _decode(_script("give_back")(
+        keys=[k.avail, k.bought, k.record(order_id), k.orders],
+        args=[order_id, from_state, to_state, settings.INVENTORY_GATE_RECORD_TTL_SECONDS],
+    ))
+
+
+def sell(*, cloth_id: int, order_id: int, member_id: int, lines: list[tuple[int, int]]) -> list[str]:
+    k = Keys(cloth_id)
+    return _decode(_script("sell")(
+        keys=[k.avail, k.rule, k.bought, k.record(order_id), k.orders],
+        args=[order_id, member_id, encode_lines(lines)],
+    ))
+
+
+def forget(*, cloth_id: int, order_id: int, give_back: Iterable[int] = ()) -> list[str]:
+    k = Keys(cloth_id)
+    return _decode(_script("forget")(
+        keys=[k.avail, k.bought, k.record(order_id), k.orders],
+        args=[order_id, ",".join(str(int(v)) for v in give_back)],
+    ))
+
+
+def adjust(*, cloth_id: int, variant_id: int, delta: int) -> list[str]:
+    k = Keys(cloth_id)
+    return _decode(_script("adjust")(keys=[k.avail, k.rule], args=[variant_id, delta]))
+
+
+def set_rule(*, cloth_id: int, start_ms: int, limit: int) -> None:
+    """Update a loaded cloth's rule; an unloaded one gets it from PostgreSQL when loaded."""
+    k = Keys(cloth_id)
+    client = get_redis()
+    if client.exists(k.rule):
+        client.hset(k.rule, mapping={"start_ms": start_ms, "limit": limit})
+
+
+def is_loaded(cloth_id: int) -> bool:
+    k = Keys(cloth_id)
+    return get_redis().exists(k.avail, k.rule) == 2
+
+
+def snapshot(cloth_id: int) -> dict:
+    """The gate's current state of one cloth (for checks and tests)."""
+    k = Keys(cloth_id)
+    client = get_redis()
+    pipe = client.pipeline(transaction=False)
+    pipe.hgetall(k.avail)
+    pipe.hgetall(k.rule)
+    pipe.hgetall(k.bought)
+    pipe.smembers(k.orders)
+    avail, rule, bought, orders = pipe.execute()
+    return {
+        "loaded": bool(avail) and bool(rule),
+        "avail": {int(v): int(n) for v, n in avail.items()},
+        "rule": {f.decode(): int(n) for f, n in rule.items()},
+        "bought": {int(m): int(n) for m, n in bought.items()},
+        "orders": {int(o) for o in orders},
+    }
+
+
+# --- loading from PostgreSQL ---------------------------------------------------------------
+
+def _rule_ms(rule: ClothRule | None) -> tuple[int, int]:
+    if rule is None:
+        return 0, 0
+    start = int(rule.sale_starts_at.timestamp() * 1000) if rule.sale_starts_at else 0
+    return start, int(rule.purchase_limit or 0)
+
+
+def state_from_database(cloth_id: int) -> dict:
+    """What the gate of ``cloth_id`` must hold, computed from one consistent PostgreSQL snapshot."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cur:
+                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        items = list(StockItem.objects.filter(cloth_id=cloth_id).values_list("variant_id", "total", "reserved", "sold"))
+        rule = ClothRule.objects.filter(cloth_id=cloth_id).first()
+        held = list(
+            ReservationLine.objects.filter(
+                cloth_id=cloth_id, reservation__state__in=[ReservationState.ACTIVE, ReservationState.SOLD]
+            ).values_list("reservation__order_id", "reservation__member_id", "reservation__state", "variant_id",
+                          "quantity").order_by("reservation__order_id", "variant_id")
+        )
+    start_ms, limit = _rule_ms(rule)
+    bought: dict[str, int] = defaultdict(int)
+    records: dict[int, dict] = {}
+    for order_id, member_id, state, variant_id, quantity in held:
+        bought[str(member_id)] += quantity
+        rec = records.setdefault(order_id, {
+            "order_id": str(order_id), "member": str(member_id),
+            "state": "R" if state == ReservationState.ACTIVE else "S", "n": 0, "lines": [],
+        })
+        rec["n"] += quantity
+        rec["lines"].append(f"{variant_id}:{quantity}")
+    for rec in records.values():
+        rec["lines"] = ",".join(rec["lines"])
+    return {
+        "avail": {str(v): t - r - s for v, t, r, s in items},
+        "start_ms": start_ms,
+        "limit": limit,
+        "bought": dict(bought),
+        "records": list(records.values()),
+    }
+
+
+def load(cloth_id: int) -> bool:
+    """Replace the gate of ``cloth_id`` with PostgreSQL's state. False if PostgreSQL has no stock for it."""
+    data = state_from_database(cloth_id)
+    if not data["avail"]:
+        return False
+    k = Keys(cloth_id)
+    _script("load")(keys=[k.avail, k.rule, k.bought, k.orders], args=[json.dumps(data), k.record_prefix])
+    logger.info("stock gate of cloth %s loaded from PostgreSQL (%d variants, %d held orders)",
+                cloth_id, len(data["avail"]), len(data["records"]))
+    return True
+
+
+def ensure_loaded(cloth_id: int) -> bool:
+    """Load the gate of ``cloth_id`` if its keys are missing; one loader at a time per cloth.
+
+    Others wait for the loader's lock and then find the keys there. Returns whether the
+    cloth is loaded now.
+    """
+    if is_loaded(cloth_id):
+        return True
+    lock = get_redis().lock(Keys(cloth_id).lock, timeout=30, blocking_timeout=settings.INVENTORY_GATE_LOAD_WAIT_SECONDS)
+    if not lock.acquire():
+        return is_loaded(cloth_id)
+    try:
+        if is_loaded(cloth_id):
+            return True
+        return load(cloth_id)
+    finally:
+        try:
+            lock.release()
+        except Exception:  # noqa: BLE001 - an expired lock only means another loader may run; loads are whole
+            logger.info("gate load lock of cloth %s had expired", cloth_id)
+
+
+def loaded_cloth_ids() -> list[int]:
+    """Clothes whose gate is in Redis (scans the rule keys)."""
+    ids = []
+    for key in get_redis().scan_iter(match="{cloth:*}:rule", count=500):
+        raw = key.decode()
+        ids.append(int(raw[len("{cloth:"):raw.index("}")]))
+    return sorted(ids)

@@ -1,0 +1,165 @@
+"""Reads of stock: which cloth a variant belongs to, counts for other services."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from django.conf import settings
+from django.core.cache import cache
+
+from inventory.models import Reservation, StockItem
+
+logger = logging.getLogger(__name__)
+
+# A variant never changes cloth, so each process remembers it: a warm reserve (or a
+# sold-out answer) then needs no PostgreSQL read at all.
+_cloth_of: dict[int, int] = {}
+_cloth_of_lock = threading.Lock()
+
+_STOCK_KEY = "stock:{}"
+
+
+def cloth_of_variants(variant_ids: list[int]) -> dict[int, int]:
+    """{variant_id: cloth_id} for the known ones; unknown ids are left out."""
+    missing = [v for v in variant_ids if v not in _cloth_of]
+    if missing:
+        found = dict(StockItem.objects.filter(variant_id__in=missing).values_list("variant_id", "cloth_id"))
+        with _cloth_of_lock:
+            _cloth_of.update(found)
+    return {v: _cloth_of[v] for v in variant_ids if v in _cloth_of}
+
+
+def forget_cached_variants() -> None:
+    """For tests that reuse variant ids across a fresh database."""
+    with _cloth_of_lock:
+        _cloth_of.clear()
+
+
+def _item_dict(item: StockItem) -> dict:
+    return {
+        "variant_id": item.variant_id,
+        "cloth_id": item.cloth_id,
+        "total": item.total,
+        "available": item.available,
+        "reserved": item.reserved,
+        "sold": item.sold,
+    }
+
+
+def stock_of_variants(variant_ids: list[int], *, from_cache: bool | None = None) -> list[dict]:
+    """Counts of the given variants (unknown ones left out), in the order asked.
+
+    With ``STOCK_READS_FROM_CACHE`` the answer may be up to ``INVENTORY_STOCK_CACHE_SECONDS``
+    old: fine for showing stock, never used to decide a sale (the gate does that).
+    """
+    wanted = list(dict.fromkeys(variant_ids))
+    use_cache = settings.STOCK_READS_FROM_CACHE if from_cache is None else from_cache
+    found: dict[int, dict] = {}
+    if use_cache:
+        try:
+            cached = cache.get_many([_STOCK_KEY.format(v) for v in wanted])
+        except Exception as exc:  # noqa: BLE001 - a cache outage only costs a database read
+            logger.warning("stock cache unreadable (%s); reading PostgreSQL", exc)
+            cached = {}
+        found = {item["variant_id"]: item for item in cached.values()}
+    missing = [v for v in wanted if v not in found]
+    if missing:
+        fresh = {i.variant_id: _item_dict(i) for i in StockItem.objects.filter(variant_id__in=missing)}
+        found.update(fresh)
+        if use_cache and fresh:
+            try:
+                cache.set_many({_STOCK_KEY.format(v): d for v, d in fresh.items()},
+                               timeout=settings.INVENTORY_STOCK_CACHE_SECONDS)
+            except Exception as exc:  # noqa: BLE001 - the next read goes to PostgreSQL again
+                logger.warning("stock cache not written (%s)", exc)
+    return [found[v] for v in wanted if v in found]
+
+
+def invalidate_stock_cache(variant_ids: list[int]) -> None:
+    try:
+        cache.delete_many([_STOCK_KEY.format(v) for v in variant_ids])
+    except Exception as exc:  # noqa: BLE001 - entries expire within seconds anyway
+        logger.warning("stock cache not invalidated (%s)", exc)
+
+
+def reservation_lines(reservation: Reservation) -> list[dict]:
+    return [{"variant_id": line.variant_id, "cloth_id": line.cloth_id, "quantity": line.quantity}
+            for line in reservation.lines.all()]
+
+
+def reservation_answer(reservation: Reservation) -> dict:
+    """The reserve endpoint's answer for an existing reservation."""
+    status = "RESERVED" if reservation.state == "ACTIVE" else reservation.state
+    return {
+        "order_id": reservation.order_id,
+        "member_id": reservation.member_id,
+        "status": status,
+        "lines": reservation_lines(reservation),
+        "deadline": reservation.deadline,
+    }
+
+
+def invariant_differences(*, with_gate: bool = True) -> tuple[int, list[dict]]:
+    """Every way the stock disagrees with itself: (variants checked, differences).
+
+    Per variant: counts within bounds; reserved and sold equal to what the reservations
+    hold; every counter equal to the ledger replayed; and the gate's available units equal
+    to PostgreSQL's (for clothes loaded in Redis).
+    """
+    from django.db.models import Q, Sum
+
+    from inventory import gate
+    from inventory.models import MovementKind, ReservationLine, ReservationState, StockMovement
+
+    items = list(StockItem.objects.all())
+    held = {
+        (v, s): n for v, s, n in ReservationLine.objects.filter(
+            reservation__state__in=[ReservationState.ACTIVE, ReservationState.SOLD]
+        ).values_list("variant_id", "reservation__state").annotate(n=Sum("quantity")).values_list(
+            "variant_id", "reservation__state", "n")
+    }
+    ledger: dict[int, dict[str, int]] = {}
+    for v, kind, n in StockMovement.objects.values_list("variant_id", "kind").annotate(n=Sum("quantity")).values_list(
+            "variant_id", "kind", "n"):
+        ledger.setdefault(v, {})[kind] = n
+    diffs: list[dict] = []
+
+    def diff(item: StockItem, what: str, expected, actual) -> None:
+        if expected != actual:
+            diffs.append({"variant_id": item.variant_id, "cloth_id": item.cloth_id, "check": what,
+                          "expected": expected, "actual": actual})
+
+    for item in items:
+        if min(item.total, item.reserved, item.sold, item.available) < 0:
+            diffs.append({"variant_id": item.variant_id, "cloth_id": item.cloth_id, "check": "bounds",
+                          "total": item.total, "reserved": item.reserved, "sold": item.sold})
+        diff(item, "reserved = active reservations", held.get((item.variant_id, ReservationState.ACTIVE), 0),
+             item.reserved)
+        diff(item, "sold = sold reservations", held.get((item.variant_id, ReservationState.SOLD), 0), item.sold)
+        led = ledger.get(item.variant_id, {})
+        g = led.get
+        diff(item, "total = ledger", g(MovementKind.RESTOCK, 0) + g(MovementKind.CORRECT, 0), item.total)
+        diff(item, "reserved = ledger",
+             g(MovementKind.RESERVE, 0) - g(MovementKind.RELEASE, 0) - g(MovementKind.SELL, 0), item.reserved)
+        diff(item, "sold = ledger", g(MovementKind.SELL, 0) - g(MovementKind.RETURN, 0), item.sold)
+        diff(item, "available + reserved + sold = total", item.total, item.available + item.reserved + item.sold)
+
+    if with_gate:
+        by_cloth: dict[int, list[StockItem]] = {}
+        for item in items:
+            by_cloth.setdefault(item.cloth_id, []).append(item)
+        for cloth_id, cloth_items in by_cloth.items():
+            snap = gate.snapshot(cloth_id)
+            if not snap["loaded"]:
+                continue  # loaded from PostgreSQL on first use: nothing to disagree with yet
+            for item in cloth_items:
+                diff(item, "gate available = PostgreSQL available", item.available, snap["avail"].get(item.variant_id))
+            active = set(Reservation.objects.filter(
+                Q(state=ReservationState.ACTIVE) | Q(state=ReservationState.SOLD),
+                lines__cloth_id=cloth_id).values_list("order_id", flat=True).distinct())
+            if snap["orders"] != active:
+                diffs.append({"cloth_id": cloth_id, "check": "gate records = active and sold reservations",
+                              "only_in_gate": sorted(snap["orders"] - active),
+                              "only_in_postgresql": sorted(active - snap["orders"])})
+    return len(items), diffs
