@@ -83,7 +83,7 @@ def place_order(
         existing = _claim(claim_key, order_id=order_id, fingerprint=fingerprint)
         if existing is not None:
             return _wait_for_claimed_order(member_id=member_id, idempotency_key=idempotency_key,
-                                           fingerprint=fingerprint, claimed=existing), False
+                                           fingerprint=fingerprint, claimed=existing, claim_key=claim_key), False
 
     now = timezone.now()
     deadline = now + dt.timedelta(seconds=settings.ORDER_PAYMENT_DEADLINE_SECONDS)
@@ -205,7 +205,8 @@ def _same_body_or_refuse(order: Order, fingerprint: str) -> Order:
     return order
 
 
-def _wait_for_claimed_order(*, member_id: int, idempotency_key: str, fingerprint: str, claimed: dict) -> Order:
+def _wait_for_claimed_order(*, member_id: int, idempotency_key: str, fingerprint: str, claimed: dict,
+                            claim_key: str) -> Order:
     """A request with the same key is in flight: wait briefly for its order, never reserve twice."""
     if claimed.get("fingerprint") != fingerprint:
         raise IdempotencyKeyReused()
@@ -213,6 +214,9 @@ def _wait_for_claimed_order(*, member_id: int, idempotency_key: str, fingerprint
         earlier = _earlier_order(member_id=member_id, idempotency_key=idempotency_key, fingerprint=fingerprint)
         if earlier is not None:
             return earlier
+        if cache.get(claim_key) is None:
+            # The first attempt failed (sold out, say) and gave the key up: this one may try anew.
+            raise RequestInProgress("The first request with this Idempotency-Key did not place an order; retry.")
         time.sleep(0.05)
     raise RequestInProgress()
 

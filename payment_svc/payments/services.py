@@ -44,6 +44,10 @@ def open_payment(*, member_id: int, order_id: int) -> tuple[Payment, bool]:
     existing = _current(order_id=order_id, member_id=member_id)
     if existing is not None and existing.status in (PaymentStatus.PENDING, *CHARGED_STATES):
         return existing, False
+    if existing is not None and existing.status == PaymentStatus.FAILED:
+        # A declined payment ends the order (PAYMENT_FAILED, stock released): no second try on it.
+        raise IllegalTransition("The payment of this order was declined; the order is ended.",
+                                order_id=order_id, payment_id=existing.payment_id)
     _check_payable(order)
     try:
         with transaction.atomic():

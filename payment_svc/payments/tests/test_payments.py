@@ -195,3 +195,11 @@ def test_admin_lists_payments_by_state(member_client, orders, admin_client):
     page = admin_client.get("/admin/payments/payment/?status__exact=COMPLETED").content.decode()
     assert Payment.objects.get().provider_reference in page
     assert admin_client.get("/admin/payments/payment/?q=abc").status_code == 200
+
+
+def test_after_a_decline_no_new_payment_opens_for_the_order(member_client, orders):
+    _open(member_client(1))
+    assert _pay(member_client(1), card=DECLINED).status_code == 402
+    resp = _open(member_client(1))
+    assert resp.status_code == 409 and resp.json()["error"]["code"] == "illegal_transition"
+    assert Payment.objects.count() == 1
