@@ -59,3 +59,30 @@ def test_order_ended_leaves_a_completed_payment_to_the_refund_path(paid):
     apply_event("payment", make_event("OrderExpired", {"order_id": 1, "member_id": 1, "lines": []}))
     paid.refresh_from_db()
     assert paid.status == PaymentStatus.COMPLETED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_refund_requested_over_the_real_broker_refunds(paid, settings):
+    import uuid
+
+    from django.db import transaction
+
+    from shared.messaging.consumer import EventConsumer
+    from shared.messaging.events import record_event
+    from shared.messaging.kafka import ensure_topics, reset_producer
+    from shared.messaging.publisher import publish_pending
+
+    settings.KAFKA_TOPIC_PREFIX = f"test-payment-{uuid.uuid4().hex[:8]}."
+    reset_producer()
+    ensure_topics([f"{settings.KAFKA_TOPIC_PREFIX}{t}" for t in ("orders", "orders.dlq")])
+    OutboxEvent.objects.all().delete()
+    with transaction.atomic():  # what the order service writes to its outbox
+        record_event("RefundRequested", aggregate_type="order", aggregate_id=1,
+                     payload={"order_id": 1, "member_id": 1, "payment_id": paid.payment_id, "amount": "59000.00",
+                              "reason": "member_request"})
+    assert publish_pending() == 1
+    EventConsumer(f"payment-test-{uuid.uuid4().hex[:6]}").run(max_messages=1, idle_exit_seconds=20)
+    paid.refresh_from_db()
+    assert paid.status == PaymentStatus.REFUNDED
+    assert OutboxEvent.objects.filter(event_type="PaymentRefunded").count() == 1
+    reset_producer()
