@@ -328,6 +328,9 @@ def record_payment_completed(*, order_id: int, payment_id: int, amount: Decimal,
     # The money arrived for an order that is over (expired, cancelled, failed) or already
     # paid by another payment: it must go back, and no stock moves.
     reason = "late_payment" if order.status in RELEASED_STATES else "duplicate_payment"
+    if order.transitions.filter(cause=f"refund:{reason}", actor=f"payment:{payment_id}").exists():
+        logger.info("refund of payment %s for order %s was asked already", payment_id, order_id)
+        return
     OrderTransition.objects.create(order=order, from_status=order.status, to_status=order.status,
                                    cause=f"refund:{reason}", event_id=event_id, actor=f"payment:{payment_id}")
     record_event("RefundRequested", aggregate_type="order", aggregate_id=order.order_id,
