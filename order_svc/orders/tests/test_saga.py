@@ -161,3 +161,13 @@ def test_payment_completed_over_the_real_broker_is_applied(place, settings):
     EventConsumer(f"order-test-{uuid.uuid4().hex[:6]}").run(max_messages=1, idle_exit_seconds=20)
     assert Order.objects.get().status == OrderStatus.PAID
     reset_producer()
+
+
+def test_beat_runs_the_expiry_task(place, settings):
+    from orders.tasks import expire_overdue_orders
+
+    assert settings.CELERY_BEAT_SCHEDULE["expire-overdue-orders"]["task"] == expire_overdue_orders.name
+    assert "publish-outbox" in settings.CELERY_BEAT_SCHEDULE
+    place(1)
+    Order.objects.update(payment_deadline=timezone.now() - dt.timedelta(seconds=1))
+    assert expire_overdue_orders() == 1
