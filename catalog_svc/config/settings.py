@@ -7,3 +7,6 @@ from shared.settings import env, service_settings
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 globals().update(service_settings("catalog", base_dir=BASE_DIR, apps=["catalog"]))
+
+# How long a cached page or detail may live; any cloth or stock change invalidates them at once.
+CATALOG_CACHE_SECONDS = env.int("CATALOG_CACHE_SECONDS", default=30)

@@ -1,0 +1,149 @@
+"""Reads of the catalog: pages of clothes, one cloth, details for other services; cached in Redis."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+from django.utils import timezone
+
+from catalog.models import Cloth, Variant
+
+logger = logging.getLogger(__name__)
+
+_VERSION_KEY = "cloth:version"
+
+
+def cache_version() -> int:
+    try:
+        return int(cache.get(_VERSION_KEY) or 0)
+    except Exception as exc:  # noqa: BLE001 - no cache: every read goes to PostgreSQL
+        logger.warning("catalog cache unreadable (%s)", exc)
+        return -1
+
+
+def bump_cache_version() -> None:
+    """Invalidate every cached list and detail at once (any cloth or stock change)."""
+    try:
+        cache.add(_VERSION_KEY, 0, timeout=None)
+        cache.incr(_VERSION_KEY)
+    except Exception as exc:  # noqa: BLE001 - entries then expire after CATALOG_CACHE_SECONDS
+        logger.warning("catalog cache version not bumped (%s)", exc)
+
+
+def cached(key: str, build) -> Any:
+    version = cache_version()
+    if version < 0:
+        return build()
+    full = f"cloth:v{version}:{key}"
+    try:
+        hit = cache.get(full)
+    except Exception:  # noqa: BLE001 - as above
+        hit = None
+    if hit is not None:
+        return hit
+    value = build()
+    try:
+        cache.set(full, value, timeout=settings.CATALOG_CACHE_SECONDS)
+    except Exception as exc:  # noqa: BLE001 - next read builds it again
+        logger.warning("catalog cache not written (%s)", exc)
+    return value
+
+
+def query_key(params: dict[str, Any]) -> str:
+    return hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def is_on_sale(cloth: Cloth, now=None) -> bool:
+    return cloth.sale_starts_at is None or cloth.sale_starts_at <= (now or timezone.now())
+
+
+def clothes(*, category: str | None = None, brand: str | None = None, on_sale: bool | None = None,
+            in_stock: bool | None = None, sort: str = "newest") -> QuerySet[Cloth]:
+    """Clothes matching the filters, each annotated with ``in_stock`` (one query, no N+1)."""
+    qs = Cloth.objects.annotate(
+        in_stock=Exists(Variant.objects.filter(cloth=OuterRef("pk"), shown_stock__gt=0))
+    )
+    if category:
+        qs = qs.filter(category=category)
+    if brand:
+        qs = qs.filter(brand=brand)
+    now = timezone.now()
+    if on_sale is True:
+        qs = qs.filter(Q(sale_starts_at__isnull=True) | Q(sale_starts_at__lte=now))
+    elif on_sale is False:
+        qs = qs.filter(sale_starts_at__gt=now)
+    if in_stock is not None:
+        qs = qs.filter(in_stock=in_stock)
+    order = {"newest": ["-created_at", "-id"], "price": ["price", "id"], "-price": ["-price", "-id"]}[sort]
+    return qs.order_by(*order)
+
+
+def refresh_on_sale(item: dict[str, Any], now=None) -> dict[str, Any]:
+    """``on_sale`` as of now: a cached entry may predate the sale start."""
+    start = item.get("sale_starts_at")
+    now = now or timezone.now()
+    item["on_sale"] = start is None or dt.datetime.fromisoformat(start) <= now
+    return item
+
+
+def list_item(cloth: Cloth, now=None) -> dict[str, Any]:
+    return {
+        "cloth_id": cloth.id,
+        "name": cloth.name,
+        "brand": cloth.brand,
+        "category": cloth.category,
+        "price": f"{cloth.price:.2f}",
+        "image_url": cloth.image_url,
+        "sale_starts_at": cloth.sale_starts_at.isoformat().replace("+00:00", "Z") if cloth.sale_starts_at else None,
+        "on_sale": is_on_sale(cloth, now),
+        "in_stock": bool(getattr(cloth, "in_stock", False)),
+    }
+
+
+def cloth_detail(cloth_id: int) -> dict[str, Any] | None:
+    cloth = (Cloth.objects.filter(pk=cloth_id)
+             .annotate(in_stock=Exists(Variant.objects.filter(cloth=OuterRef("pk"), shown_stock__gt=0)))
+             .prefetch_related(Prefetch("variants", queryset=Variant.objects.order_by("sort_order", "id")))
+             .first())
+    if cloth is None:
+        return None
+    return {
+        **list_item(cloth),
+        "description": cloth.description,
+        "images": list(cloth.images or []),
+        "purchase_limit": cloth.purchase_limit or 0,
+        "variants": [{"variant_id": v.id, "size": v.size, "stock": max(0, v.shown_stock)} for v in cloth.variants.all()],
+    }
+
+
+def details(*, variant_ids: list[int], cloth_ids: list[int]) -> dict[str, list[dict[str, Any]]]:
+    """The internal batch read the order service uses for names and prices. Unknown ids are left out."""
+    variants = list(Variant.objects.filter(id__in=variant_ids).select_related("cloth").order_by("id")) if variant_ids else []
+    wanted_clothes = set(cloth_ids)
+    found = {c.id: c for c in Cloth.objects.filter(id__in=wanted_clothes)} if wanted_clothes else {}
+
+    def cloth_dict(c: Cloth) -> dict[str, Any]:
+        return {
+            "cloth_id": c.id, "name": c.name, "brand": c.brand, "category": c.category, "price": f"{c.price:.2f}",
+            "image_url": c.image_url,
+            "sale_starts_at": c.sale_starts_at.isoformat() if c.sale_starts_at else None,
+            "purchase_limit": c.purchase_limit or 0,
+        }
+
+    return {
+        "clothes": [cloth_dict(found[c]) for c in sorted(found)],
+        "variants": [
+            {"variant_id": v.id, "cloth_id": v.cloth_id, "name": v.cloth.name, "size": v.size,
+             "price": f"{v.cloth.price:.2f}",
+             "sale_starts_at": v.cloth.sale_starts_at.isoformat() if v.cloth.sale_starts_at else None,
+             "purchase_limit": v.cloth.purchase_limit or 0}
+            for v in variants
+        ],
+    }

@@ -1,0 +1,164 @@
+"""Every change of the catalog: create a cloth (a drop), edit it, follow the inventory's stock.
+
+A new cloth's stock is registered with the inventory twice on purpose: synchronously, so the
+operator's command returns with the gate loaded, and through ``ClothCreated`` in the outbox,
+so it arrives even when the inventory was down. The inventory applies it once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.db import transaction
+
+from catalog import selectors
+from catalog.models import Cloth, Variant
+from shared import upstream
+from shared.errors import NotFound, ShopError, ValidationFailed
+from shared.messaging.events import record_event
+
+logger = logging.getLogger(__name__)
+
+ONE_SIZE = "ONE"
+_RULE_FIELDS = ("price", "sale_starts_at", "purchase_limit")
+_EDITABLE = ("name", "brand", "category", "description", "price", "image_url", "images", "sale_starts_at",
+             "purchase_limit")
+
+
+def _clean(*, name: str, price: Any, images: list[str] | None, purchase_limit: int | None,
+           sizes: list[tuple[str, int]] | None) -> tuple[Decimal, list[tuple[str, int]]]:
+    errors: dict[str, list[str]] = {}
+    if not name or not name.strip():
+        errors["name"] = ["required"]
+    try:
+        amount = Decimal(str(price))
+        if not amount.is_finite() or amount < 0 or amount != amount.quantize(Decimal("0.01")) or amount >= 10**10:
+            raise InvalidOperation
+    except (InvalidOperation, ValueError):
+        errors["price"] = ["a non-negative amount with at most 2 decimals"]
+        amount = Decimal(0)
+    if purchase_limit is not None and purchase_limit < 0:
+        errors["purchase_limit"] = ["must be 0 (no limit) or more"]
+    if images is not None and (not isinstance(images, list) or not all(isinstance(u, str) for u in images)):
+        errors["images"] = ["a list of URLs"]
+    clean_sizes: list[tuple[str, int]] = []
+    if sizes is not None:
+        seen = set()
+        for size, stock in sizes:
+            size = (size or "").strip()
+            if not size or len(size) > 32 or size in seen or not isinstance(stock, int) or stock < 0:
+                errors["sizes"] = [f"bad size entry {size!r}:{stock!r} (distinct sizes, stock >= 0)"]
+                break
+            seen.add(size)
+            clean_sizes.append((size, stock))
+    if errors:
+        raise ValidationFailed(fields=errors)
+    return amount, clean_sizes or [(ONE_SIZE, 0)]
+
+
+def _variants_payload(cloth: Cloth) -> list[dict[str, Any]]:
+    return [{"variant_id": v.id, "size": v.size, "stock": max(0, v.shown_stock)} for v in cloth.variants.all()]
+
+
+def _cloth_payload(cloth: Cloth) -> dict[str, Any]:
+    return {
+        "cloth_id": cloth.id,
+        "name": cloth.name,
+        "brand": cloth.brand,
+        "category": cloth.category,
+        "price": cloth.price,
+        "sale_starts_at": cloth.sale_starts_at.isoformat() if cloth.sale_starts_at else None,
+        "purchase_limit": cloth.purchase_limit or 0,
+        "variants": _variants_payload(cloth),
+    }
+
+
+def create_cloth(*, name: str, price: Any, sizes: list[tuple[str, int]] | None = None, brand: str = "",
+                 category: str = "", description: str = "", image_url: str = "", images: list[str] | None = None,
+                 sale_starts_at: dt.datetime | None = None, purchase_limit: int | None = 0,
+                 register_now: bool = True) -> tuple[Cloth, str | None]:
+    """Create a cloth with its sizes (one "ONE" variant when it has none) and announce it.
+
+    Returns (cloth, problem): ``problem`` says why the synchronous registration with the
+    inventory failed (None when it worked); the ``ClothCreated`` event delivers it anyway.
+    """
+    amount, clean_sizes = _clean(name=name, price=price, images=images, purchase_limit=purchase_limit, sizes=sizes)
+    with transaction.atomic():
+        cloth = Cloth.objects.create(
+            name=name.strip(), brand=brand, category=category, description=description, price=amount,
+            image_url=image_url, images=list(images or ([image_url] if image_url else [])),
+            sale_starts_at=sale_starts_at, purchase_limit=purchase_limit or 0,
+        )
+        Variant.objects.bulk_create([
+            Variant(cloth=cloth, size=size, shown_stock=stock, sort_order=i) for i, (size, stock) in enumerate(clean_sizes)
+        ])
+        cloth = Cloth.objects.prefetch_related("variants").get(pk=cloth.pk)
+        record_event("ClothCreated", aggregate_type="cloth", aggregate_id=cloth.id, payload=_cloth_payload(cloth))
+        transaction.on_commit(selectors.bump_cache_version)
+    logger.info("cloth %s created (%s, %d variants)", cloth.id, cloth.name, len(clean_sizes))
+    problem = register_with_inventory(cloth) if register_now else None
+    return cloth, problem
+
+
+def register_with_inventory(cloth: Cloth) -> str | None:
+    """Register the cloth's variants, rule and stock with the inventory now. None if it worked."""
+    p = _cloth_payload(cloth)
+    body = {"cloth_id": p["cloth_id"], "sale_starts_at": p["sale_starts_at"], "purchase_limit": p["purchase_limit"],
+            "variants": [{"variant_id": v["variant_id"], "stock": v["stock"]} for v in p["variants"]]}
+    try:
+        upstream.call_ok("inventory", "POST", "/internal/stock", body=body)
+    except ShopError as exc:
+        logger.warning("cloth %s: inventory not reached (%s); ClothCreated will register it", cloth.id, exc.message)
+        return exc.message
+    return None
+
+
+def update_cloth(*, cloth_id: int, new_sizes: list[tuple[str, int]] | None = None, **changes: Any) -> Cloth:
+    """Change a cloth's fields (and add sizes). ``ClothUpdated`` when the inventory must know:
+    price, sale start, purchase limit or new sizes."""
+    unknown = set(changes) - set(_EDITABLE)
+    if unknown:
+        raise ValidationFailed(fields={f: ["not editable"] for f in sorted(unknown)})
+    with transaction.atomic():
+        cloth = Cloth.objects.select_for_update().filter(pk=cloth_id).first()
+        if cloth is None:
+            raise NotFound(f"No cloth {cloth_id}.")
+        merged = {f: changes.get(f, getattr(cloth, f)) for f in ("name", "price", "images", "purchase_limit")}
+        amount, clean_sizes = _clean(**merged, sizes=new_sizes)
+        changes["price"] = amount
+        rule_changed = any(f in changes and changes[f] != getattr(cloth, f) for f in _RULE_FIELDS)
+        for field, value in changes.items():
+            setattr(cloth, field, value)
+        cloth.purchase_limit = cloth.purchase_limit or 0
+        cloth.save()
+        added = []
+        if new_sizes:
+            taken = set(cloth.variants.values_list("size", flat=True))
+            clash = [s for s, _ in clean_sizes if s in taken]
+            if clash:
+                raise ValidationFailed(fields={"sizes": [f"size {clash[0]} exists already"]})
+            start = cloth.variants.count()
+            added = Variant.objects.bulk_create([
+                Variant(cloth=cloth, size=s, shown_stock=n, sort_order=start + i) for i, (s, n) in enumerate(clean_sizes)
+            ])
+        if rule_changed or added:
+            cloth = Cloth.objects.prefetch_related("variants").get(pk=cloth.pk)
+            record_event("ClothUpdated", aggregate_type="cloth", aggregate_id=cloth.id, payload=_cloth_payload(cloth))
+        transaction.on_commit(selectors.bump_cache_version)
+    return cloth
+
+
+def apply_stock_changed(*, cloth_id: int, variants: list[dict[str, Any]]) -> int:
+    """Show the inventory's new counts; an older (late) report never overwrites a newer one."""
+    updated = 0
+    with transaction.atomic():
+        for v in variants:
+            updated += Variant.objects.filter(
+                id=int(v["variant_id"]), cloth_id=cloth_id, stock_version__lt=int(v.get("version", 0))
+            ).update(shown_stock=int(v["available"]), stock_version=int(v.get("version", 0)))
+        if updated:
+            transaction.on_commit(selectors.bump_cache_version)
+    return updated

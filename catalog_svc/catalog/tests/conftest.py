@@ -1,0 +1,32 @@
+"""Fixtures of the catalog tests: the inventory's answers faked at the HTTP boundary."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared import upstream
+from shared.errors import UpstreamUnavailable
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache(redis_db):
+    yield
+
+
+@pytest.fixture
+def inventory_calls(monkeypatch):
+    """Records the catalog's calls to the inventory; ``inventory_calls.down = True`` makes it unreachable."""
+
+    class Calls(list):
+        down = False
+
+    calls = Calls()
+
+    def fake_call_ok(service, method, path, **kw):
+        if calls.down:
+            raise UpstreamUnavailable(f"The {service} service is unavailable.")
+        calls.append((service, method, path, kw.get("body")))
+        return {"ok": True}
+
+    monkeypatch.setattr(upstream, "call_ok", fake_call_ok)
+    return calls

@@ -1,0 +1,164 @@
+"""The catalog: list and detail (filters, sorting, caching, errors), internal details, stock reports."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+from django.utils import timezone
+
+from catalog import services
+from catalog.models import Variant
+from shared.messaging.events import Event
+from shared.messaging.handlers import apply_event
+from shared.messaging.models import OutboxEvent
+
+pytestmark = pytest.mark.django_db
+
+
+def _cloth(name="Tee", price="59000", sizes=(("S", 3), ("M", 0)), **kw):
+    cloth, _ = services.create_cloth(name=name, price=price, sizes=list(sizes) if sizes is not None else None, **kw)
+    return cloth
+
+
+def _stock_changed(cloth, variant, available, version) -> Event:
+    return Event(event_id=uuid.uuid4(), event_type="StockChanged", event_version=1, occurred_at=timezone.now(),
+                 aggregate_type="stock", aggregate_id=str(cloth.id), topic="inventory",
+                 payload={"cloth_id": cloth.id, "variants": [{"variant_id": variant.id, "available": available,
+                                                             "total": 10, "version": version}]})
+
+
+def test_list_shows_the_contract_fields(anon_client, inventory_calls):
+    start = timezone.now() + dt.timedelta(hours=1)
+    cloth = _cloth(brand="Acme", category="tops", image_url="https://img.example/1.jpg", sale_starts_at=start)
+    r = anon_client.get("/cloth/list")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["count"] == 1 and body["next"] is None and body["previous"] is None
+    assert body["results"] == [{
+        "cloth_id": cloth.id, "name": "Tee", "brand": "Acme", "category": "tops", "price": "59000.00",
+        "image_url": "https://img.example/1.jpg", "sale_starts_at": body["results"][0]["sale_starts_at"],
+        "on_sale": False, "in_stock": True,
+    }]
+    assert dt.datetime.fromisoformat(body["results"][0]["sale_starts_at"]) == start
+
+
+def test_filters_and_sorting(anon_client, inventory_calls):
+    cheap = _cloth(name="Cheap", price="10", brand="A", category="tops")
+    dear = _cloth(name="Dear", price="99", brand="B", category="tops", sizes=[("ONE", 0)])
+    later = _cloth(name="Later", price="50", brand="A", category="shoes",
+                   sale_starts_at=timezone.now() + dt.timedelta(days=1))
+
+    def names(query: str) -> list[str]:
+        r = anon_client.get("/cloth/list" + query)
+        assert r.status_code == 200, r.content
+        return [c["name"] for c in r.json()["results"]]
+
+    assert names("") == ["Later", "Dear", "Cheap"]
+    assert names("?sort=price") == ["Cheap", "Later", "Dear"]
+    assert names("?sort=-price") == ["Dear", "Later", "Cheap"]
+    assert names("?brand=A&sort=price") == ["Cheap", "Later"]
+    assert names("?category=tops") == ["Dear", "Cheap"]
+    assert names("?on_sale=true&sort=price") == ["Cheap", "Dear"]
+    assert names("?on_sale=false") == ["Later"]
+    assert names("?in_stock=false") == ["Dear"]
+    assert names("?in_stock=true&sort=price") == ["Cheap", "Later"]
+    page = anon_client.get("/cloth/list?page=2&page_size=1&sort=price").json()
+    assert page["count"] == 3 and [c["name"] for c in page["results"]] == ["Later"]
+    assert "page=3" in page["next"] and "page=1" in page["previous"]
+    assert cheap and dear and later
+
+
+@pytest.mark.parametrize("query,field", [("?sort=cheapest", "sort"), ("?on_sale=maybe", "on_sale"),
+                                         ("?page=0", "page"), ("?page_size=1000", "page_size"),
+                                         ("?in_stock=2", "in_stock"), ("?page=x", "page")])
+def test_bad_filters_are_400_naming_the_field(anon_client, query, field):
+    r = anon_client.get("/cloth/list" + query)
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "validation_error" and field in r.json()["error"]["fields"]
+
+
+def test_detail_has_variants_with_their_stock(anon_client, inventory_calls):
+    cloth = _cloth(description="soft", purchase_limit=1, images=["https://img.example/a.jpg"])
+    r = anon_client.get(f"/cloth/detail/{cloth.id}")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["description"] == "soft" and body["purchase_limit"] == 1 and body["on_sale"] is True
+    assert body["images"] == ["https://img.example/a.jpg"]
+    assert [(v["size"], v["stock"]) for v in body["variants"]] == [("S", 3), ("M", 0)]
+
+
+def test_unknown_cloth_is_404_json(anon_client):
+    for path in ("/cloth/detail/424242", "/cloth/detail/abc", "/cloth/detail/99999999999999999999"):
+        r = anon_client.get(path)
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+def test_list_and_detail_are_served_from_cache_without_n_plus_1(anon_client, inventory_calls,
+                                                                django_assert_max_num_queries,
+                                                                django_assert_num_queries):
+    clothes = [_cloth(name=f"C{i}") for i in range(8)]
+    with django_assert_max_num_queries(2):
+        anon_client.get("/cloth/list?page_size=50")
+    with django_assert_num_queries(0):
+        anon_client.get("/cloth/list?page_size=50")
+    with django_assert_max_num_queries(2):
+        anon_client.get(f"/cloth/detail/{clothes[0].id}")
+    with django_assert_num_queries(0):
+        anon_client.get(f"/cloth/detail/{clothes[0].id}")
+
+
+def test_stock_report_changes_the_shown_stock_and_invalidates_the_cache(anon_client, inventory_calls,
+                                                                          django_capture_on_commit_callbacks):
+    cloth = _cloth(sizes=[("S", 1)])
+    variant = cloth.variants.get()
+    assert anon_client.get(f"/cloth/detail/{cloth.id}").json()["variants"][0]["stock"] == 1
+    assert anon_client.get("/cloth/list?in_stock=true").json()["count"] == 1
+    event = _stock_changed(cloth, variant, 0, version=5)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert apply_event("catalog", event) is True
+    assert apply_event("catalog", event) is False
+    assert anon_client.get(f"/cloth/detail/{cloth.id}").json()["variants"][0]["stock"] == 0
+    assert anon_client.get("/cloth/list?in_stock=true").json()["count"] == 0
+    # an older report arriving late changes nothing
+    with django_capture_on_commit_callbacks(execute=True):
+        apply_event("catalog", _stock_changed(cloth, variant, 1, version=4))
+    assert Variant.objects.get(pk=variant.pk).shown_stock == 0
+
+
+def test_internal_details_of_variants_and_clothes(internal_client, anon_client, inventory_calls):
+    cloth = _cloth(sizes=[("S", 1), ("M", 2)], purchase_limit=2)
+    s, m = cloth.variants.all()
+    r = internal_client.post("/cloth/details", {"variant_ids": [m.id, 999999], "cloth_ids": [cloth.id]}, format="json")
+    assert r.status_code == 200
+    assert r.json()["variants"] == [{"variant_id": m.id, "cloth_id": cloth.id, "name": "Tee", "size": "M",
+                                     "price": "59000.00", "sale_starts_at": None, "purchase_limit": 2}]
+    assert [c["cloth_id"] for c in r.json()["clothes"]] == [cloth.id]
+    assert anon_client.post("/cloth/details", {"variant_ids": [s.id]}, format="json").status_code == 404
+    bad = internal_client.post("/cloth/details", {"variant_ids": ["x"]}, format="json")
+    assert bad.status_code == 400 and "variant_ids.0" in bad.json()["error"]["fields"]
+
+
+def test_a_cloth_without_sizes_has_one_variant(inventory_calls):
+    cloth = _cloth(sizes=None)
+    assert [(v.size, v.shown_stock) for v in cloth.variants.all()] == [("ONE", 0)]
+
+
+def test_creating_writes_cloth_created_and_registers_with_inventory(inventory_calls):
+    cloth = _cloth(purchase_limit=1)
+    event = OutboxEvent.objects.get(event_type="ClothCreated")
+    assert event.payload["cloth_id"] == cloth.id and event.payload["purchase_limit"] == 1
+    assert [v["stock"] for v in event.payload["variants"]] == [3, 0]
+    (service, method, path, body), = inventory_calls
+    assert (service, method, path) == ("inventory", "POST", "/internal/stock")
+    assert body["cloth_id"] == cloth.id and len(body["variants"]) == 2
+
+
+def test_changing_price_start_or_limit_announces_cloth_updated(inventory_calls):
+    cloth = _cloth()
+    services.update_cloth(cloth_id=cloth.id, description="new words")
+    assert not OutboxEvent.objects.filter(event_type="ClothUpdated").exists()
+    services.update_cloth(cloth_id=cloth.id, purchase_limit=2, new_sizes=[("L", 5)])
+    event = OutboxEvent.objects.get(event_type="ClothUpdated")
+    assert event.payload["purchase_limit"] == 2 and {v["size"] for v in event.payload["variants"]} == {"S", "M", "L"}
