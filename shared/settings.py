@@ -48,7 +48,7 @@ def service_settings(name: str, *, base_dir: Path, apps: list[str], database: bo
         "LANGUAGE_CODE": "en-us",
         "DEFAULT_AUTO_FIELD": "django.db.models.BigAutoField",
         "STATIC_URL": "/static/",
-        "STATIC_ROOT": env.str("STATIC_ROOT", default=str(base_dir / "staticfiles")),
+        "STATIC_ROOT": env.str("STATIC_ROOT", default=None),
         # The admin's CSS/JS straight from the installed apps: no collectstatic step to forget.
         "WHITENOISE_USE_FINDERS": True,
         "INSTALLED_APPS": [

@@ -105,7 +105,6 @@ class EventConsumer:
                     if attempt >= self.max_attempts:
                         self.dead_letter(msg, base_topic, event, repr(exc), attempts=attempt)
                         return
-                    close_old_connections()
                     time.sleep(self.retry_delay * attempt)
         finally:
             request_id_var.reset(token)

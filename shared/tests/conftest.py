@@ -1,0 +1,1 @@
+from shared.testing import *  # noqa: F401,F403

@@ -1,0 +1,131 @@
+"""Outbox -> real broker -> consumer: published once acknowledged, applied once, poison dead-lettered."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from confluent_kafka import Producer
+from django.core.management import call_command
+from django.db import transaction
+from django.test import override_settings
+
+from shared.messaging import handlers
+from shared.messaging.consumer import EventConsumer
+from shared.messaging.events import record_event, topic_name
+from shared.messaging.kafka import ensure_topics, reset_producer
+from shared.messaging.models import DeadLetter, OutboxEvent, ProcessedEvent
+from shared.messaging.publisher import publish_pending
+
+applied: list[tuple[str, dict]] = []
+
+
+@handlers.handles("ParcelPacked", topic="parcels")
+def on_parcel_packed(event):
+    if event.payload.get("explode"):
+        raise RuntimeError("this parcel cannot be handled")
+    applied.append((event.aggregate_id, event.payload))
+
+
+@pytest.fixture(autouse=True)
+def fresh(settings):
+    applied.clear()
+    settings.KAFKA_TOPIC_PREFIX = f"test-shared-{uuid.uuid4().hex[:8]}."
+    reset_producer()
+    yield
+    reset_producer()
+
+
+def _record(parcel_id: int, **payload) -> OutboxEvent:
+    with transaction.atomic():
+        return record_event("ParcelPacked", aggregate_type="parcel", aggregate_id=parcel_id, topic="parcels",
+                            payload={"parcel_id": parcel_id, **payload})
+
+
+def test_record_event_outside_a_transaction_is_refused(transactional_db):
+    with pytest.raises(RuntimeError):
+        record_event("ParcelPacked", aggregate_type="parcel", aggregate_id=1, topic="parcels", payload={})
+
+
+def test_event_rolled_back_with_its_change_is_never_published(db):
+    with pytest.raises(ZeroDivisionError), transaction.atomic():
+        record_event("ParcelPacked", aggregate_type="parcel", aggregate_id=1, topic="parcels", payload={})
+        1 / 0
+    assert OutboxEvent.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_broker_down_keeps_rows_and_retries_later():
+    row = _record(1)
+    with override_settings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1"):
+        reset_producer()
+        assert publish_pending() == 0
+    row.refresh_from_db()
+    assert row.published_at is None and row.attempts == 1 and row.last_error
+    assert row.next_attempt_at > row.occurred_at
+    reset_producer()
+    OutboxEvent.objects.filter(pk=row.pk).update(next_attempt_at=row.occurred_at)  # due again now
+    assert publish_pending() == 1
+    row.refresh_from_db()
+    assert row.published_at is not None
+
+
+@pytest.mark.django_db(transaction=True)  # the consumer commits, as it does in production
+def test_published_events_are_applied_once_and_poison_goes_to_dead_letters():
+    ensure_topics([topic_name("parcels"), topic_name("parcels.dlq")])
+    _record(1, weight=3)
+    _record(2, explode=True)
+    assert publish_pending() == 2
+    # a message that is no event at all, straight onto the topic
+    raw = Producer({"bootstrap.servers": __import__("django.conf").conf.settings.KAFKA_BOOTSTRAP_SERVERS})
+    raw.produce(topic_name("parcels"), key=b"3", value=b"{not json")
+    raw.flush(5)
+    _record(4, weight=1)
+    assert publish_pending() == 1
+
+    consumer = EventConsumer("test-group", retry_delay=0.01)
+    handled = consumer.run(max_messages=4, idle_exit_seconds=20)
+
+    assert handled == 4
+    assert [a for a, _ in applied] == ["1", "4"]  # the loop went on past both poison messages
+    assert ProcessedEvent.objects.filter(consumer="test-group").count() == 2
+    letters = {dl.event_type or "malformed": dl for dl in DeadLetter.objects.all()}
+    assert set(letters) == {"ParcelPacked", "malformed"}
+    assert letters["ParcelPacked"].attempts == consumer.max_attempts
+
+
+@pytest.mark.django_db
+def test_redelivered_event_is_applied_once():
+    row = _record(5)
+    from shared.messaging.events import Event, envelope_json
+
+    event = Event.from_json(envelope_json(row), topic="parcels")
+    assert handlers.apply_event("g", event) is True
+    assert handlers.apply_event("g", event) is False
+    assert len(applied) == 1
+    # another consumer group has its own inbox
+    assert handlers.apply_event("other-group", event) is True
+
+
+@pytest.mark.django_db
+def test_dead_letter_redrive_applies_it_once_fixed(capsys):
+    row = _record(6)
+    from shared.messaging.events import envelope_json
+
+    dl = DeadLetter.objects.create(consumer="g", topic="parcels", raw=envelope_json(row).decode(), error="boom",
+                                   event_type="ParcelPacked", event_id=str(row.event_id))
+    call_command("dead_letters", "redrive", str(dl.id))
+    dl.refresh_from_db()
+    assert dl.state == DeadLetter.State.REDRIVEN
+    assert [a for a, _ in applied] == ["6"]
+
+
+@pytest.mark.django_db
+def test_replay_republishes_by_type(capsys):
+    ensure_topics([topic_name("parcels")])
+    _record(7)
+    _record(8)
+    assert publish_pending() == 2
+    call_command("replay_events", "--type", "ParcelPacked", "--aggregate-id", "8")
+    assert json.loads(capsys.readouterr().out) == {"replayed": 1}
