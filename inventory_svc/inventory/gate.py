@@ -172,8 +172,10 @@ def _rule_ms(rule: ClothRule | None) -> tuple[int, int]:
 
 def state_from_database(cloth_id: int) -> dict:
     """What the gate of ``cloth_id`` must hold, computed from one consistent PostgreSQL snapshot."""
+    outer = connection.in_atomic_block
     with transaction.atomic():
-        if connection.vendor == "postgresql":
+        # One snapshot for all three reads; inside a caller's transaction its own isolation applies.
+        if connection.vendor == "postgresql" and not outer:
             with connection.cursor() as cur:
                 cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         items = list(StockItem.objects.filter(cloth_id=cloth_id).values_list("variant_id", "total", "reserved", "sold"))

@@ -313,10 +313,13 @@ def reserve_stock(*, order_id: int, member_id: int, lines: list[dict], deadline:
             _undo(order_id, held)
             logger.error("order %s: reservation not written (%s); units given back", order_id, exc)
             raise UpstreamUnavailable("Stock could not be reserved; try again.") from exc
-        # Another call for the same order won the insert: its gate records are these.
+        fresh = {c: ls for c, ls in held.items() if c not in retried}
         if existing.state == ReservationState.ACTIVE:
+            # Another call for the same order won the insert: the records of its clothes are its
+            # own; a record this call made for a cloth outside that reservation is not.
+            _undo(order_id, {c: ls for c, ls in fresh.items() if c not in existing.cloth_ids})
             return selectors.reservation_answer(existing)
-        return _answer_existing(existing, order_id, {c: ls for c, ls in held.items() if c not in retried})
+        return _answer_existing(existing, order_id, fresh)
     except DatabaseError as exc:
         _undo(order_id, held)
         logger.error("order %s: reservation not written (%s); units given back", order_id, exc)

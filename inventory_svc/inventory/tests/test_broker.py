@@ -12,8 +12,8 @@ from inventory.tests.conftest import counts, reserve
 from shared.messaging.consumer import EventConsumer
 from shared.messaging.events import record_event
 from shared.messaging.kafka import reset_producer
-from shared.messaging.publisher import publish_pending, replay
 from shared.messaging.models import OutboxEvent
+from shared.messaging.publisher import publish_pending, replay
 
 
 @pytest.fixture

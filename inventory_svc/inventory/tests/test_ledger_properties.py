@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -87,6 +89,6 @@ class StockMachine(RuleBasedStateMachine):
 
 @pytest.mark.django_db(transaction=True)
 def test_stock_invariants_hold_for_any_sequence(redis_db):
-    StockMachine.TestCase.settings = settings(max_examples=25, stateful_step_count=25, deadline=None,
+    StockMachine.TestCase.settings = settings(max_examples=int(os.environ.get("STOCK_PROPERTY_EXAMPLES", "25")), stateful_step_count=25, deadline=None,
                                               suppress_health_check=list(HealthCheck))
     StockMachine.TestCase().runTest()

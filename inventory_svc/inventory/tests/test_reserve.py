@@ -150,3 +150,13 @@ def test_retry_after_release_is_refused_and_takes_nothing(cloth):
     with pytest.raises(IllegalTransition):
         reserve(100, 7, (11, 1))
     assert counts(11) == (3, 0, 0) and gate_avail(1, 11) == 3
+
+
+def test_retry_with_other_lines_answers_the_first_reservation_and_takes_nothing_more(cloth):
+    cloth(1, {11: 3})
+    cloth(2, {21: 3})
+    reserve(100, 7, (21, 1))
+    again = reserve(100, 7, (11, 1))
+    assert [ln["variant_id"] for ln in again["lines"]] == [21]
+    assert gate_avail(1, 11) == 3 and counts(11) == (3, 0, 0)
+    assert gate.snapshot(1)["orders"] == set() and gate.snapshot(1)["bought"] == {}
