@@ -1,0 +1,9 @@
+from django.urls import path, re_path
+from gateway import views
+
+urlpatterns = [
+    path("health", views.health, name="health"),
+    path("api/schema", views.schema, name="schema"),
+    path("docs", views.docs, name="docs"),
+    re_path(r"", views.proxy, name="proxy"),  # everything else: the allowlist decides
+]

@@ -1,0 +1,159 @@
+"""The public API's OpenAPI document, merged from the services', and a page that lists it.
+
+Each service describes itself with drf-spectacular (``/api/schema``). The gateway keeps
+only the operations its allowlist forwards, marks which need a token, and caches the
+result (briefly when a service could not be asked, so its part appears once it is up).
+"""
+
+from __future__ import annotations
+
+import copy
+import html
+import json
+import logging
+import re
+import threading
+import time
+from typing import Any
+
+from django.conf import settings
+
+from gateway import forwarding, routes
+from shared.internal_auth import internal_headers
+
+logger = logging.getLogger(__name__)
+
+_PARTIAL_CACHE_SECONDS = 10
+_cache: dict[str, Any] = {"at": 0.0, "ttl": 0.0, "doc": None}
+_lock = threading.Lock()
+_METHODS = ("get", "post", "put", "patch", "delete")
+
+
+def public_schema() -> dict[str, Any]:
+    with _lock:
+        if _cache["doc"] is None or time.monotonic() - _cache["at"] > _cache["ttl"]:
+            doc, complete = build_schema()
+            _cache.update(doc=doc, at=time.monotonic(),
+                          ttl=settings.GATEWAY_SCHEMA_CACHE_SECONDS if complete else _PARTIAL_CACHE_SECONDS)
+        return _cache["doc"]
+
+
+def clear_cache() -> None:
+    with _lock:
+        _cache.update(doc=None, at=0.0, ttl=0.0)
+
+
+def _fetch(service: str) -> dict[str, Any] | None:
+    url = settings.SERVICE_URLS[service].rstrip("/") + "/api/schema?format=json"
+    try:
+        answer = forwarding.POOL.request("GET", url, headers={**internal_headers(), "Accept": "application/json"},
+                                    retries=False, timeout=forwarding.timeout(3.0))
+        if answer.status == 200:
+            return json.loads(answer.data)
+        logger.warning("API schema of %s: answered %s", service, answer.status)
+    except Exception as exc:  # noqa: BLE001 - a service down leaves its part out for now, no more
+        logger.warning("API schema of %s unavailable: %s", service, exc)
+    return None
+
+
+def _route_for(method: str, template: str) -> routes.Route | None:
+    concrete = re.sub(r"\{[^}]+\}", "1", template)  # /cloth/detail/{cloth_id} -> /cloth/detail/1
+    route, _ = routes.match(method.upper(), concrete)
+    return route
+
+
+def _rename_refs(node: Any, renames: dict[str, str]) -> Any:
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                name = value.rsplit("/", 1)[-1]
+                value = value[: -len(name)] + renames.get(name, name)
+            out[key] = _rename_refs(value, renames)
+        return out
+    if isinstance(node, list):
+        return [_rename_refs(item, renames) for item in node]
+    return node
+
+
+def build_schema() -> tuple[dict[str, Any], bool]:
+    """(merged document, whether every service answered)."""
+    doc: dict[str, Any] = {
+        "openapi": "3.0.3",
+        "info": {"title": "Drop Shop public API", "version": "1.0.0",
+                 "description": "Everything a shop frontend calls, through the gateway. Routes marked with a "
+                                "lock need `Authorization: Bearer <access_token>` from `POST /member/login`."},
+        "paths": {},
+        "components": {"schemas": {},
+                       "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+    }
+    complete = True
+    wanted = sorted({r.service for r in routes.all_routes()})
+    for service in wanted:
+        part = _fetch(service)
+        if part is None:
+            complete = False
+            continue
+        schemas = part.get("components", {}).get("schemas", {})
+        renames = {name: f"{service.title()}{name}" for name, body in schemas.items()
+                   if name in doc["components"]["schemas"] and doc["components"]["schemas"][name] != body}
+        part = _rename_refs(part, renames)
+        for name, body in part.get("components", {}).get("schemas", {}).items():
+            doc["components"]["schemas"][name] = body
+        for template, operations in part.get("paths", {}).items():
+            for method, operation in operations.items():
+                if method not in _METHODS:
+                    continue
+                route = _route_for(method, template)
+                if route is None or route.service != service:
+                    continue  # internal or unknown: not part of the public API
+                operation = copy.deepcopy(operation)
+                operation["security"] = [] if route.public else [{"bearerAuth": []}]
+                operation["tags"] = [service]
+                doc["paths"].setdefault(template, {})[method] = operation
+    doc["paths"] = dict(sorted(doc["paths"].items()))
+    return doc, complete
+
+
+def _schema_fields(doc: dict[str, Any], schema: dict[str, Any] | None) -> list[tuple[str, str, bool]]:
+    if not schema:
+        return []
+    if "$ref" in schema:
+        schema = doc["components"]["schemas"].get(schema["$ref"].rsplit("/", 1)[-1], {})
+    required = set(schema.get("required", []))
+    out = []
+    for name, prop in schema.get("properties", {}).items():
+        kind = prop.get("type") or (prop.get("$ref", "").rsplit("/", 1)[-1]) or "object"
+        if kind == "array":
+            items = prop.get("items", {})
+            kind = f"array of {items.get('type') or items.get('$ref', '').rsplit('/', 1)[-1] or 'object'}"
+        out.append((name, kind, name in required and not prop.get("readOnly")))
+    return out
+
+
+def render_html(doc: dict[str, Any]) -> str:
+    esc = html.escape
+    rows = []
+    for template, operations in doc["paths"].items():
+        for method, op in operations.items():
+            body = (op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema"))
+            fields = _schema_fields(doc, body)
+            params = [f"{esc(p['name'])} ({esc(p.get('in', ''))})" for p in op.get("parameters", [])]
+            field_html = ", ".join(f"<code>{esc(n)}</code>{'*' if req else ''} <i>{esc(k)}</i>" for n, k, req in fields)
+            responses = ", ".join(esc(code) for code in op.get("responses", {}))
+            lock = "&#128274;" if op.get("security") else ""
+            rows.append(
+                f"<tr><td class=m>{esc(method.upper())}</td><td><code>{esc(template)}</code> {lock}</td>"
+                f"<td>{esc(op.get('summary', ''))}</td><td>{field_html}{'<br>' if params and field_html else ''}"
+                f"{', '.join(params)}</td><td>{responses}</td></tr>"
+            )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{esc(doc['info']['title'])}</title>
+<style>body{{font:14px system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse;width:100%}}
+td,th{{border-bottom:1px solid #ddd;padding:6px;text-align:left;vertical-align:top}}.m{{font-weight:bold}}
+code{{background:#f4f4f4;padding:1px 3px}}</style></head>
+<body><h1>{esc(doc['info']['title'])}</h1><p>{esc(doc['info']['description'])}</p>
+<p>Errors, everywhere: <code>{{"error": {{"code", "message", "fields"?}}}}</code>. The machine-readable
+document: <a href="/api/schema">/api/schema</a> (OpenAPI 3). &#128274; = needs a token; * = required.</p>
+<table><tr><th>method</th><th>path</th><th>what</th><th>input</th><th>answers</th></tr>
+{''.join(rows)}</table></body></html>"""
