@@ -76,7 +76,10 @@ def ensure_venv() -> None:
     say("installing pinned dependencies (requirements.txt) ...")
     pip = [str(VENV_PY), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "-r", str(ROOT / "requirements.txt")], check=True)
-    subprocess.run([*pip, "--no-deps", "--no-build-isolation", "-e", str(ROOT)], check=True)
+    # The repo root on the venv's path, so every service imports the ``shared`` package.
+    purelib = subprocess.run([str(VENV_PY), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    Path(purelib, "drop_shop.pth").write_text(str(ROOT) + "\n")
     stamp.write_text(digest)
 
 
@@ -367,7 +370,8 @@ def seed_demo(stack: Stack) -> None:
         return
     result = run_manage(stack, "catalog", "shell", "-c",
                         "from catalog.models import Cloth; print(Cloth.objects.count())", capture=True, check=False)
-    if result.returncode != 0 or result.stdout.strip() != "0":
+    lines = result.stdout.strip().splitlines()
+    if result.returncode != 0 or not lines or lines[-1] != "0":
         marker.touch()
         return
     demo = [
@@ -377,9 +381,12 @@ def seed_demo(stack: Stack) -> None:
     ]
     starts = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     for name, price, sizes, brand, category in demo:
-        run_manage(stack, "catalog", "create_drop", "--name", name, "--price", price, "--sizes", sizes,
-                   "--starts-at", starts, "--limit", "2", "--brand", brand, "--category", category,
-                   capture=True, check=False)
+        made = run_manage(stack, "catalog", "create_drop", "--name", name, "--price", price, "--sizes", sizes,
+                          "--starts-at", starts, "--limit", "2", "--brand", brand, "--category", category,
+                          capture=True, check=False)
+        if made.returncode != 0:
+            say(f"  demo cloth {name!r} not created: {made.stderr.strip()[-300:]}")
+            return
     marker.touch()
     say("  demo clothes loaded")
 
