@@ -1,7 +1,8 @@
-"""OpenAPI description of the gateway's identity, so every service's schema says "Bearer JWT".
+"""How the services' OpenAPI documents describe the gateway's identity: a bearer token.
 
-drf-spectacular finds this extension once the module is imported; a service imports it
-from its app's ``ready()``.
+A service imports this module once (e.g. in its AppConfig.ready) so drf-spectacular knows
+``GatewayIdentityAuthentication``: the client sends ``Authorization: Bearer <access_token>``
+to the gateway, which checks it and vouches for the member.
 """
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -9,8 +10,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 class GatewayIdentityScheme(OpenApiAuthenticationExtension):
     target_class = "shared.internal_auth.GatewayIdentityAuthentication"
-    name = "BearerAuth"
+    name = "bearerAuth"
 
     def get_security_definition(self, auto_schema):
-        # The client sends the access token to the gateway; the service sees the vouched identity.
         return {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}

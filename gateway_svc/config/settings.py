@@ -64,3 +64,7 @@ GATEWAY_SCHEMA_CACHE_SECONDS = env.int("GATEWAY_SCHEMA_CACHE_SECONDS", default=3
 GATEWAY_ACCESS_LOG = env.bool("GATEWAY_ACCESS_LOG", default=True)
 #: The services the gateway fronts (health and API docs); the routes name them too.
 GATEWAY_SERVICES = ["member", "catalog", "order", "inventory", "payment"]
+
+# Django logs each 4xx answer again after the request is done (without its request id);
+# the gateway's access line already says it, with the id.
+LOGGING["loggers"]["django.request"] = {"level": "ERROR"}  # noqa: F821 - from service_settings
