@@ -448,8 +448,11 @@ def sell_reservation(*, order_id: int, actor: str = "") -> dict:
             return {"order_id": order_id, "status": "SOLD"}
         if state in (ReservationState.SOLD, ReservationState.RETURNED):
             return {"order_id": order_id, "status": state}
-        if reservation.sell_failed_at is not None or not lines:
+        if reservation.sell_failed_at is not None:
             return {"order_id": order_id, "status": "SELL_FAILED"}
+        if not lines:
+            # Released before it was ever reserved (the order was not placed): nothing to sell.
+            return _sell_failed(reservation, variant_id=None, reason="no_reservation")
         return _sell_released(reservation, lines, actor=actor)
 
 
@@ -510,14 +513,19 @@ def _sell_released(reservation: Reservation, lines: list[Line], *, actor: str) -
             _undo(order_id, taken, short=set(exc.variants))
             taken = {}
     _undo(order_id, taken)
+    return _sell_failed(reservation, variant_id=failed_variant, reason="released_and_sold_out")
+
+
+def _sell_failed(reservation: Reservation, *, variant_id: int | None, reason: str) -> dict:
     reservation.sell_failed_at = timezone.now()
     reservation.save(update_fields=["sell_failed_at", "updated_at"])
-    record_event("StockSellFailed", aggregate_type="reservation", aggregate_id=order_id, payload={
-        "order_id": order_id, "member_id": reservation.member_id, "reason": "released_and_sold_out",
-        "variant_id": failed_variant,
+    record_event("StockSellFailed", aggregate_type="reservation", aggregate_id=reservation.order_id, payload={
+        "order_id": reservation.order_id, "member_id": reservation.member_id, "reason": reason,
+        "variant_id": variant_id,
     })
-    logger.warning("order %s: paid after release and variant %s is gone; StockSellFailed", order_id, failed_variant)
-    return {"order_id": order_id, "status": "SELL_FAILED", "variant_id": failed_variant}
+    logger.warning("order %s: paid but nothing can be sold (%s, variant %s); StockSellFailed",
+                   reservation.order_id, reason, variant_id)
+    return {"order_id": reservation.order_id, "status": "SELL_FAILED", "variant_id": variant_id}
 
 
 def return_reservation(*, order_id: int, reason: str = "", actor: str = "") -> dict:

@@ -157,3 +157,12 @@ def test_cloth_created_event_registers_stock_once(transactional_db):
     assert apply_event("inventory", event) is False
     assert counts(31) == (10, 0, 0) and gate_avail(3, 31) == 10
     assert StockMovement.objects.filter(variant_id=31).count() == 1
+
+
+def test_payment_for_an_order_released_before_it_was_reserved_asks_for_a_refund_once(cloth):
+    cloth(1, {11: 5})
+    services.release_reservation(order_id=300, reason="order_not_placed")
+    assert services.sell_reservation(order_id=300)["status"] == "SELL_FAILED"
+    assert services.sell_reservation(order_id=300)["status"] == "SELL_FAILED"
+    assert [e["reason"] for e in _events("StockSellFailed")] == ["no_reservation"]
+    assert counts(11) == (5, 0, 0)
