@@ -1,0 +1,99 @@
+"""A member through the gateway only: join with an e-mail code, two devices, refresh, log out one, then all."""
+
+from __future__ import annotations
+
+import time
+
+from tests.e2e.conftest import PASSWORD, read_mail_code, unique_email
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_join_two_devices_refresh_logout_one_then_all(gw, join_member, login):
+    member = join_member(name="Two Devices")
+    phone, laptop = login(member, "phone"), login(member, "laptop")
+    assert phone["token_type"] == "Bearer" and phone["member_id"] == member["member_id"]
+
+    me = gw.get("/member/mypage", token=phone["access_token"])
+    assert me.status_code == 200 and me.json()["email"] == member["email"]
+
+    r = gw.get("/member/refresh", headers={"Refresh-Token": phone["refresh_token"]})
+    assert r.status_code == 200
+    phone2 = r.json()
+    assert phone2["refresh_token"] != phone["refresh_token"]
+    assert gw.get("/member/mypage", token=phone2["access_token"]).status_code == 200
+
+    # Log out the laptop: its token is refused at once, the phone goes on.
+    assert gw.delete("/member/logout", token=laptop["access_token"]).status_code == 204
+    r = gw.get("/member/mypage", token=laptop["access_token"])
+    assert r.status_code == 401 and r.json()["error"]["code"] == "token_invalid"
+    assert gw.get("/member/refresh", headers={"Refresh-Token": laptop["refresh_token"]}).status_code == 401
+    assert gw.get("/member/mypage", token=phone2["access_token"]).status_code == 200
+
+    # Log out everywhere: every token issued so far is refused.
+    tablet = login(member, "tablet")
+    assert gw.delete("/member/logout/all", token=phone2["access_token"]).status_code == 204
+    for tokens in (phone2, tablet):
+        assert gw.get("/member/mypage", token=tokens["access_token"]).status_code == 401
+        assert gw.get("/member/refresh", headers={"Refresh-Token": tokens["refresh_token"]}).status_code == 401
+    time.sleep(0.01)  # a login after logout-all is a new millisecond
+    assert gw.get("/member/mypage", token=login(member, "phone")["access_token"]).status_code == 200
+
+
+def test_a_reused_refresh_token_ends_that_device(gw, join_member, login):
+    member = join_member()
+    first = login(member)
+    rotated = gw.get("/member/refresh", headers={"Refresh-Token": first["refresh_token"]}).json()
+    r = gw.get("/member/refresh", headers={"Refresh-Token": first["refresh_token"]})
+    assert r.status_code == 401 and r.json()["error"]["code"] == "token_reused"
+    assert gw.get("/member/mypage", token=rotated["access_token"]).status_code == 401
+
+
+def test_a_forged_member_id_header_changes_nothing(gw, join_member, login):
+    alice, bob = join_member(name="Alice"), join_member(name="Bob")
+    token = login(alice)["access_token"]
+    r = gw.get("/member/mypage", token=token, headers={"X-Member-Id": str(bob["member_id"]),
+                                                       "X-Internal-Token": "guess"})
+    assert r.status_code == 200 and r.json()["member_id"] == alice["member_id"]
+    r = gw.get("/member/mypage", headers={"X-Member-Id": str(bob["member_id"])})
+    assert r.status_code == 401 and r.json()["error"]["code"] == "not_authenticated"
+
+
+def test_profile_and_password_through_the_gateway(gw, join_member, login):
+    member = join_member()
+    phone, laptop = login(member, "phone"), login(member, "laptop")
+    r = gw.put("/member/mypage", token=phone["access_token"],
+               json={"name": "New Name", "phone": "010-0000", "address": "Seoul", "email": "x@example.com"})
+    assert r.status_code == 200 and r.json()["name"] == "New Name" and r.json()["email"] == member["email"]
+    r = gw.patch("/member/password", token=phone["access_token"],
+                 json={"current_password": "wrong", "new_password": "Fresh-Pass-2026!"})
+    assert r.status_code == 401
+    r = gw.patch("/member/password", token=phone["access_token"],
+                 json={"current_password": PASSWORD, "new_password": "Fresh-Pass-2026!"})
+    assert r.status_code == 204
+    assert gw.get("/member/mypage", token=laptop["access_token"]).status_code == 401
+    assert gw.get("/member/mypage", token=phone["access_token"]).status_code == 200
+    r = gw.post("/member/login", json={"email": member["email"], "password": "Fresh-Pass-2026!"})
+    assert r.status_code == 200
+
+
+def test_join_errors_through_the_gateway(gw, join_member):
+    r = gw.post("/member/join", json={"email": unique_email(), "password": PASSWORD, "name": "X"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "email_not_verified"
+    taken = join_member()
+    started = time.time() - 1
+    assert gw.post("/member/email/send", json={"email": taken["email"]}).status_code == 202
+    code = read_mail_code(taken["email"], after=started)
+    assert gw.post("/member/email/verify", json={"email": taken["email"], "code": code}).status_code == 200
+    r = gw.post("/member/join", json={"email": taken["email"], "password": PASSWORD, "name": "Again"})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "email_taken"
+    r = gw.post("/member/login", json={"email": taken["email"]})
+    assert r.status_code == 400 and "password" in r.json()["error"]["fields"]
+
+
+def test_the_public_api_docs_leave_internal_routes_out(gw):
+    doc = gw.get("/api/schema").json()
+    assert "/member/login" in doc["paths"] and "/cloth/inventory" not in doc["paths"]
+    assert gw.get("/docs").status_code == 200
