@@ -129,6 +129,11 @@ def adjust(*, cloth_id: int, variant_id: int, delta: int) -> list[str]:
     return _decode(_script("adjust")(keys=[k.avail, k.rule], args=[variant_id, delta]))
 
 
+def add_variant(*, cloth_id: int, variant_id: int, available: int) -> bool:
+    """Put a newly registered variant into a loaded gate, unless a load already put it there."""
+    return bool(get_redis().hsetnx(Keys(cloth_id).avail, str(variant_id), available))
+
+
 def set_rule(*, cloth_id: int, start_ms: int, limit: int) -> None:
     """Update a loaded cloth's rule; an unloaded one gets it from PostgreSQL when loaded."""
     k = Keys(cloth_id)

@@ -168,7 +168,9 @@ def _load_registered(cloth_id: int, start_ms: int, limit: int, new: list[tuple[i
     if gate.is_loaded(cloth_id):
         gate.set_rule(cloth_id=cloth_id, start_ms=start_ms, limit=limit)
         for variant_id, stock in new:
-            gate.adjust(cloth_id=cloth_id, variant_id=variant_id, delta=stock)
+            # Set, never add: a load from PostgreSQL that ran since our commit already counted
+            # these units (the catalog's call and its ClothCreated event arrive together).
+            gate.add_variant(cloth_id=cloth_id, variant_id=variant_id, available=stock)
     else:
         gate.ensure_loaded(cloth_id)
 
