@@ -40,6 +40,12 @@ class MemberAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False  # members join through the API; staff with `manage.py createsuperuser`
 
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and "is_active" in form.changed_data and not obj.is_active:
+            # A deactivated member is logged out everywhere at once, not when the tokens expire.
+            services.end_all_sessions(member_id=obj.pk, reason="deactivated")
+
     @admin.display(description="active sessions")
     def active_session_count(self, obj: Member) -> int:
         return obj.sessions.filter(revoked_at__isnull=True, refresh_expires_at__gt=timezone.now()).count()

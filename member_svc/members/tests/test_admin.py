@@ -51,3 +51,17 @@ def test_a_member_cannot_use_the_admin(member):
     client.force_login(member)
     r = client.get("/admin/members/member/")
     assert r.status_code == 302 and "/admin/login/" in r["Location"]
+
+
+def test_deactivating_a_member_in_the_admin_logs_them_out(staff_client, member, login):
+    pair = login(member)
+    data = {"name": member.name, "phone": "", "address": "", "role": "MEMBER", "is_active": "",
+            "sessions-TOTAL_FORMS": "1", "sessions-INITIAL_FORMS": "1", "sessions-MIN_NUM_FORMS": "0",
+            "sessions-MAX_NUM_FORMS": "1000", "sessions-0-id": str(DeviceSession.objects.get().pk),
+            "sessions-0-member": str(member.pk)}
+    r = staff_client.post(f"/admin/members/member/{member.pk}/change/", data)
+    assert r.status_code == 302, r.content[:2000]
+    member.refresh_from_db()
+    assert not member.is_active
+    with pytest.raises(TokenInvalid):
+        tokens.verify_access_token(pair.access_token)
