@@ -1,0 +1,39 @@
+"""hop: the price of the gateway, a pass-through read through it and the same read straight at the service.
+
+Both routes run in the same locust run, interleaved by every user, so they share the
+same machine load: the difference of their latencies (and of the throughput each gets)
+is the cost of the gateway's hop (token-free route: routing, header handling, the
+upstream pool). The direct route is the catalog's own public ``GET /cloth/detail/{id}``.
+"""
+
+from __future__ import annotations
+
+import random
+
+from common import data, judge
+from locust import FastHttpUser, constant, constant_throughput, task
+
+
+class Hopper(FastHttpUser):
+    concurrency = 1
+
+    def wait_time(self) -> float:
+        return self._pace(self)
+
+    def on_start(self) -> None:
+        d = data()
+        self._pace = constant_throughput(float(d["rate"]) / max(1, int(d["users"]))) if d.get("rate") else constant(0)
+        self.clothes: list[int] = d["clothes"]
+        self.direct = d["direct_url"].rstrip("/")
+
+    @task
+    def through_gateway(self) -> None:
+        with self.client.get(f"/cloth/detail/{random.choice(self.clothes)}", name="gateway GET /cloth/detail/{id}",
+                             catch_response=True) as resp:
+            judge(resp, ok=(200,))
+
+    @task
+    def direct(self) -> None:
+        with self.client.get(f"{self.direct}/cloth/detail/{random.choice(self.clothes)}",
+                             name="direct GET /cloth/detail/{id}", catch_response=True) as resp:
+            judge(resp, ok=(200,))

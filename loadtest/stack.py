@@ -1,0 +1,155 @@
+"""What the runner knows about the stack under test: addresses, databases, sizing, operator commands.
+
+Everything is read from the stack's own supervisor configuration (``.run/<stack>/
+supervisord.conf``, written by ``manage_all.py up``), so the load test sees the same
+ports, database URLs and gunicorn sizes the running processes were started with, and a
+results folder can say what was measured. Only the non-secret keys are kept.
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVICES = ("gateway", "member", "catalog", "order", "inventory", "payment")
+#: environment keys worth recording with a result (settings that change what is measured)
+RECORDED_ENV = ("STOCK_READS_FROM_CACHE", "CATALOG_CACHE_SECONDS", "ORDER_PAYMENT_DEADLINE_SECONDS",
+                "RATE_LIMIT_SCALE", "LOG_LEVEL", "JWT_ACCESS_TTL_SECONDS", "PAYMENT_FAKE_DECLINE_RATE",
+                "PAYMENT_FAKE_TIMEOUT_RATE")
+
+
+@dataclass
+class Program:
+    name: str
+    command: str
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def gunicorn(self) -> dict[str, int | str] | None:
+        """Bind address, workers and threads when this program is a gunicorn service."""
+        if "gunicorn" not in self.command:
+            return None
+        args = shlex.split(self.command)
+
+        def opt(flag: str, default: str = "") -> str:
+            return args[args.index(flag) + 1] if flag in args else default
+
+        return {"bind": opt("--bind"), "workers": int(opt("--workers", "1")), "threads": int(opt("--threads", "1")),
+                "worker_class": opt("--worker-class", "sync")}
+
+
+@dataclass
+class Stack:
+    name: str
+    programs: dict[str, Program]
+
+    def url(self, service: str) -> str:
+        g = self.programs[service].gunicorn
+        assert g, f"{service} is not a web process"
+        return f"http://{g['bind']}"
+
+    def database_url(self, service: str) -> str:
+        url = self.programs[service].env.get("DATABASE_URL", "")
+        # psycopg takes postgresql:// URLs; the services' env uses Django's postgres:// spelling.
+        return re.sub(r"^postgres://", "postgresql://", url)
+
+    @property
+    def redis_url(self) -> str:
+        return self.programs["gateway"].env.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+    @property
+    def mail_dir(self) -> Path:
+        return Path(self.programs["member"].env.get("EMAIL_FILE_PATH", str(ROOT / ".run" / self.name / "mail")))
+
+    def setting(self, service: str, key: str, default: str = "") -> str:
+        """A setting given to the service in its supervisor environment (not what supervisord itself inherited)."""
+        return self.programs[service].env.get(key, default)
+
+    def sizing(self) -> dict[str, object]:
+        """Gunicorn sizing per service and the other processes running: recorded with every result."""
+        web = {name: p.gunicorn for name, p in self.programs.items() if p.gunicorn}
+        others = sorted(name for name, p in self.programs.items() if not p.gunicorn)
+        env = {k: v for k, v in self.programs["order"].env.items() if k in RECORDED_ENV}
+        env.update({k: v for k, v in self.programs["inventory"].env.items() if k in RECORDED_ENV})
+        return {"stack": self.name, "web": web, "other_processes": others, "settings_in_supervisor_env": env}
+
+    def manage(self, service: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        """An operator command through ``manage_all.py manage`` (the documented way in)."""
+        return subprocess.run([sys.executable, str(ROOT / "manage_all.py"), "--stack", self.name, "manage", service,
+                               *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+    def manage_json(self, service: str, *args: str, timeout: float = 120) -> tuple[int, dict]:
+        """Run an operator command that prints JSON (possibly after other lines); return (exit code, JSON)."""
+        result = self.manage(service, *args, timeout=timeout)
+        return result.returncode, parse_json_output(result.stdout, result.stderr)
+
+
+def parse_json_output(stdout: str, stderr: str = "") -> dict:
+    """The JSON object a command printed: the whole output, or its last line."""
+    text = stdout.strip()
+    for candidate in (text, text.splitlines()[-1] if text else ""):
+        try:
+            value = json.loads(candidate)
+            if isinstance(value, dict):
+                return value
+        except ValueError:
+            continue
+    start = text.find("{")
+    if start >= 0:
+        try:
+            return json.loads(text[start:])
+        except ValueError:
+            pass
+    raise ValueError(f"no JSON in the command's output:\n{stdout}\n{stderr}")
+
+
+def _parse_env(line: str) -> dict[str, str]:
+    # supervisor's environment=KEY="value",KEY2="value2"
+    return {k: v for k, v in re.findall(r'([A-Z0-9_]+)="((?:[^"\\]|\\.)*)"', line)}
+
+
+def load_stack(name: str = "dev") -> Stack:
+    conf = ROOT / ".run" / name / "supervisord.conf"
+    if not conf.exists():
+        raise SystemExit(f"no {name} stack configuration at {conf}: start it with python manage_all.py up")
+    parser = configparser.RawConfigParser(strict=False)
+    parser.read(conf)
+    programs = {}
+    for section in parser.sections():
+        if section.startswith("program:"):
+            pname = section.split(":", 1)[1]
+            programs[pname] = Program(pname, parser.get(section, "command"),
+                                      _parse_env(parser.get(section, "environment", fallback="")))
+    missing = [s for s in SERVICES if s not in programs]
+    if missing:
+        raise SystemExit(f"the {name} stack's configuration lacks {', '.join(missing)}")
+    return Stack(name, programs)
+
+
+def machine() -> dict[str, object]:
+    """The machine the numbers came from (load generator and stack share it)."""
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gb = None
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem_gb = round(kb / 1024 / 1024, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return {"cpus": os.cpu_count(), "cpu_model": cpu, "memory_gb": mem_gb, "python": platform.python_version(),
+            "platform": platform.platform()}
