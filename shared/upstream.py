@@ -63,6 +63,10 @@ def call(
             headers=headers,
             timeout=urllib3.Timeout(connect=settings.UPSTREAM_CONNECT_TIMEOUT_SECONDS, read=read),
         )
+    except urllib3.exceptions.NewConnectionError as exc:
+        # Checked first: urllib3 makes a refused connection a kind of timeout error too.
+        logger.warning("upstream %s unavailable on %s %s: %s", service, method, path, exc)
+        raise errors.UpstreamUnavailable(f"The {service} service is unavailable.") from exc
     except (urllib3.exceptions.ReadTimeoutError, urllib3.exceptions.TimeoutError) as exc:
         logger.warning("upstream %s timed out on %s %s: %s", service, method, path, exc)
         raise errors.UpstreamTimeout(f"The {service} service did not answer in time.") from exc
