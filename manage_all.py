@@ -507,6 +507,16 @@ def cmd_test(args: argparse.Namespace) -> int:
     """Every service's tests (real PostgreSQL, Redis, broker), then end-to-end through a running gateway."""
     stack = make_stack("e2e")
     check_servers(stack)
+    # One test run at a time owns the e2e stack: a second would tear it down under the first.
+    import fcntl  # noqa: PLC0415
+
+    stack.dir.mkdir(parents=True, exist_ok=True)
+    lock = open(stack.dir / "test.lock", "w")  # noqa: SIM115 - held for the whole run
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        say("another test run is using the e2e stack; waiting for it to finish ...")
+        fcntl.flock(lock, fcntl.LOCK_EX)
     results: dict[str, int] = {}
     say("bringing up the end-to-end stack (ports 18000-18005, its own databases and broker) ...")
     if cmd_up(args, stack) != 0:
