@@ -94,8 +94,14 @@ class Api:
         self.http.mount("http://", adapter)
 
     def call(self, method: str, path: str, **kw: Any) -> requests.Response:
+        """One call; a 503/504 (the member service queueing Argon2 hashes past the gateway's timeout) is retried."""
         kw.setdefault("timeout", 30)
-        return self.http.request(method, self.base.rstrip("/") + path, **kw)
+        for attempt in range(6):
+            r = self.http.request(method, self.base.rstrip("/") + path, **kw)
+            if r.status_code not in (503, 504):
+                return r
+            time.sleep(0.5 * (attempt + 1))
+        return r
 
 
 # ----------------------------------------------------------------------------- members
@@ -138,8 +144,13 @@ def _fresh_tokens(api: Api, member: dict[str, Any]) -> dict[str, Any] | None:
             "refresh_token": pair["refresh_token"], "tokens_at": time.time()}
 
 
+def _key(member: dict[str, Any]) -> str:
+    """A cached session: one member on one device."""
+    return f"{member['email']}|{member.get('device', 'loadtest')}"
+
+
 class MemberCache:
-    """``loadtest/.members-<stack>.json``: members (e-mail, password, id, tokens) kept between runs."""
+    """``loadtest/.members-<stack>.json``: sessions (member, device, tokens) kept between runs."""
 
     def __init__(self, stack: str):
         self.path = ROOT / "loadtest" / f".members-{stack}.json"
@@ -164,30 +175,36 @@ class MemberCache:
             newest.update(json.loads(f.read_text()))
             f.unlink()
         for m in self.members:
-            if m["email"] in newest and m.get("device", "loadtest") == "loadtest":
-                m.update(newest[m["email"]])
+            if _key(m) in newest:
+                m.update(newest[_key(m)])
         if newest:
             self.save()
         return len(newest)
 
 
 def prepare_members(stack: Stack, gateway: str, wanted: int, *, mail_dir: Path | None = None,
-                    threads: int = 16, log=print) -> list[dict[str, Any]]:
-    """``wanted`` logged-in members (fresh tokens), joining new ones only where the cache falls short."""
+                    threads: int = 16, hashing_threads: int = 4, log=print) -> list[dict[str, Any]]:
+    """``wanted`` logged-in members (fresh tokens), joining new ones only where the cache falls short.
+
+    Refreshing is cheap and runs ``threads`` wide; joining and logging in each cost an
+    Argon2 hash (about a quarter second of CPU here), so they run ``hashing_threads`` wide:
+    more only queues in the member service until the gateway gives up (504).
+    """
     cache = MemberCache(stack.name)
     api = Api(gateway, pool=threads * 2)
     mail = MailBox(mail_dir or stack.mail_dir)
     started = time.monotonic()
 
-    # 1. Fresh tokens for the cached members we need (refresh, else log in again).
+    # 1. Fresh tokens for the cached sessions we need, distinct members before extra devices.
+    cache.members.sort(key=lambda m: m.get("device", "loadtest") != "loadtest")
     ready: list[dict[str, Any]] = []
     candidates = cache.members[:wanted]
     with ThreadPoolExecutor(threads) as pool:
         for result in pool.map(lambda m: _fresh_tokens(api, m), candidates):
             if result is not None:
                 ready.append(result)
-    known = {m["email"] for m in ready}
-    cache.members = ready + [m for m in cache.members[wanted:] if m["email"] not in known]
+    known = {_key(m) for m in ready}
+    cache.members = ready + [m for m in cache.members[wanted:] if _key(m) not in known]
     cache.save()
     refreshed = len(ready)
 
@@ -213,42 +230,48 @@ def prepare_members(stack: Stack, gateway: str, wanted: int, *, mail_dir: Path |
                       "tokens_at": time.time()}
             with cache.lock:
                 cache.members.append(member)
-                if len(cache.members) % 200 == 0:
+                if len(cache.members) % 100 == 0:
                     cache.save()
             return member
 
         done = 0
-        with ThreadPoolExecutor(threads) as pool:
+        with ThreadPoolExecutor(hashing_threads) as pool:
             for future in as_completed([pool.submit(new_member, i) for i in range(missing)]):
                 member = future.result()
                 if member:
                     ready.append(member)
                     done += 1
-                    if done % 250 == 0:
+                    if done % 100 == 0:
                         log(f"  joined {done}/{missing} members ({time.monotonic() - started:.0f}s)")
         rate_limited = stop.is_set()
         cache.save()
 
-    # 3. Still short (mail limit): the members we have log in on more devices.
+    # 3. Still short (mail limit): the members we have log in on more devices (kept in the cache too).
     if len(ready) < wanted:
-        if not ready:
+        distinct = [m for m in ready if m.get("device", "loadtest") == "loadtest"]
+        if not distinct:
             raise SystemExit("no member could be prepared: the member service refuses to mail codes (429). Start "
                              "the stack with a higher limit, e.g. RATE_LIMIT_SCALE=1000 python manage_all.py up "
                              "(on a stack that is not running yet).")
         if rate_limited:
-            log(f"  warning: the e-mail code limit stopped joining at {len(ready)} members; the rest are extra "
-                "devices of the same members (start the stack with RATE_LIMIT_SCALE=1000 for distinct buyers)")
-        base = list(ready)
+            log(f"  warning: the e-mail code limit stopped joining at {len(distinct)} distinct members; the rest are "
+                "extra devices of the same members (start the stack with RATE_LIMIT_SCALE=1000 for distinct buyers)")
+        todo = range(wanted - len(ready))
 
         def extra_device(i: int) -> dict[str, Any]:
-            m = base[i % len(base)]
-            pair = _login(api, m["email"], m["password"], f"loadtest-device-{i}")
+            m = distinct[i % len(distinct)]
+            device = f"loadtest-device-{uuid.uuid4().hex[:8]}"
+            pair = _login(api, m["email"], m["password"], device)
             assert pair is not None
-            return {**m, "device": f"loadtest-device-{i}", "access_token": pair["access_token"],
+            return {**m, "device": device, "access_token": pair["access_token"],
                     "refresh_token": pair["refresh_token"], "tokens_at": time.time()}
 
-        with ThreadPoolExecutor(threads) as pool:
-            ready += list(pool.map(extra_device, range(wanted - len(ready))))
+        with ThreadPoolExecutor(hashing_threads) as pool:
+            extra = list(pool.map(extra_device, todo))
+        ready += extra
+        with cache.lock:
+            cache.members += extra
+        cache.save()
 
     log(f"  members ready: {len(ready)} ({refreshed} from the cache, {len(ready) - refreshed} new or extra devices) "
         f"in {time.monotonic() - started:.1f}s")

@@ -72,14 +72,6 @@ def _endpoint(row: dict[str, str], seconds: float | None) -> dict[str, Any]:
     return out
 
 
-def measured_seconds(history: list[dict[str, str]]) -> float | None:
-    """Seconds between the first and last answer counted in the history (the load's real span)."""
-    rows = [r for r in history if r["Name"] == "Aggregated" and int(r.get("Total Request Count") or 0) > 0]
-    if len(rows) < 2:
-        return None
-    return float(int(rows[-1]["Timestamp"]) - int(rows[0]["Timestamp"])) or None
-
-
 def summarize_requests(prefix: Path, *, seconds: float | None = None) -> dict[str, Any]:
     """Per endpoint and total: requests, failures, req/s, p50/p95/p99; outcomes; 5xx counted from failures.
 
@@ -111,20 +103,35 @@ def summarize_requests(prefix: Path, *, seconds: float | None = None) -> dict[st
 # ----------------------------------------------------------------------------- plots
 
 def _series(history: list[dict[str, str]], name: str = "Aggregated") -> dict[str, list[float]]:
+    """Per-row series. Throughput is the difference of the running totals between rows (exact per
+    interval); locust's own Requests/s column is a 10-second moving average that smears a burst."""
     rows = [r for r in history if r["Name"] == name]
     if not rows:
         return {}
     t0 = int(rows[0]["Timestamp"])
     out: dict[str, list[float]] = {"t": [], "users": [], "rps": [], "fps": [], **{p: [] for p in PERCENTILES}}
+    prev_t, prev_n, prev_f = t0, 0, 0
     for r in rows:
-        out["t"].append(int(r["Timestamp"]) - t0)
+        t = int(r["Timestamp"])
+        n, f = int(r.get("Total Request Count") or 0), int(r.get("Total Failure Count") or 0)
+        if t == prev_t and out["t"]:
+            continue
+        span = max(1, t - prev_t)
+        out["t"].append(t - t0)
         out["users"].append(_num(r["User Count"]) or 0)
-        out["rps"].append(_num(r["Requests/s"]) or 0)
-        out["fps"].append(_num(r["Failures/s"]) or 0)
+        out["rps"].append((n - prev_n) / span)
+        out["fps"].append((f - prev_f) / span)
+        prev_t, prev_n, prev_f = t, n, f
         for p in PERCENTILES:
             v = _num(r.get(p, ""))
             out[p].append(v if v is not None else float("nan"))
     return out
+
+
+def peak_rps(prefix: Path) -> float | None:
+    """The busiest second of the run (from the running totals)."""
+    s = _series(read_history(prefix))
+    return round(max(s["rps"]), 1) if s and s["rps"] else None
 
 
 def plot_run(prefix: Path, out_dir: Path, title: str) -> list[Path]:

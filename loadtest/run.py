@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -118,12 +119,12 @@ def run_locust(args: argparse.Namespace, *, host: str, data: dict[str, Any], out
 
 
 def load_generator(args: argparse.Namespace) -> dict[str, Any]:
-    import locust
-
-    return {"tool": f"locust {locust.__version__}", "user_class": "FastHttpUser (geventhttpclient)",
+    # Not imported: locust monkey-patches the process with gevent when imported.
+    version = importlib.metadata.version("locust")
+    return {"tool": f"locust {version}", "user_class": "FastHttpUser (geventhttpclient)",
             "processes": args.processes, "users": args.users, "spawn_rate": args.spawn_rate,
             "offered_rate": args.rate,
-            "description": f"locust {locust.__version__} FastHttpUser, {args.processes} process(es), {args.users} users"
+            "description": f"locust {version} FastHttpUser, {args.processes} process(es), {args.users} users"
                            f"{f', paced to {args.rate:g} req/s' if args.rate else ', unpaced'}, "
                            "on the same machine as the stack"}
 
@@ -248,6 +249,7 @@ def main(argv: list[str]) -> int:
     merged = prepare.MemberCache(stack.name).merge_tokens(out)
 
     requests = report.summarize_requests(prefix, seconds=measure_seconds)
+    requests["peak_req_per_s_in_one_second"] = report.peak_rps(prefix)
     print("load done; waiting for the saga to settle ...", flush=True)
     verdict = invariants.wait_and_check(stack, since=since, cloth_ids=cloth_ids, dead_before=dead_before,
                                         timeout=args.settle_timeout)

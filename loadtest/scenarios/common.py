@@ -91,7 +91,7 @@ def judge(resp: Any, *, ok: tuple[int, ...], expected: dict[tuple[int, str], str
 
 
 def remember_tokens(member: dict[str, Any]) -> None:
-    latest_tokens[member["email"]] = {"access_token": member["access_token"],
+    latest_tokens[f"{member['email']}|{member.get('device', 'loadtest')}"] = {"access_token": member["access_token"],
                                       "refresh_token": member["refresh_token"], "at": str(time.time())}
 
 
