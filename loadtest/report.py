@@ -86,8 +86,7 @@ def summarize_requests(prefix: Path, *, seconds: float | None = None) -> dict[st
         if row["Name"] == "Aggregated":
             total = _endpoint(row, seconds)
             continue
-        key = f"{row['Type']} {row['Name']}" if not row["Name"].startswith(row["Type"]) else row["Name"]
-        endpoints[key] = _endpoint(row, seconds)
+        endpoints[row["Name"]] = _endpoint(row, seconds)  # the scenarios name requests "METHOD /path"
         m = _LABEL.match(row["Name"])
         base = m.group("base") if m else row["Name"]
         outcomes.setdefault(base, {})[m.group("label") if m else "ok"] = int(row["Request Count"])

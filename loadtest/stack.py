@@ -151,5 +151,7 @@ def machine() -> dict[str, object]:
         mem_gb = round(kb / 1024 / 1024, 1)
     except (OSError, ValueError, IndexError):
         pass
-    return {"cpus": os.cpu_count(), "cpu_model": cpu, "memory_gb": mem_gb, "python": platform.python_version(),
+    # Other work on the machine (test suites, builds) takes cores from both sides: say how busy it was.
+    load = [round(x, 2) for x in os.getloadavg()]
+    return {"load_average_1_5_15_min_at_start": load, "cpus": os.cpu_count(), "cpu_model": cpu, "memory_gb": mem_gb, "python": platform.python_version(),
             "platform": platform.platform()}
