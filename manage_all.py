@@ -188,7 +188,7 @@ def make_stack(name: str) -> Stack:
     if name == "e2e":
         # Short deadlines so the end-to-end tests see expiry in seconds, not minutes.
         return Stack("e2e", 18000, 19092, 1, "shop_e2e_",
-                     {"ORDER_PAYMENT_DEADLINE_SECONDS": "6", "INVENTORY_RESERVATION_GRACE_SECONDS": "4",
+                     {"ORDER_PAYMENT_DEADLINE_SECONDS": "20", "INVENTORY_RESERVATION_GRACE_SECONDS": "4",
                       "EMAIL_SEND_COOLDOWN_SECONDS": "0", "RATE_LIMIT_SCALE": "1"})
     die(f"unknown stack {name}")
     raise AssertionError
@@ -540,7 +540,7 @@ def cmd_test(args: argparse.Namespace) -> int:
             say("\n=== end-to-end tests (through the gateway) ===")
             e2e_env = {**env, "GATEWAY_URL": stack.url("gateway"), "MAIL_DIR": str(stack.mail_dir),
                        "E2E_STACK": "e2e", **{f"{s.upper()}_SERVICE_URL": stack.url(s) for s in OFFSETS},
-                       "INTERNAL_API_SECRET": stack.secrets()["INTERNAL_API_SECRET"]}
+                       "INTERNAL_API_SECRET": stack.secrets()["INTERNAL_API_SECRET"], "E2E_REDIS_URL": stack.redis_url}
             results["e2e"] = _pytest(ROOT, e2e_env, ["tests/e2e", "-c", str(ROOT / "tests" / "pytest.ini"),
                                                      *args.pytest_args])
     finally:

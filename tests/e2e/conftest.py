@@ -170,3 +170,19 @@ def create_drop() -> Callable[..., dict[str, Any]]:
         return json.loads(out.strip().splitlines()[-1])
 
     return make
+
+
+def supervise(*args: str) -> str:
+    """supervisorctl on the stack under test: stop/start one of its own processes (fault tests)."""
+    import subprocess
+
+    conf = ROOT / ".run" / STACK / "supervisord.conf"
+    result = subprocess.run([str(ROOT / ".venv" / "bin" / "supervisorctl"), "-c", str(conf), *args],
+                            capture_output=True, text=True, timeout=120)
+    return result.stdout
+
+
+def outbox(service: str) -> dict[str, Any]:
+    import json
+
+    return json.loads(operator(service, "outbox"))

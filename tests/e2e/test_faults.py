@@ -1,0 +1,131 @@
+"""Faults through the gateway: the broker down or wiped, Redis wiped, an order left unpaid.
+
+These stop and start processes of the stack under test (its own broker, its own Redis
+database), never the machine's shared servers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import redis
+
+from .conftest import STACK, operator, outbox, supervise, wait_for
+
+CARD_OK = "4242424242424242"
+
+pytestmark = pytest.mark.skipif(STACK == "dev", reason="fault tests run only on the throw-away e2e stack")
+
+
+def _order(gw, token, order_id):
+    r = gw.get(f"/orders/detail/{order_id}", token=token)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _buy(gw, token, variant_id):
+    r = gw.post("/orders/add", json={"lines": [{"variant_id": variant_id, "quantity": 1}]}, token=token)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def _pay(gw, token, order_id):
+    assert gw.post("/payment", json={"order_id": order_id}, token=token).status_code == 201
+    r = gw.put(f"/payment/{order_id}", json={"card_number": CARD_OK}, token=token)
+    assert r.status_code == 200, r.text
+
+
+def _invariants_hold():
+    report = json.loads(operator("inventory", "check_invariants", check=False))
+    return report if report.get("ok") else False
+
+
+def test_broker_down_orders_still_taken_and_everything_delivered_after(gw, buyer, create_drop):
+    drop = create_drop(sizes="M:5", limit=5)
+    variant_id = drop["variants"][0]["variant_id"]
+    token = buyer["token"]
+    supervise("stop", "kafka")
+    try:
+        order = _buy(gw, token, variant_id)  # accepted with the broker down
+        _pay(gw, token, order["order_id"])
+        assert outbox("payment")["pending"] >= 1  # PaymentCompleted waits in the outbox
+        assert _order(gw, token, order["order_id"])["status"] == "PENDING_PAYMENT"
+    finally:
+        supervise("start", "kafka")
+    # the relay retries with backoff; consumers rejoin the fresh broker
+    wait_for(lambda: _order(gw, token, order["order_id"])["status"] == "PAID", timeout=90, what="order PAID")
+    wait_for(lambda: outbox("payment")["pending"] == 0 and outbox("order")["pending"] == 0, timeout=60,
+             what="outboxes drained")
+    report = wait_for(_invariants_hold, timeout=30, what="inventory invariants")
+    stock = next(v for v in json.loads(operator("inventory", "shell", "-c", _stock_json(variant_id)).splitlines()[-1]))
+    assert stock["sold"] == 1 and stock["reserved"] == 0, (stock, report)
+
+
+def _stock_json(variant_id: int) -> str:
+    return ("import json; from inventory.models import StockItem; "
+            f"print(json.dumps(list(StockItem.objects.filter(variant_id={variant_id}).values('sold', 'reserved'))))")
+
+
+def test_broker_that_lost_its_data_is_recovered_by_replaying_the_outbox(gw, buyer, create_drop):
+    drop = create_drop(sizes="M:3", limit=3)
+    variant_id = drop["variants"][0]["variant_id"]
+    token = buyer["token"]
+    since = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)).isoformat()
+    supervise("stop", "order-consumer")
+    try:
+        # The order's payment deadline runs from here: the steps below take seconds, not minutes.
+        order = _buy(gw, token, variant_id)
+        _pay(gw, token, order["order_id"])
+        wait_for(lambda: outbox("payment")["pending"] == 0, timeout=30, what="PaymentCompleted published")
+        # The broker keeps nothing on disk: a restart loses the event before anyone consumed it.
+        supervise("restart", "kafka")
+    finally:
+        supervise("start", "order-consumer")
+    assert _order(gw, token, order["order_id"])["status"] == "PENDING_PAYMENT"
+    replayed = json.loads(operator("payment", "replay_events", "--since", since, "--type", "PaymentCompleted"))
+    assert replayed["replayed"] >= 1
+    wait_for(lambda: _order(gw, token, order["order_id"])["status"] == "PAID", timeout=90, what="order PAID")
+    # replaying again changes nothing: each event is applied once
+    operator("payment", "replay_events", "--since", since, "--type", "PaymentCompleted")
+    wait_for(_invariants_hold, timeout=30, what="inventory invariants")
+    assert _order(gw, token, order["order_id"])["status"] == "PAID"
+
+
+def test_redis_wiped_mid_drop_is_rebuilt_without_oversell(gw, join_member, login, create_drop):
+    drop = create_drop(sizes="S:4,M:4", limit=1)
+    variants = [v["variant_id"] for v in drop["variants"]]
+    buyers = [login(join_member())["access_token"] for _ in range(12)]
+
+    def order(i):
+        r = gw.post("/orders/add", json={"lines": [{"variant_id": variants[i % 2], "quantity": 1}]}, token=buyers[i])
+        return r.status_code
+
+    first = [order(i) for i in range(4)]
+    assert first == [201] * 4
+    # Lose the stack's Redis database: the gate, caches, token state, queues.
+    redis.Redis.from_url(os.environ.get("E2E_REDIS_URL", "redis://127.0.0.1:6379/1")).flushdb()
+    # Tokens survive (revocation lists are empty, signatures still verify); the gate is rebuilt.
+    with ThreadPoolExecutor(8) as pool:
+        rest = list(pool.map(order, range(4, 12)))
+    assert rest.count(201) == 4 and rest.count(409) == 4, rest
+    report = wait_for(_invariants_hold, timeout=30, what="inventory invariants after the rebuild")
+    assert report["ok"] is True
+
+
+def test_unpaid_order_expires_and_its_stock_returns(gw, buyer, create_drop):
+    # The e2e stack runs with ORDER_PAYMENT_DEADLINE_SECONDS=20.
+    drop = create_drop(sizes="M:1", limit=1)
+    variant_id = drop["variants"][0]["variant_id"]
+    order = _buy(gw, buyer["token"], variant_id)
+    assert dt.datetime.fromisoformat(order["payment_deadline"]) > dt.datetime.now(dt.UTC)
+    wait_for(lambda: _order(gw, buyer["token"], order["order_id"])["status"] == "EXPIRED", timeout=60,
+             what="order EXPIRED")
+    r = gw.post("/payment", json={"order_id": order["order_id"]}, token=buyer["token"])
+    assert r.status_code == 409, r.text  # too late to pay
+    # the unit is back on sale
+    wait_for(lambda: gw.get(f"/cloth/detail/{drop['cloth_id']}").json()["variants"][0]["stock"] == 1, timeout=30,
+             what="stock back")
