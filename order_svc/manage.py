@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """The order service's Django command line."""
+
 import os
 import sys
 

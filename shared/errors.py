@@ -49,7 +49,11 @@ class InvalidCredentials(ShopError):
 
 
 class TokenReused(ShopError):
-    status_code, code, default_message = 401, "token_reused", "This refresh token was already used; the session is ended."
+    status_code, code, default_message = (
+        401,
+        "token_reused",
+        "This refresh token was already used; the session is ended.",
+    )
 
 
 class PermissionDenied(ShopError):
@@ -190,7 +194,9 @@ class JsonErrorMiddleware:
         if _is_admin(request):
             return None
         if isinstance(exception, ShopError):
-            resp = JsonResponse(error_body(exception.code, exception.message, exception.fields), status=exception.status_code)
+            resp = JsonResponse(
+                error_body(exception.code, exception.message, exception.fields), status=exception.status_code
+            )
             if isinstance(exception, RateLimited):
                 resp["Retry-After"] = str(exception.retry_after)
             return resp

@@ -43,5 +43,6 @@ def health(request) -> JsonResponse:
     checks["kafka"] = "ok" if _kafka_ok() else "down"
     hard_down = any(v == "down" for k, v in checks.items() if k != "kafka")
     status = "down" if hard_down else ("degraded" if checks["kafka"] == "down" else "ok")
-    return JsonResponse({"status": status, "service": settings.SERVICE_NAME, "checks": checks},
-                        status=503 if hard_down else 200)
+    return JsonResponse(
+        {"status": status, "service": settings.SERVICE_NAME, "checks": checks}, status=503 if hard_down else 200
+    )

@@ -89,11 +89,7 @@ def service_settings(name: str, *, base_dir: Path, apps: list[str], database: bo
                 },
             }
         ],
-        "DATABASES": {
-            "default": env.db_url(
-                "DATABASE_URL", default=f"postgres://postgres@127.0.0.1:5432/shop_{name}"
-            )
-        },
+        "DATABASES": {"default": env.db_url("DATABASE_URL", default=f"postgres://postgres@127.0.0.1:5432/shop_{name}")},
         "CACHES": {
             "default": {
                 "BACKEND": "django_redis.cache.RedisCache",
@@ -137,7 +133,11 @@ def service_settings(name: str, *, base_dir: Path, apps: list[str], database: bo
         "CELERY_TASK_IGNORE_RESULT": True,
         "CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP": True,
         "CELERY_BEAT_SCHEDULE": {
-            "publish-outbox": {"task": "shared.messaging.tasks.publish_outbox", "schedule": 1.0, "options": {"expires": 5}},
+            "publish-outbox": {
+                "task": "shared.messaging.tasks.publish_outbox",
+                "schedule": 1.0,
+                "options": {"expires": 5},
+            },
         },
         # Upstream calls (service to service)
         "UPSTREAM_TIMEOUT_SECONDS": env.float("UPSTREAM_TIMEOUT_SECONDS", default=5.0),

@@ -47,7 +47,9 @@ def member_client():
 
     def make(member_id: int, session_id: str = "test-session") -> APIClient:
         client = APIClient()
-        client.credentials(**{f"HTTP_{k.upper().replace('-', '_')}": v for k, v in _headers(member_id, session_id).items()})
+        client.credentials(
+            **{f"HTTP_{k.upper().replace('-', '_')}": v for k, v in _headers(member_id, session_id).items()}
+        )
         return client
 
     return make

@@ -24,8 +24,17 @@ class ClothAdmin(admin.ModelAdmin):
     list_filter = ("brand", "category")
     search_fields = ("name", "brand")
     inlines = [VariantInline]
-    fields = ("name", "brand", "category", "description", "price", "image_url", "images", "sale_starts_at",
-              "purchase_limit")
+    fields = (
+        "name",
+        "brand",
+        "category",
+        "description",
+        "price",
+        "image_url",
+        "images",
+        "sale_starts_at",
+        "purchase_limit",
+    )
 
     def save_model(self, request, obj, form, change):
         # Saved in save_related, together with the variants, through the services.
@@ -50,18 +59,31 @@ class ClothAdmin(admin.ModelAdmin):
                     new_sizes.append((cd["size"], int(cd.get("shown_stock") or 0)))
         try:
             if change:
-                services.update_cloth(cloth_id=form.instance.pk, new_sizes=new_sizes or None,
-                                      **{f: data[f] for f in form.changed_data if f in data})
+                services.update_cloth(
+                    cloth_id=form.instance.pk,
+                    new_sizes=new_sizes or None,
+                    **{f: data[f] for f in form.changed_data if f in data},
+                )
             else:
-                cloth, problem = services.create_cloth(sizes=new_sizes or None, **{
-                    k: (v if v is not None else "") for k, v in data.items()
-                    if k not in ("sale_starts_at", "purchase_limit", "images", "price")
-                }, price=data["price"], images=data["images"], sale_starts_at=data["sale_starts_at"],
-                    purchase_limit=data["purchase_limit"])
+                cloth, problem = services.create_cloth(
+                    sizes=new_sizes or None,
+                    **{
+                        k: (v if v is not None else "")
+                        for k, v in data.items()
+                        if k not in ("sale_starts_at", "purchase_limit", "images", "price")
+                    },
+                    price=data["price"],
+                    images=data["images"],
+                    sale_starts_at=data["sale_starts_at"],
+                    purchase_limit=data["purchase_limit"],
+                )
                 form.instance.pk = form.instance.id = cloth.pk
                 if problem:
-                    self.message_user(request, f"Inventory not reached now ({problem}); the event will register "
-                                               "the stock.", level=messages.WARNING)
+                    self.message_user(
+                        request,
+                        f"Inventory not reached now ({problem}); the event will register the stock.",
+                        level=messages.WARNING,
+                    )
         except ShopError as exc:
             self.message_user(request, f"Not saved: {exc.message} {exc.fields or ''}", level=messages.ERROR)
             raise

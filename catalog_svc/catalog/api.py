@@ -26,10 +26,15 @@ class ClothListView(APIView):
     permission_classes = [AllowAny]
     authentication_classes = []
 
-    @extend_schema(parameters=[serializers.ClothListQuerySerializer],
-                   responses={200: serializers.ClothPageSerializer,
-                              400: OpenApiResponse(description="validation_error naming the field")},
-                   summary="A page of clothes, filtered and sorted", tags=["catalog"])
+    @extend_schema(
+        parameters=[serializers.ClothListQuerySerializer],
+        responses={
+            200: serializers.ClothPageSerializer,
+            400: OpenApiResponse(description="validation_error naming the field"),
+        },
+        summary="A page of clothes, filtered and sorted",
+        tags=["catalog"],
+    )
     def get(self, request):
         s = serializers.ClothListQuerySerializer(data=request.query_params)
         s.is_valid(raise_exception=True)
@@ -44,27 +49,34 @@ class ClothListView(APIView):
             start = (page - 1) * size
             if start >= count and page > 1:
                 return {"missing": True}
-            return {"count": count, "results": [selectors.list_item(c) for c in qs[start:start + size]],
-                    "has_next": start + size < count}
+            return {
+                "count": count,
+                "results": [selectors.list_item(c) for c in qs[start : start + size]],
+                "has_next": start + size < count,
+            }
 
         data = selectors.cached(f"list:{selectors.query_key({**filters, 'page': page, 'size': size})}", build)
         if data.get("missing"):
             raise NotFound("Invalid page.")
-        return Response({
-            "count": data["count"],
-            "next": _page_url(request, q, page + 1 if data["has_next"] else None),
-            "previous": _page_url(request, q, page - 1 if page > 1 else None),
-            "results": [selectors.refresh_on_sale(dict(item)) for item in data["results"]],
-        })
+        return Response(
+            {
+                "count": data["count"],
+                "next": _page_url(request, q, page + 1 if data["has_next"] else None),
+                "previous": _page_url(request, q, page - 1 if page > 1 else None),
+                "results": [selectors.refresh_on_sale(dict(item)) for item in data["results"]],
+            }
+        )
 
 
 class ClothDetailView(APIView):
     permission_classes = [AllowAny]
     authentication_classes = []
 
-    @extend_schema(responses={200: serializers.ClothDetailSerializer,
-                              404: OpenApiResponse(description="not_found")},
-                   summary="One cloth with its sizes and shown stock", tags=["catalog"])
+    @extend_schema(
+        responses={200: serializers.ClothDetailSerializer, 404: OpenApiResponse(description="not_found")},
+        summary="One cloth with its sizes and shown stock",
+        tags=["catalog"],
+    )
     def get(self, request, cloth_id: int):
         if cloth_id > 2**63 - 1:
             raise NotFound("No such cloth.")
@@ -83,5 +95,6 @@ class ClothDetailsView(APIView):
     def post(self, request):
         s = serializers.DetailsQuerySerializer(data=request.data)
         s.is_valid(raise_exception=True)
-        return Response(selectors.details(variant_ids=s.validated_data["variant_ids"],
-                                          cloth_ids=s.validated_data["cloth_ids"]))
+        return Response(
+            selectors.details(variant_ids=s.validated_data["variant_ids"], cloth_ids=s.validated_data["cloth_ids"])
+        )

@@ -17,7 +17,9 @@ class Cloth(models.Model):
     image_url = models.URLField(max_length=500, blank=True, default="")
     images = models.JSONField(default=list, blank=True)
     sale_starts_at = models.DateTimeField(null=True, blank=True, help_text="empty: on sale now")
-    purchase_limit = models.PositiveIntegerField(null=True, blank=True, default=0, help_text="units per member; 0 = none")
+    purchase_limit = models.PositiveIntegerField(
+        null=True, blank=True, default=0, help_text="units per member; 0 = none"
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -64,12 +64,16 @@ def is_on_sale(cloth: Cloth, now=None) -> bool:
     return cloth.sale_starts_at is None or cloth.sale_starts_at <= (now or timezone.now())
 
 
-def clothes(*, category: str | None = None, brand: str | None = None, on_sale: bool | None = None,
-            in_stock: bool | None = None, sort: str = "newest") -> QuerySet[Cloth]:
+def clothes(
+    *,
+    category: str | None = None,
+    brand: str | None = None,
+    on_sale: bool | None = None,
+    in_stock: bool | None = None,
+    sort: str = "newest",
+) -> QuerySet[Cloth]:
     """Clothes matching the filters, each annotated with ``in_stock`` (one query, no N+1)."""
-    qs = Cloth.objects.annotate(
-        in_stock=Exists(Variant.objects.filter(cloth=OuterRef("pk"), shown_stock__gt=0))
-    )
+    qs = Cloth.objects.annotate(in_stock=Exists(Variant.objects.filter(cloth=OuterRef("pk"), shown_stock__gt=0)))
     if category:
         qs = qs.filter(category=category)
     if brand:
@@ -108,10 +112,12 @@ def list_item(cloth: Cloth, now=None) -> dict[str, Any]:
 
 
 def cloth_detail(cloth_id: int) -> dict[str, Any] | None:
-    cloth = (Cloth.objects.filter(pk=cloth_id)
-             .annotate(in_stock=Exists(Variant.objects.filter(cloth=OuterRef("pk"), shown_stock__gt=0)))
-             .prefetch_related(Prefetch("variants", queryset=Variant.objects.order_by("sort_order", "id")))
-             .first())
+    cloth = (
+        Cloth.objects.filter(pk=cloth_id)
+        .annotate(in_stock=Exists(Variant.objects.filter(cloth=OuterRef("pk"), shown_stock__gt=0)))
+        .prefetch_related(Prefetch("variants", queryset=Variant.objects.order_by("sort_order", "id")))
+        .first()
+    )
     if cloth is None:
         return None
     return {
@@ -119,19 +125,27 @@ def cloth_detail(cloth_id: int) -> dict[str, Any] | None:
         "description": cloth.description,
         "images": list(cloth.images or []),
         "purchase_limit": cloth.purchase_limit or 0,
-        "variants": [{"variant_id": v.id, "size": v.size, "stock": max(0, v.shown_stock)} for v in cloth.variants.all()],
+        "variants": [
+            {"variant_id": v.id, "size": v.size, "stock": max(0, v.shown_stock)} for v in cloth.variants.all()
+        ],
     }
 
 
 def details(*, variant_ids: list[int], cloth_ids: list[int]) -> dict[str, list[dict[str, Any]]]:
     """The internal batch read the order service uses for names and prices. Unknown ids are left out."""
-    variants = list(Variant.objects.filter(id__in=variant_ids).select_related("cloth").order_by("id")) if variant_ids else []
+    variants = (
+        list(Variant.objects.filter(id__in=variant_ids).select_related("cloth").order_by("id")) if variant_ids else []
+    )
     wanted_clothes = set(cloth_ids)
     found = {c.id: c for c in Cloth.objects.filter(id__in=wanted_clothes)} if wanted_clothes else {}
 
     def cloth_dict(c: Cloth) -> dict[str, Any]:
         return {
-            "cloth_id": c.id, "name": c.name, "brand": c.brand, "category": c.category, "price": f"{c.price:.2f}",
+            "cloth_id": c.id,
+            "name": c.name,
+            "brand": c.brand,
+            "category": c.category,
+            "price": f"{c.price:.2f}",
             "image_url": c.image_url,
             "sale_starts_at": c.sale_starts_at.isoformat() if c.sale_starts_at else None,
             "purchase_limit": c.purchase_limit or 0,
@@ -140,10 +154,15 @@ def details(*, variant_ids: list[int], cloth_ids: list[int]) -> dict[str, list[d
     return {
         "clothes": [cloth_dict(found[c]) for c in sorted(found)],
         "variants": [
-            {"variant_id": v.id, "cloth_id": v.cloth_id, "name": v.cloth.name, "size": v.size,
-             "price": f"{v.cloth.price:.2f}",
-             "sale_starts_at": v.cloth.sale_starts_at.isoformat() if v.cloth.sale_starts_at else None,
-             "purchase_limit": v.cloth.purchase_limit or 0}
+            {
+                "variant_id": v.id,
+                "cloth_id": v.cloth_id,
+                "name": v.cloth.name,
+                "size": v.size,
+                "price": f"{v.cloth.price:.2f}",
+                "sale_starts_at": v.cloth.sale_starts_at.isoformat() if v.cloth.sale_starts_at else None,
+                "purchase_limit": v.cloth.purchase_limit or 0,
+            }
             for v in variants
         ],
     }

@@ -50,7 +50,9 @@ class ClothDetailSerializer(ClothListItemSerializer):
 
 
 class DetailsQuerySerializer(serializers.Serializer):
-    variant_ids = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=_BIGINT),
-                                        required=False, default=list, max_length=1000)
-    cloth_ids = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=_BIGINT),
-                                      required=False, default=list, max_length=1000)
+    variant_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=_BIGINT), required=False, default=list, max_length=1000
+    )
+    cloth_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=_BIGINT), required=False, default=list, max_length=1000
+    )

@@ -24,12 +24,22 @@ logger = logging.getLogger(__name__)
 
 ONE_SIZE = "ONE"
 _RULE_FIELDS = ("price", "sale_starts_at", "purchase_limit")
-_EDITABLE = ("name", "brand", "category", "description", "price", "image_url", "images", "sale_starts_at",
-             "purchase_limit")
+_EDITABLE = (
+    "name",
+    "brand",
+    "category",
+    "description",
+    "price",
+    "image_url",
+    "images",
+    "sale_starts_at",
+    "purchase_limit",
+)
 
 
-def _clean(*, name: str, price: Any, images: list[str] | None, purchase_limit: int | None,
-           sizes: list[tuple[str, int]] | None) -> tuple[Decimal, list[tuple[str, int]]]:
+def _clean(
+    *, name: str, price: Any, images: list[str] | None, purchase_limit: int | None, sizes: list[tuple[str, int]] | None
+) -> tuple[Decimal, list[tuple[str, int]]]:
     errors: dict[str, list[str]] = {}
     if not name or not name.strip():
         errors["name"] = ["required"]
@@ -76,10 +86,20 @@ def _cloth_payload(cloth: Cloth) -> dict[str, Any]:
     }
 
 
-def create_cloth(*, name: str, price: Any, sizes: list[tuple[str, int]] | None = None, brand: str = "",
-                 category: str = "", description: str = "", image_url: str = "", images: list[str] | None = None,
-                 sale_starts_at: dt.datetime | None = None, purchase_limit: int | None = 0,
-                 register_now: bool = True) -> tuple[Cloth, str | None]:
+def create_cloth(
+    *,
+    name: str,
+    price: Any,
+    sizes: list[tuple[str, int]] | None = None,
+    brand: str = "",
+    category: str = "",
+    description: str = "",
+    image_url: str = "",
+    images: list[str] | None = None,
+    sale_starts_at: dt.datetime | None = None,
+    purchase_limit: int | None = 0,
+    register_now: bool = True,
+) -> tuple[Cloth, str | None]:
     """Create a cloth with its sizes (one "ONE" variant when it has none) and announce it.
 
     Returns (cloth, problem): ``problem`` says why the synchronous registration with the
@@ -88,13 +108,22 @@ def create_cloth(*, name: str, price: Any, sizes: list[tuple[str, int]] | None =
     amount, clean_sizes = _clean(name=name, price=price, images=images, purchase_limit=purchase_limit, sizes=sizes)
     with transaction.atomic():
         cloth = Cloth.objects.create(
-            name=name.strip(), brand=brand, category=category, description=description, price=amount,
-            image_url=image_url, images=list(images or ([image_url] if image_url else [])),
-            sale_starts_at=sale_starts_at, purchase_limit=purchase_limit or 0,
+            name=name.strip(),
+            brand=brand,
+            category=category,
+            description=description,
+            price=amount,
+            image_url=image_url,
+            images=list(images or ([image_url] if image_url else [])),
+            sale_starts_at=sale_starts_at,
+            purchase_limit=purchase_limit or 0,
         )
-        Variant.objects.bulk_create([
-            Variant(cloth=cloth, size=size, shown_stock=stock, sort_order=i) for i, (size, stock) in enumerate(clean_sizes)
-        ])
+        Variant.objects.bulk_create(
+            [
+                Variant(cloth=cloth, size=size, shown_stock=stock, sort_order=i)
+                for i, (size, stock) in enumerate(clean_sizes)
+            ]
+        )
         cloth = Cloth.objects.prefetch_related("variants").get(pk=cloth.pk)
         record_event("ClothCreated", aggregate_type="cloth", aggregate_id=cloth.id, payload=_cloth_payload(cloth))
         transaction.on_commit(selectors.bump_cache_version)
@@ -106,8 +135,12 @@ def create_cloth(*, name: str, price: Any, sizes: list[tuple[str, int]] | None =
 def register_with_inventory(cloth: Cloth) -> str | None:
     """Register the cloth's variants, rule and stock with the inventory now. None if it worked."""
     p = _cloth_payload(cloth)
-    body = {"cloth_id": p["cloth_id"], "sale_starts_at": p["sale_starts_at"], "purchase_limit": p["purchase_limit"],
-            "variants": [{"variant_id": v["variant_id"], "stock": v["stock"]} for v in p["variants"]]}
+    body = {
+        "cloth_id": p["cloth_id"],
+        "sale_starts_at": p["sale_starts_at"],
+        "purchase_limit": p["purchase_limit"],
+        "variants": [{"variant_id": v["variant_id"], "stock": v["stock"]} for v in p["variants"]],
+    }
     try:
         upstream.call_ok("inventory", "POST", "/internal/stock", body=body)
     except ShopError as exc:
@@ -141,9 +174,12 @@ def update_cloth(*, cloth_id: int, new_sizes: list[tuple[str, int]] | None = Non
             if clash:
                 raise ValidationFailed(fields={"sizes": [f"size {clash[0]} exists already"]})
             start = cloth.variants.count()
-            added = Variant.objects.bulk_create([
-                Variant(cloth=cloth, size=s, shown_stock=n, sort_order=start + i) for i, (s, n) in enumerate(clean_sizes)
-            ])
+            added = Variant.objects.bulk_create(
+                [
+                    Variant(cloth=cloth, size=s, shown_stock=n, sort_order=start + i)
+                    for i, (s, n) in enumerate(clean_sizes)
+                ]
+            )
         if rule_changed or added:
             cloth = Cloth.objects.prefetch_related("variants").get(pk=cloth.pk)
             record_event("ClothUpdated", aggregate_type="cloth", aggregate_id=cloth.id, payload=_cloth_payload(cloth))

@@ -19,7 +19,13 @@ MIDDLEWARE = ["shared.requests.RequestIdMiddleware", "shared.errors.JsonErrorMid
 TEMPLATES: list = []
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 APPEND_SLASH = False
-for _unused in ("REST_FRAMEWORK", "SPECTACULAR_SETTINGS", "CELERY_BEAT_SCHEDULE", "STATIC_ROOT", "WHITENOISE_USE_FINDERS"):
+for _unused in (
+    "REST_FRAMEWORK",
+    "SPECTACULAR_SETTINGS",
+    "CELERY_BEAT_SCHEDULE",
+    "STATIC_ROOT",
+    "WHITENOISE_USE_FINDERS",
+):
     globals().pop(_unused, None)
 
 #: The public API: (methods, path regex (whole path), upstream service, public?).
@@ -52,11 +58,25 @@ GATEWAY_ROUTES = [
 ]
 
 #: Client request headers passed on (everything else, identity headers above all, is dropped).
-GATEWAY_FORWARD_HEADERS = ["Content-Type", "Accept", "Accept-Language", "User-Agent", "Refresh-Token",
-                           "Idempotency-Key", "If-None-Match"]
+GATEWAY_FORWARD_HEADERS = [
+    "Content-Type",
+    "Accept",
+    "Accept-Language",
+    "User-Agent",
+    "Refresh-Token",
+    "Idempotency-Key",
+    "If-None-Match",
+]
 #: Upstream response headers passed back.
-GATEWAY_RETURN_HEADERS = ["Content-Type", "Retry-After", "Location", "Allow", "ETag", "Cache-Control",
-                          "WWW-Authenticate"]
+GATEWAY_RETURN_HEADERS = [
+    "Content-Type",
+    "Retry-After",
+    "Location",
+    "Allow",
+    "ETag",
+    "Cache-Control",
+    "WWW-Authenticate",
+]
 #: Keep-alive connections kept per upstream service (per gunicorn worker).
 GATEWAY_POOL_MAXSIZE = env.int("GATEWAY_POOL_MAXSIZE", default=16)
 GATEWAY_HEALTH_TIMEOUT_SECONDS = env.float("GATEWAY_HEALTH_TIMEOUT_SECONDS", default=2.0)

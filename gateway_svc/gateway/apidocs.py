@@ -33,8 +33,11 @@ def public_schema() -> dict[str, Any]:
     with _lock:
         if _cache["doc"] is None or time.monotonic() - _cache["at"] > _cache["ttl"]:
             doc, complete = build_schema()
-            _cache.update(doc=doc, at=time.monotonic(),
-                          ttl=settings.GATEWAY_SCHEMA_CACHE_SECONDS if complete else _PARTIAL_CACHE_SECONDS)
+            _cache.update(
+                doc=doc,
+                at=time.monotonic(),
+                ttl=settings.GATEWAY_SCHEMA_CACHE_SECONDS if complete else _PARTIAL_CACHE_SECONDS,
+            )
         return _cache["doc"]
 
 
@@ -46,8 +49,13 @@ def clear_cache() -> None:
 def _fetch(service: str) -> dict[str, Any] | None:
     url = settings.SERVICE_URLS[service].rstrip("/") + "/api/schema?format=json"
     try:
-        answer = forwarding.POOL.request("GET", url, headers={**internal_headers(), "Accept": "application/json"},
-                                    retries=False, timeout=forwarding.timeout(3.0))
+        answer = forwarding.POOL.request(
+            "GET",
+            url,
+            headers={**internal_headers(), "Accept": "application/json"},
+            retries=False,
+            timeout=forwarding.timeout(3.0),
+        )
         if answer.status == 200:
             return json.loads(answer.data)
         logger.warning("API schema of %s: answered %s", service, answer.status)
@@ -80,12 +88,17 @@ def build_schema() -> tuple[dict[str, Any], bool]:
     """(merged document, whether every service answered)."""
     doc: dict[str, Any] = {
         "openapi": "3.0.3",
-        "info": {"title": "Drop Shop public API", "version": "1.0.0",
-                 "description": "Everything a shop frontend calls, through the gateway. Routes marked with a "
-                                "lock need `Authorization: Bearer <access_token>` from `POST /member/login`."},
+        "info": {
+            "title": "Drop Shop public API",
+            "version": "1.0.0",
+            "description": "Everything a shop frontend calls, through the gateway. Routes marked with a "
+            "lock need `Authorization: Bearer <access_token>` from `POST /member/login`.",
+        },
         "paths": {},
-        "components": {"schemas": {},
-                       "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+        "components": {
+            "schemas": {},
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+        },
     }
     complete = True
     wanted = sorted({r.service for r in routes.all_routes()})
@@ -95,8 +108,11 @@ def build_schema() -> tuple[dict[str, Any], bool]:
             complete = False
             continue
         schemas = part.get("components", {}).get("schemas", {})
-        renames = {name: f"{service.title()}{name}" for name, body in schemas.items()
-                   if name in doc["components"]["schemas"] and doc["components"]["schemas"][name] != body}
+        renames = {
+            name: f"{service.title()}{name}"
+            for name, body in schemas.items()
+            if name in doc["components"]["schemas"] and doc["components"]["schemas"][name] != body
+        }
         part = _rename_refs(part, renames)
         for name, body in part.get("components", {}).get("schemas", {}).items():
             doc["components"]["schemas"][name] = body
@@ -136,7 +152,7 @@ def render_html(doc: dict[str, Any]) -> str:
     rows = []
     for template, operations in doc["paths"].items():
         for method, op in operations.items():
-            body = (op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema"))
+            body = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
             fields = _schema_fields(doc, body)
             params = [f"{esc(p['name'])} ({esc(p.get('in', ''))})" for p in op.get("parameters", [])]
             field_html = ", ".join(f"<code>{esc(n)}</code>{'*' if req else ''} <i>{esc(k)}</i>" for n, k, req in fields)
@@ -148,12 +164,12 @@ def render_html(doc: dict[str, Any]) -> str:
                 f"{', '.join(params)}</td><td>{responses}</td></tr>"
             )
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{esc(doc['info']['title'])}</title>
+<html lang="en"><head><meta charset="utf-8"><title>{esc(doc["info"]["title"])}</title>
 <style>body{{font:14px system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse;width:100%}}
 td,th{{border-bottom:1px solid #ddd;padding:6px;text-align:left;vertical-align:top}}.m{{font-weight:bold}}
 code{{background:#f4f4f4;padding:1px 3px}}</style></head>
-<body><h1>{esc(doc['info']['title'])}</h1><p>{esc(doc['info']['description'])}</p>
+<body><h1>{esc(doc["info"]["title"])}</h1><p>{esc(doc["info"]["description"])}</p>
 <p>Errors, everywhere: <code>{{"error": {{"code", "message", "fields"?}}}}</code>. The machine-readable
 document: <a href="/api/schema">/api/schema</a> (OpenAPI 3). &#128274; = needs a token; * = required.</p>
 <table><tr><th>method</th><th>path</th><th>what</th><th>input</th><th>answers</th></tr>
-{''.join(rows)}</table></body></html>"""
+{"".join(rows)}</table></body></html>"""

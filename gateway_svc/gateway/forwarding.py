@@ -30,18 +30,34 @@ def upstream_url(service: str, path: str, query: str = "") -> str:
 
 
 def timeout(read: float | None = None) -> urllib3.Timeout:
-    return urllib3.Timeout(connect=settings.UPSTREAM_CONNECT_TIMEOUT_SECONDS,
-                           read=read if read is not None else settings.UPSTREAM_TIMEOUT_SECONDS)
+    return urllib3.Timeout(
+        connect=settings.UPSTREAM_CONNECT_TIMEOUT_SECONDS,
+        read=read if read is not None else settings.UPSTREAM_TIMEOUT_SECONDS,
+    )
 
 
-def send(service: str, method: str, url: str, *, headers: dict[str, str], body: bytes | None = None,
-         read_timeout: float | None = None) -> urllib3.BaseHTTPResponse:
+def send(
+    service: str,
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str],
+    body: bytes | None = None,
+    read_timeout: float | None = None,
+) -> urllib3.BaseHTTPResponse:
     """One upstream request; raise UpstreamTimeout (504) when slow, UpstreamUnavailable (503) when down."""
     attempts = 2 if method in _SAFE_RETRY else 1
     for attempt in range(attempts):
         try:
-            return POOL.request(method, url, body=body, headers=headers, timeout=timeout(read_timeout),
-                                redirect=False, preload_content=True)
+            return POOL.request(
+                method,
+                url,
+                body=body,
+                headers=headers,
+                timeout=timeout(read_timeout),
+                redirect=False,
+                preload_content=True,
+            )
         except ReadTimeoutError as exc:
             logger.warning("upstream %s timed out: %s %s", service, method, url)
             raise UpstreamTimeout(f"The {service} service did not answer in time.") from exc

@@ -50,8 +50,9 @@ def proxy(request: HttpRequest) -> HttpResponse:
     route, allowed = routes.match(request.method, path)
     if route is None:
         if allowed:
-            response = JsonResponse(error_body("method_not_allowed", f"{request.method} is not allowed here."),
-                                    status=405)
+            response = JsonResponse(
+                error_body("method_not_allowed", f"{request.method} is not allowed here."), status=405
+            )
             response["Allow"] = ", ".join(sorted(allowed))
             return response
         return JsonResponse(error_body("not_found", "Not found."), status=404)
@@ -82,21 +83,33 @@ def proxy(request: HttpRequest) -> HttpResponse:
 
     body = request.body if request.method in _BODY_METHODS else None
     try:
-        upstream = forwarding.send(route.service, request.method,
-                              forwarding.upstream_url(route.service, path, meta.get("QUERY_STRING", "")),
-                              headers=headers, body=body)
+        upstream = forwarding.send(
+            route.service,
+            request.method,
+            forwarding.upstream_url(route.service, path, meta.get("QUERY_STRING", "")),
+            headers=headers,
+            body=body,
+        )
     except ShopError as exc:
         return _error(exc)
 
-    response = HttpResponse(upstream.data, status=upstream.status,
-                            content_type=upstream.headers.get("Content-Type", "application/json"))
+    response = HttpResponse(
+        upstream.data, status=upstream.status, content_type=upstream.headers.get("Content-Type", "application/json")
+    )
     for name in settings.GATEWAY_RETURN_HEADERS:
         value = upstream.headers.get(name)
         if value is not None and name != "Content-Type":
             response[name] = value
     if settings.GATEWAY_ACCESS_LOG:
-        logger.info("%s %s -> %s %s member=%s %.1fms", request.method, path, route.service, upstream.status, member,
-                    (time.perf_counter() - started) * 1000)
+        logger.info(
+            "%s %s -> %s %s member=%s %.1fms",
+            request.method,
+            path,
+            route.service,
+            upstream.status,
+            member,
+            (time.perf_counter() - started) * 1000,
+        )
     return response
 
 
@@ -105,9 +118,13 @@ _health_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="health")
 
 def _service_health(service: str) -> str:
     try:
-        answer = forwarding.POOL.request("GET", settings.SERVICE_URLS[service].rstrip("/") + "/health",
-                                    headers={REQUEST_ID_HEADER: "health"}, retries=False,
-                                    timeout=settings.GATEWAY_HEALTH_TIMEOUT_SECONDS)
+        answer = forwarding.POOL.request(
+            "GET",
+            settings.SERVICE_URLS[service].rstrip("/") + "/health",
+            headers={REQUEST_ID_HEADER: "health"},
+            retries=False,
+            timeout=settings.GATEWAY_HEALTH_TIMEOUT_SECONDS,
+        )
     except Exception:  # noqa: BLE001 - anything that is not an answer means down
         return "down"
     if answer.status != 200:

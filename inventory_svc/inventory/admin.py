@@ -42,28 +42,47 @@ class StockItemAdmin(admin.ModelAdmin):
                         apply(item, form.cleaned_data["quantity"], form.cleaned_data["reason"])
                         self.message_user(request, f"{title}: variant {item.variant_id} done.")
                     except ShopError as exc:
-                        self.message_user(request, f"{title}: variant {item.variant_id}: {exc.message}",
-                                          level=messages.ERROR)
+                        self.message_user(
+                            request, f"{title}: variant {item.variant_id}: {exc.message}", level=messages.ERROR
+                        )
                 return None
         else:
             form = QuantityForm()
-        return render(request, "admin/inventory/quantity_action.html", {
-            "title": title, "form": form, "items": queryset, "action": request.POST.get("action"),
-            "opts": self.model._meta,
-        })
+        return render(
+            request,
+            "admin/inventory/quantity_action.html",
+            {
+                "title": title,
+                "form": form,
+                "items": queryset,
+                "action": request.POST.get("action"),
+                "opts": self.model._meta,
+            },
+        )
 
     @admin.action(description="Restock selected variants")
     def restock_action(self, request, queryset):
         actor = f"admin:{request.user.get_username()}"
-        return self._quantity_action(request, queryset, title="Restock", apply=lambda item, q, reason: services.restock(
-            variant_id=item.variant_id, quantity=q, reason=reason or "admin restock", actor=actor))
+        return self._quantity_action(
+            request,
+            queryset,
+            title="Restock",
+            apply=lambda item, q, reason: services.restock(
+                variant_id=item.variant_id, quantity=q, reason=reason or "admin restock", actor=actor
+            ),
+        )
 
     @admin.action(description="Correct the total of selected variants")
     def correct_action(self, request, queryset):
         actor = f"admin:{request.user.get_username()}"
-        return self._quantity_action(request, queryset, title="Correction",
-                                     apply=lambda item, q, reason: services.correct_stock(
-                                         variant_id=item.variant_id, delta=q, reason=reason, actor=actor))
+        return self._quantity_action(
+            request,
+            queryset,
+            title="Correction",
+            apply=lambda item, q, reason: services.correct_stock(
+                variant_id=item.variant_id, delta=q, reason=reason, actor=actor
+            ),
+        )
 
 
 @admin.register(ClothRule)
@@ -104,8 +123,9 @@ class ReservationAdmin(admin.ModelAdmin):
     def release_action(self, request, queryset):
         for reservation in queryset:
             try:
-                services.release_reservation(order_id=reservation.order_id, reason="admin",
-                                             actor=f"admin:{request.user.get_username()}")
+                services.release_reservation(
+                    order_id=reservation.order_id, reason="admin", actor=f"admin:{request.user.get_username()}"
+                )
             except ShopError as exc:
                 self.message_user(request, f"order {reservation.order_id}: {exc.message}", level=messages.ERROR)
 

@@ -33,8 +33,9 @@ class ReleaseView(APIView):
     def post(self, request, order_id: int):
         s = serializers.ReleaseSerializer(data=request.data or {})
         s.is_valid(raise_exception=True)
-        return Response(services.release_reservation(order_id=order_id, reason=s.validated_data["reason"],
-                                                     actor=_caller(request)))
+        return Response(
+            services.release_reservation(order_id=order_id, reason=s.validated_data["reason"], actor=_caller(request))
+        )
 
 
 @extend_schema(exclude=True)
@@ -53,8 +54,11 @@ class StockView(APIView):
         s.is_valid(raise_exception=True)
         answer = services.sell_reservation(order_id=s.validated_data["order_id"], actor=_caller(request))
         if answer["status"] == "SELL_FAILED":
-            raise SoldOut("The reservation was released and its units are gone.", order_id=answer["order_id"],
-                          variant_id=answer.get("variant_id"))
+            raise SoldOut(
+                "The reservation was released and its units are gone.",
+                order_id=answer["order_id"],
+                variant_id=answer.get("variant_id"),
+            )
         return Response(answer)
 
 

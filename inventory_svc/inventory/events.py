@@ -65,7 +65,10 @@ def on_order_refunded(event: Event) -> None:
         logger.info("order %s refunded without restock (its units were never sold)", _order_id(event))
         return
     try:
-        services.return_reservation(order_id=_order_id(event), reason=str(event.payload.get("reason") or "refunded"),
-                                    actor=f"event:{event.event_type}")
+        services.return_reservation(
+            order_id=_order_id(event),
+            reason=str(event.payload.get("reason") or "refunded"),
+            actor=f"event:{event.event_type}",
+        )
     except (IllegalTransition, NotFound) as exc:
         logger.warning("OrderRefunded for order %s not applied to stock: %s", _order_id(event), exc)

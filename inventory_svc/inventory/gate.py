@@ -86,10 +86,12 @@ def now_ms() -> int:
 
 def reserve(*, cloth_id: int, order_id: int, member_id: int, lines: list[tuple[int, int]]) -> list[str]:
     k = Keys(cloth_id)
-    return _decode(_script("reserve")(
-        keys=[k.avail, k.rule, k.bought, k.record(order_id), k.orders],
-        args=[order_id, member_id, now_ms(), encode_lines(lines)],
-    ))
+    return _decode(
+        _script("reserve")(
+            keys=[k.avail, k.rule, k.bought, k.record(order_id), k.orders],
+            args=[order_id, member_id, now_ms(), encode_lines(lines)],
+        )
+    )
 
 
 def release(*, cloth_id: int, order_id: int) -> list[str]:
@@ -102,26 +104,32 @@ def give_back_sold(*, cloth_id: int, order_id: int) -> list[str]:
 
 def _give_back(cloth_id: int, order_id: int, from_state: str, to_state: str) -> list[str]:
     k = Keys(cloth_id)
-    return _decode(_script("give_back")(
-        keys=[k.avail, k.bought, k.record(order_id), k.orders],
-        args=[order_id, from_state, to_state, settings.INVENTORY_GATE_RECORD_TTL_SECONDS],
-    ))
+    return _decode(
+        _script("give_back")(
+            keys=[k.avail, k.bought, k.record(order_id), k.orders],
+            args=[order_id, from_state, to_state, settings.INVENTORY_GATE_RECORD_TTL_SECONDS],
+        )
+    )
 
 
 def sell(*, cloth_id: int, order_id: int, member_id: int, lines: list[tuple[int, int]]) -> list[str]:
     k = Keys(cloth_id)
-    return _decode(_script("sell")(
-        keys=[k.avail, k.rule, k.bought, k.record(order_id), k.orders],
-        args=[order_id, member_id, encode_lines(lines)],
-    ))
+    return _decode(
+        _script("sell")(
+            keys=[k.avail, k.rule, k.bought, k.record(order_id), k.orders],
+            args=[order_id, member_id, encode_lines(lines)],
+        )
+    )
 
 
 def forget(*, cloth_id: int, order_id: int, give_back: Iterable[int] = ()) -> list[str]:
     k = Keys(cloth_id)
-    return _decode(_script("forget")(
-        keys=[k.avail, k.bought, k.record(order_id), k.orders],
-        args=[order_id, ",".join(str(int(v)) for v in give_back)],
-    ))
+    return _decode(
+        _script("forget")(
+            keys=[k.avail, k.bought, k.record(order_id), k.orders],
+            args=[order_id, ",".join(str(int(v)) for v in give_back)],
+        )
+    )
 
 
 def adjust(*, cloth_id: int, variant_id: int, delta: int) -> list[str]:
@@ -168,6 +176,7 @@ def snapshot(cloth_id: int) -> dict:
 
 # --- loading from PostgreSQL ---------------------------------------------------------------
 
+
 def _rule_ms(rule: ClothRule | None) -> tuple[int, int]:
     if rule is None:
         return 0, 0
@@ -188,18 +197,27 @@ def state_from_database(cloth_id: int) -> dict:
         held = list(
             ReservationLine.objects.filter(
                 cloth_id=cloth_id, reservation__state__in=[ReservationState.ACTIVE, ReservationState.SOLD]
-            ).values_list("reservation__order_id", "reservation__member_id", "reservation__state", "variant_id",
-                          "quantity").order_by("reservation__order_id", "variant_id")
+            )
+            .values_list(
+                "reservation__order_id", "reservation__member_id", "reservation__state", "variant_id", "quantity"
+            )
+            .order_by("reservation__order_id", "variant_id")
         )
     start_ms, limit = _rule_ms(rule)
     bought: dict[str, int] = defaultdict(int)
     records: dict[int, dict] = {}
     for order_id, member_id, state, variant_id, quantity in held:
         bought[str(member_id)] += quantity
-        rec = records.setdefault(order_id, {
-            "order_id": str(order_id), "member": str(member_id),
-            "state": "R" if state == ReservationState.ACTIVE else "S", "n": 0, "lines": [],
-        })
+        rec = records.setdefault(
+            order_id,
+            {
+                "order_id": str(order_id),
+                "member": str(member_id),
+                "state": "R" if state == ReservationState.ACTIVE else "S",
+                "n": 0,
+                "lines": [],
+            },
+        )
         rec["n"] += quantity
         rec["lines"].append(f"{variant_id}:{quantity}")
     for rec in records.values():
@@ -220,8 +238,12 @@ def load(cloth_id: int) -> bool:
         return False
     k = Keys(cloth_id)
     _script("load")(keys=[k.avail, k.rule, k.bought, k.orders], args=[json.dumps(data), k.record_prefix])
-    logger.info("stock gate of cloth %s loaded from PostgreSQL (%d variants, %d held orders)",
-                cloth_id, len(data["avail"]), len(data["records"]))
+    logger.info(
+        "stock gate of cloth %s loaded from PostgreSQL (%d variants, %d held orders)",
+        cloth_id,
+        len(data["avail"]),
+        len(data["records"]),
+    )
     return True
 
 
@@ -252,5 +274,5 @@ def loaded_cloth_ids() -> list[int]:
     ids = []
     for key in get_redis().scan_iter(match="{cloth:*}:rule", count=500):
         raw = key.decode()
-        ids.append(int(raw[len("{cloth:"):raw.index("}")]))
+        ids.append(int(raw[len("{cloth:") : raw.index("}")]))
     return sorted(ids)

@@ -26,8 +26,9 @@ class StockItem(models.Model):
     class Meta:
         ordering = ["cloth_id", "variant_id"]
         constraints = [
-            models.CheckConstraint(condition=Q(total__gte=0) & Q(reserved__gte=0) & Q(sold__gte=0),
-                                   name="stock_counts_not_negative"),
+            models.CheckConstraint(
+                condition=Q(total__gte=0) & Q(reserved__gte=0) & Q(sold__gte=0), name="stock_counts_not_negative"
+            ),
             models.CheckConstraint(condition=Q(reserved__lte=F("total") - F("sold")), name="stock_never_oversold"),
         ]
 
@@ -75,8 +76,7 @@ class Reservation(models.Model):
     class Meta:
         ordering = ["-id"]
         indexes = [
-            models.Index(fields=["deadline"], name="reservation_active_deadline",
-                         condition=Q(state="ACTIVE")),
+            models.Index(fields=["deadline"], name="reservation_active_deadline", condition=Q(state="ACTIVE")),
         ]
 
     def __str__(self) -> str:
@@ -101,12 +101,12 @@ class ReservationLine(models.Model):
 
 
 class MovementKind(models.TextChoices):
-    RESTOCK = "restock", "restock"      # total += quantity
-    CORRECT = "correct", "correction"   # total += quantity (signed)
-    RESERVE = "reserve", "reserve"      # reserved += quantity
-    RELEASE = "release", "release"      # reserved -= quantity
-    SELL = "sell", "sell"               # reserved -= quantity, sold += quantity
-    RETURN = "return", "return"         # sold -= quantity
+    RESTOCK = "restock", "restock"  # total += quantity
+    CORRECT = "correct", "correction"  # total += quantity (signed)
+    RESERVE = "reserve", "reserve"  # reserved += quantity
+    RELEASE = "release", "release"  # reserved -= quantity
+    SELL = "sell", "sell"  # reserved -= quantity, sold += quantity
+    RETURN = "return", "return"  # sold -= quantity
 
 
 class StockMovement(models.Model):

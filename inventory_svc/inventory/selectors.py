@@ -69,8 +69,9 @@ def stock_of_variants(variant_ids: list[int], *, from_cache: bool | None = None)
         found.update(fresh)
         if use_cache and fresh:
             try:
-                cache.set_many({_STOCK_KEY.format(v): d for v, d in fresh.items()},
-                               timeout=settings.INVENTORY_STOCK_CACHE_SECONDS)
+                cache.set_many(
+                    {_STOCK_KEY.format(v): d for v, d in fresh.items()}, timeout=settings.INVENTORY_STOCK_CACHE_SECONDS
+                )
             except Exception as exc:  # noqa: BLE001 - the next read goes to PostgreSQL again
                 logger.warning("stock cache not written (%s)", exc)
     return [found[v] for v in wanted if v in found]
@@ -84,8 +85,10 @@ def invalidate_stock_cache(variant_ids: list[int]) -> None:
 
 
 def reservation_lines(reservation: Reservation) -> list[dict]:
-    return [{"variant_id": line.variant_id, "cloth_id": line.cloth_id, "quantity": line.quantity}
-            for line in reservation.lines.all()]
+    return [
+        {"variant_id": line.variant_id, "cloth_id": line.cloth_id, "quantity": line.quantity}
+        for line in reservation.lines.all()
+    ]
 
 
 def reservation_answer(reservation: Reservation) -> dict:
@@ -114,34 +117,63 @@ def invariant_differences(*, with_gate: bool = True) -> tuple[int, list[dict]]:
 
     items = list(StockItem.objects.all())
     held = {
-        (v, s): n for v, s, n in ReservationLine.objects.filter(
+        (v, s): n
+        for v, s, n in ReservationLine.objects.filter(
             reservation__state__in=[ReservationState.ACTIVE, ReservationState.SOLD]
-        ).values_list("variant_id", "reservation__state").annotate(n=Sum("quantity")).values_list(
-            "variant_id", "reservation__state", "n")
+        )
+        .values_list("variant_id", "reservation__state")
+        .annotate(n=Sum("quantity"))
+        .values_list("variant_id", "reservation__state", "n")
     }
     ledger: dict[int, dict[str, int]] = {}
-    for v, kind, n in StockMovement.objects.values_list("variant_id", "kind").annotate(n=Sum("quantity")).values_list(
-            "variant_id", "kind", "n"):
+    for v, kind, n in (
+        StockMovement.objects.values_list("variant_id", "kind")
+        .annotate(n=Sum("quantity"))
+        .values_list("variant_id", "kind", "n")
+    ):
         ledger.setdefault(v, {})[kind] = n
     diffs: list[dict] = []
 
     def diff(item: StockItem, what: str, expected, actual) -> None:
         if expected != actual:
-            diffs.append({"variant_id": item.variant_id, "cloth_id": item.cloth_id, "check": what,
-                          "expected": expected, "actual": actual})
+            diffs.append(
+                {
+                    "variant_id": item.variant_id,
+                    "cloth_id": item.cloth_id,
+                    "check": what,
+                    "expected": expected,
+                    "actual": actual,
+                }
+            )
 
     for item in items:
         if min(item.total, item.reserved, item.sold, item.available) < 0:
-            diffs.append({"variant_id": item.variant_id, "cloth_id": item.cloth_id, "check": "bounds",
-                          "total": item.total, "reserved": item.reserved, "sold": item.sold})
-        diff(item, "reserved = active reservations", held.get((item.variant_id, ReservationState.ACTIVE), 0),
-             item.reserved)
+            diffs.append(
+                {
+                    "variant_id": item.variant_id,
+                    "cloth_id": item.cloth_id,
+                    "check": "bounds",
+                    "total": item.total,
+                    "reserved": item.reserved,
+                    "sold": item.sold,
+                }
+            )
+        diff(
+            item,
+            "reserved = active reservations",
+            held.get((item.variant_id, ReservationState.ACTIVE), 0),
+            item.reserved,
+        )
         diff(item, "sold = sold reservations", held.get((item.variant_id, ReservationState.SOLD), 0), item.sold)
         led = ledger.get(item.variant_id, {})
         g = led.get
         diff(item, "total = ledger", g(MovementKind.RESTOCK, 0) + g(MovementKind.CORRECT, 0), item.total)
-        diff(item, "reserved = ledger",
-             g(MovementKind.RESERVE, 0) - g(MovementKind.RELEASE, 0) - g(MovementKind.SELL, 0), item.reserved)
+        diff(
+            item,
+            "reserved = ledger",
+            g(MovementKind.RESERVE, 0) - g(MovementKind.RELEASE, 0) - g(MovementKind.SELL, 0),
+            item.reserved,
+        )
         diff(item, "sold = ledger", g(MovementKind.SELL, 0) - g(MovementKind.RETURN, 0), item.sold)
         diff(item, "available + reserved + sold = total", item.total, item.available + item.reserved + item.sold)
 
@@ -155,11 +187,20 @@ def invariant_differences(*, with_gate: bool = True) -> tuple[int, list[dict]]:
                 continue  # loaded from PostgreSQL on first use: nothing to disagree with yet
             for item in cloth_items:
                 diff(item, "gate available = PostgreSQL available", item.available, snap["avail"].get(item.variant_id))
-            active = set(Reservation.objects.filter(
-                Q(state=ReservationState.ACTIVE) | Q(state=ReservationState.SOLD),
-                lines__cloth_id=cloth_id).values_list("order_id", flat=True).distinct())
+            active = set(
+                Reservation.objects.filter(
+                    Q(state=ReservationState.ACTIVE) | Q(state=ReservationState.SOLD), lines__cloth_id=cloth_id
+                )
+                .values_list("order_id", flat=True)
+                .distinct()
+            )
             if snap["orders"] != active:
-                diffs.append({"cloth_id": cloth_id, "check": "gate records = active and sold reservations",
-                              "only_in_gate": sorted(snap["orders"] - active),
-                              "only_in_postgresql": sorted(active - snap["orders"])})
+                diffs.append(
+                    {
+                        "cloth_id": cloth_id,
+                        "check": "gate records = active and sold reservations",
+                        "only_in_gate": sorted(snap["orders"] - active),
+                        "only_in_postgresql": sorted(active - snap["orders"]),
+                    }
+                )
     return len(items), diffs

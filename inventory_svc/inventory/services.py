@@ -78,16 +78,32 @@ def _move(variant_id: int, quantity: int, how: str) -> dict | None:
     if row is None:
         return None
     v, c, total, reserved, sold, version = row
-    return {"variant_id": v, "cloth_id": c, "total": total, "available": total - reserved - sold,
-            "reserved": reserved, "sold": sold, "version": version}
+    return {
+        "variant_id": v,
+        "cloth_id": c,
+        "total": total,
+        "available": total - reserved - sold,
+        "reserved": reserved,
+        "sold": sold,
+        "version": version,
+    }
 
 
 def _ledger(lines: list[Line], kind: str, *, order_id: int | None, cause: str, actor: str, sign: int = 1) -> None:
-    StockMovement.objects.bulk_create([
-        StockMovement(variant_id=line.variant_id, cloth_id=line.cloth_id, kind=kind, quantity=sign * line.quantity,
-                      order_id=order_id, cause=cause[:64], actor=actor[:128])
-        for line in lines
-    ])
+    StockMovement.objects.bulk_create(
+        [
+            StockMovement(
+                variant_id=line.variant_id,
+                cloth_id=line.cloth_id,
+                kind=kind,
+                quantity=sign * line.quantity,
+                order_id=order_id,
+                cause=cause[:64],
+                actor=actor[:128],
+            )
+            for line in lines
+        ]
+    )
 
 
 def _stock_changed(rows: list[dict]) -> None:
@@ -96,11 +112,23 @@ def _stock_changed(rows: list[dict]) -> None:
     for row in rows:
         by_cloth[row["cloth_id"]].append(row)
     for cloth_id, items in by_cloth.items():
-        record_event("StockChanged", aggregate_type="stock", aggregate_id=cloth_id, payload={
-            "cloth_id": cloth_id,
-            "variants": [{"variant_id": r["variant_id"], "available": r["available"], "total": r["total"],
-                          "version": r["version"]} for r in items],
-        })
+        record_event(
+            "StockChanged",
+            aggregate_type="stock",
+            aggregate_id=cloth_id,
+            payload={
+                "cloth_id": cloth_id,
+                "variants": [
+                    {
+                        "variant_id": r["variant_id"],
+                        "available": r["available"],
+                        "total": r["total"],
+                        "version": r["version"],
+                    }
+                    for r in items
+                ],
+            },
+        )
 
 
 def _lines_payload(lines: list[Line]) -> list[dict]:
@@ -133,8 +161,15 @@ def _after_commit(func, *args, **kwargs) -> None:
 
 # --- register, restock, correct -------------------------------------------------------------
 
-def register_stock(*, cloth_id: int, sale_starts_at: dt.datetime | None, purchase_limit: int | None,
-                   variants: list[dict], actor: str = "catalog") -> dict:
+
+def register_stock(
+    *,
+    cloth_id: int,
+    sale_starts_at: dt.datetime | None,
+    purchase_limit: int | None,
+    variants: list[dict],
+    actor: str = "catalog",
+) -> dict:
     """Make the cloth's variants known with their first stock, and its rule; load its gate.
 
     Idempotent: a known variant keeps its counts (restocks go through :func:`restock`), so
@@ -149,15 +184,27 @@ def register_stock(*, cloth_id: int, sale_starts_at: dt.datetime | None, purchas
         known = dict(StockItem.objects.filter(variant_id__in=wanted).values_list("variant_id", "cloth_id"))
         elsewhere = sorted(v for v, c in known.items() if c != cloth_id)
         if elsewhere:
-            raise ValidationFailed(f"Variant {elsewhere[0]} belongs to another cloth.",
-                                   fields={"variants": [f"variant {elsewhere[0]} belongs to another cloth"]})
+            raise ValidationFailed(
+                f"Variant {elsewhere[0]} belongs to another cloth.",
+                fields={"variants": [f"variant {elsewhere[0]} belongs to another cloth"]},
+            )
         new = [StockItem(variant_id=v, cloth_id=cloth_id, total=stock) for v, stock in wanted.items() if v not in known]
         StockItem.objects.bulk_create(new)
         new_lines = [Line(i.variant_id, cloth_id, i.total) for i in new if i.total]
         _ledger(new_lines, MovementKind.RESTOCK, order_id=None, cause="registered", actor=actor)
         if new:
-            _stock_changed([{"variant_id": i.variant_id, "cloth_id": cloth_id, "total": i.total,
-                             "available": i.total, "version": 0} for i in new])
+            _stock_changed(
+                [
+                    {
+                        "variant_id": i.variant_id,
+                        "cloth_id": cloth_id,
+                        "total": i.total,
+                        "available": i.total,
+                        "version": 0,
+                    }
+                    for i in new
+                ]
+            )
         start_ms, limit = gate._rule_ms(rule)
         _after_commit(_load_registered, cloth_id, start_ms, limit, [(i.variant_id, i.total) for i in new])
     items = selectors.stock_of_variants(list(wanted), from_cache=False)
@@ -197,8 +244,10 @@ def _change_total(*, variant_id: int, delta: int, kind: str, reason: str, actor:
         if row is None:
             if not StockItem.objects.filter(variant_id=variant_id).exists():
                 raise NotFound(f"No stock for variant {variant_id}.")
-            raise ValidationFailed("The total cannot go below the units reserved and sold.",
-                                   fields={"quantity": ["would leave fewer units than reserved + sold"]})
+            raise ValidationFailed(
+                "The total cannot go below the units reserved and sold.",
+                fields={"quantity": ["would leave fewer units than reserved + sold"]},
+            )
         _ledger([Line(variant_id, row["cloth_id"], delta)], kind, order_id=None, cause=reason or kind, actor=actor)
         _stock_changed([row])
         _after_commit(gate.adjust, cloth_id=row["cloth_id"], variant_id=variant_id, delta=delta)
@@ -208,6 +257,7 @@ def _change_total(*, variant_id: int, delta: int, kind: str, reason: str, actor:
 
 
 # --- reserve ---------------------------------------------------------------------------------
+
 
 class _Short(Exception):
     def __init__(self, variants: list[int]):
@@ -221,7 +271,9 @@ def _normalize_lines(lines: list[dict]) -> list[Line]:
     cloth_of = selectors.cloth_of_variants(list(quantities))
     unknown = [i for i, line in enumerate(lines) if int(line["variant_id"]) not in cloth_of]
     if unknown:
-        raise ValidationFailed("Unknown variant.", fields={f"lines.{i}.variant_id": ["unknown variant"] for i in unknown})
+        raise ValidationFailed(
+            "Unknown variant.", fields={f"lines.{i}.variant_id": ["unknown variant"] for i in unknown}
+        )
     return [Line(v, cloth_of[v], q) for v, q in quantities.items()]
 
 
@@ -255,11 +307,15 @@ def _undo(order_id: int, held: dict[int, list[Line]], *, short: set[int] = froze
     """Drop the order's gate records; units go back unless PostgreSQL said they were not there."""
     for cloth_id, lines in held.items():
         try:
-            gate.forget(cloth_id=cloth_id, order_id=order_id,
-                        give_back=[ln.variant_id for ln in lines if ln.variant_id not in short])
+            gate.forget(
+                cloth_id=cloth_id,
+                order_id=order_id,
+                give_back=[ln.variant_id for ln in lines if ln.variant_id not in short],
+            )
         except redis.RedisError as exc:
-            logger.warning("order %s: gate record of cloth %s not dropped (%s); rebuild_stock repairs it",
-                           order_id, cloth_id, exc)
+            logger.warning(
+                "order %s: gate record of cloth %s not dropped (%s); rebuild_stock repairs it", order_id, cloth_id, exc
+            )
 
 
 def reserve_stock(*, order_id: int, member_id: int, lines: list[dict], deadline: dt.datetime | None = None) -> dict:
@@ -276,8 +332,12 @@ def reserve_stock(*, order_id: int, member_id: int, lines: list[dict], deadline:
     retried: dict[int, str] = {}
     try:
         for cloth_id, cloth_lines in groups.items():
-            answer = _gate_call(cloth_id, lambda c=cloth_id, ls=cloth_lines: gate.reserve(
-                cloth_id=c, order_id=order_id, member_id=member_id, lines=_pairs(ls)))
+            answer = _gate_call(
+                cloth_id,
+                lambda c=cloth_id, ls=cloth_lines: gate.reserve(
+                    cloth_id=c, order_id=order_id, member_id=member_id, lines=_pairs(ls)
+                ),
+            )
             if answer[0] == "OK":
                 held[cloth_id] = cloth_lines
             elif answer[0] == "AGAIN":
@@ -303,8 +363,9 @@ def reserve_stock(*, order_id: int, member_id: int, lines: list[dict], deadline:
 
     try:
         with transaction.atomic():
-            reservation = _write_reservation(order_id=order_id, member_id=member_id, lines=wanted,
-                                             deadline=deadline, groups=groups)
+            reservation = _write_reservation(
+                order_id=order_id, member_id=member_id, lines=wanted, deadline=deadline, groups=groups
+            )
     except _Short as exc:
         _undo(order_id, held, short=set(exc.variants))
         logger.warning("order %s: gate was ahead of PostgreSQL on variants %s; sold out", order_id, exc.variants)
@@ -327,8 +388,13 @@ def reserve_stock(*, order_id: int, member_id: int, lines: list[dict], deadline:
         logger.error("order %s: reservation not written (%s); units given back", order_id, exc)
         raise UpstreamUnavailable("Stock could not be reserved; try again.") from exc
     logger.info("order %s: reserved %s for member %s", order_id, _pairs(wanted), member_id)
-    return {"order_id": reservation.order_id, "member_id": member_id, "status": "RESERVED",
-            "lines": _lines_payload(wanted), "deadline": deadline}
+    return {
+        "order_id": reservation.order_id,
+        "member_id": member_id,
+        "status": "RESERVED",
+        "lines": _lines_payload(wanted),
+        "deadline": deadline,
+    }
 
 
 def _answer_existing(existing: Reservation, order_id: int, fresh: dict[int, list[Line]]) -> dict:
@@ -340,14 +406,20 @@ def _answer_existing(existing: Reservation, order_id: int, fresh: dict[int, list
     raise IllegalTransition(f"This order's reservation is {existing.state.lower()}.", order_id=order_id)
 
 
-def _write_reservation(*, order_id: int, member_id: int, lines: list[Line], deadline: dt.datetime,
-                       groups: dict[int, list[Line]]) -> Reservation:
-    reservation = Reservation.objects.create(order_id=order_id, member_id=member_id, cloth_ids=sorted(groups),
-                                             deadline=deadline)
-    ReservationLine.objects.bulk_create([
-        ReservationLine(reservation=reservation, variant_id=ln.variant_id, cloth_id=ln.cloth_id, quantity=ln.quantity)
-        for ln in lines
-    ])
+def _write_reservation(
+    *, order_id: int, member_id: int, lines: list[Line], deadline: dt.datetime, groups: dict[int, list[Line]]
+) -> Reservation:
+    reservation = Reservation.objects.create(
+        order_id=order_id, member_id=member_id, cloth_ids=sorted(groups), deadline=deadline
+    )
+    ReservationLine.objects.bulk_create(
+        [
+            ReservationLine(
+                reservation=reservation, variant_id=ln.variant_id, cloth_id=ln.cloth_id, quantity=ln.quantity
+            )
+            for ln in lines
+        ]
+    )
     rows, short = [], []
     for line in lines:
         row = _move(line.variant_id, line.quantity, "reserve")
@@ -358,15 +430,23 @@ def _write_reservation(*, order_id: int, member_id: int, lines: list[Line], dead
     if short:
         raise _Short(short)
     _ledger(lines, MovementKind.RESERVE, order_id=order_id, cause="order", actor=f"member:{member_id}")
-    record_event("StockReserved", aggregate_type="reservation", aggregate_id=order_id, payload={
-        "order_id": order_id, "member_id": member_id, "lines": _lines_payload(lines),
-        "deadline": deadline.isoformat(),
-    })
+    record_event(
+        "StockReserved",
+        aggregate_type="reservation",
+        aggregate_id=order_id,
+        payload={
+            "order_id": order_id,
+            "member_id": member_id,
+            "lines": _lines_payload(lines),
+            "deadline": deadline.isoformat(),
+        },
+    )
     _stock_changed(rows)
     return reservation
 
 
 # --- release, sell, return -------------------------------------------------------------------
+
 
 def _locked(order_id: int) -> Reservation | None:
     return Reservation.objects.select_for_update().filter(order_id=order_id).first()
@@ -399,8 +479,13 @@ def release_reservation(*, order_id: int, reason: str = "", actor: str = "") -> 
         if reservation is None:
             try:
                 with transaction.atomic():
-                    Reservation.objects.create(order_id=order_id, member_id=0, state=ReservationState.RELEASED,
-                                               deadline=timezone.now(), release_reason=(reason or "released")[:64])
+                    Reservation.objects.create(
+                        order_id=order_id,
+                        member_id=0,
+                        state=ReservationState.RELEASED,
+                        deadline=timezone.now(),
+                        release_reason=(reason or "released")[:64],
+                    )
             except IntegrityError:
                 return release_reservation(order_id=order_id, reason=reason, actor=actor)
             logger.info("order %s: release before any reservation; marked released", order_id)
@@ -412,15 +497,23 @@ def release_reservation(*, order_id: int, reason: str = "", actor: str = "") -> 
             reservation.state = ReservationState.RELEASED
             reservation.release_reason = (reason or "released")[:64]
             reservation.save(update_fields=["state", "release_reason", "updated_at"])
-            record_event("StockReleased", aggregate_type="reservation", aggregate_id=order_id, payload={
-                "order_id": order_id, "member_id": reservation.member_id, "reason": reservation.release_reason,
-                "lines": _lines_payload(lines),
-            })
+            record_event(
+                "StockReleased",
+                aggregate_type="reservation",
+                aggregate_id=order_id,
+                payload={
+                    "order_id": order_id,
+                    "member_id": reservation.member_id,
+                    "reason": reservation.release_reason,
+                    "lines": _lines_payload(lines),
+                },
+            )
             _stock_changed(rows)
             logger.info("order %s: released (%s)", order_id, reason)
         elif reservation.state != ReservationState.RELEASED:
-            raise IllegalTransition(f"This order's stock is {reservation.state.lower()}, not reserved.",
-                                    order_id=order_id)
+            raise IllegalTransition(
+                f"This order's stock is {reservation.state.lower()}, not reserved.", order_id=order_id
+            )
         # Also on a repeated release: finishes a gate update a crash may have skipped.
         for cloth_id in reservation.cloth_ids:
             _after_commit(gate.release, cloth_id=cloth_id, order_id=order_id)
@@ -461,18 +554,30 @@ def sell_reservation(*, order_id: int, actor: str = "") -> dict:
 def _mark_sold(reservation: Reservation, lines: list[Line]) -> None:
     reservation.state = ReservationState.SOLD
     reservation.save(update_fields=["state", "updated_at"])
-    record_event("StockSold", aggregate_type="reservation", aggregate_id=reservation.order_id, payload={
-        "order_id": reservation.order_id, "member_id": reservation.member_id, "lines": _lines_payload(lines),
-    })
+    record_event(
+        "StockSold",
+        aggregate_type="reservation",
+        aggregate_id=reservation.order_id,
+        payload={
+            "order_id": reservation.order_id,
+            "member_id": reservation.member_id,
+            "lines": _lines_payload(lines),
+        },
+    )
 
 
 def _sell_in_gate(cloth_id: int, reservation: Reservation, lines: list[Line]) -> None:
-    answer = gate.sell(cloth_id=cloth_id, order_id=reservation.order_id, member_id=reservation.member_id,
-                       lines=_pairs(lines))
+    answer = gate.sell(
+        cloth_id=cloth_id, order_id=reservation.order_id, member_id=reservation.member_id, lines=_pairs(lines)
+    )
     if answer[0] not in ("OK", "ALREADY", "REACQUIRED"):
         # PostgreSQL holds these units as sold already; the gate just did not have them.
-        logger.info("order %s: gate of cloth %s answered %s to a sell; PostgreSQL has it", reservation.order_id,
-                    cloth_id, answer)
+        logger.info(
+            "order %s: gate of cloth %s answered %s to a sell; PostgreSQL has it",
+            reservation.order_id,
+            cloth_id,
+            answer,
+        )
 
 
 def _sell_released(reservation: Reservation, lines: list[Line], *, actor: str) -> dict:
@@ -482,8 +587,12 @@ def _sell_released(reservation: Reservation, lines: list[Line], *, actor: str) -
     failed_variant = None
     try:
         for cloth_id, cloth_lines in groups.items():
-            answer = _gate_call(cloth_id, lambda c=cloth_id, ls=cloth_lines: gate.sell(
-                cloth_id=c, order_id=order_id, member_id=reservation.member_id, lines=_pairs(ls)))
+            answer = _gate_call(
+                cloth_id,
+                lambda c=cloth_id, ls=cloth_lines: gate.sell(
+                    cloth_id=c, order_id=order_id, member_id=reservation.member_id, lines=_pairs(ls)
+                ),
+            )
             if answer[0] in ("OK", "ALREADY", "REACQUIRED"):
                 taken[cloth_id] = cloth_lines
             else:
@@ -521,12 +630,23 @@ def _sell_released(reservation: Reservation, lines: list[Line], *, actor: str) -
 def _sell_failed(reservation: Reservation, *, variant_id: int | None, reason: str) -> dict:
     reservation.sell_failed_at = timezone.now()
     reservation.save(update_fields=["sell_failed_at", "updated_at"])
-    record_event("StockSellFailed", aggregate_type="reservation", aggregate_id=reservation.order_id, payload={
-        "order_id": reservation.order_id, "member_id": reservation.member_id, "reason": reason,
-        "variant_id": variant_id,
-    })
-    logger.warning("order %s: paid but nothing can be sold (%s, variant %s); StockSellFailed",
-                   reservation.order_id, reason, variant_id)
+    record_event(
+        "StockSellFailed",
+        aggregate_type="reservation",
+        aggregate_id=reservation.order_id,
+        payload={
+            "order_id": reservation.order_id,
+            "member_id": reservation.member_id,
+            "reason": reason,
+            "variant_id": variant_id,
+        },
+    )
+    logger.warning(
+        "order %s: paid but nothing can be sold (%s, variant %s); StockSellFailed",
+        reservation.order_id,
+        reason,
+        variant_id,
+    )
     return {"order_id": reservation.order_id, "status": "SELL_FAILED", "variant_id": variant_id}
 
 
@@ -542,9 +662,16 @@ def return_reservation(*, order_id: int, reason: str = "", actor: str = "") -> d
             _ledger(lines, MovementKind.RETURN, order_id=order_id, cause=reason or "refunded", actor=actor)
             reservation.state = ReservationState.RETURNED
             reservation.save(update_fields=["state", "updated_at"])
-            record_event("StockReturned", aggregate_type="reservation", aggregate_id=order_id, payload={
-                "order_id": order_id, "member_id": reservation.member_id, "lines": _lines_payload(lines),
-            })
+            record_event(
+                "StockReturned",
+                aggregate_type="reservation",
+                aggregate_id=order_id,
+                payload={
+                    "order_id": order_id,
+                    "member_id": reservation.member_id,
+                    "lines": _lines_payload(lines),
+                },
+            )
             _stock_changed(rows)
         elif reservation.state != ReservationState.RETURNED:
             raise IllegalTransition(f"This order's stock is {reservation.state.lower()}, not sold.", order_id=order_id)
@@ -556,8 +683,11 @@ def return_reservation(*, order_id: int, reason: str = "", actor: str = "") -> d
 def release_expired_reservations(*, now: dt.datetime | None = None, limit: int = 500) -> int:
     """Release ACTIVE reservations past deadline + grace: none leaks if the order side never says."""
     cutoff = (now or timezone.now()) - dt.timedelta(seconds=settings.INVENTORY_RESERVATION_GRACE_SECONDS)
-    order_ids = list(Reservation.objects.filter(state=ReservationState.ACTIVE, deadline__lt=cutoff)
-                     .order_by("deadline").values_list("order_id", flat=True)[:limit])
+    order_ids = list(
+        Reservation.objects.filter(state=ReservationState.ACTIVE, deadline__lt=cutoff)
+        .order_by("deadline")
+        .values_list("order_id", flat=True)[:limit]
+    )
     released = 0
     for order_id in order_ids:
         try:
@@ -573,7 +703,15 @@ def release_expired_reservations(*, now: dt.datetime | None = None, limit: int =
 def report_unsellable(*, order_id: int, member_id: int | None) -> None:
     """A paid order this service holds nothing for: tell the order side to refund."""
     with transaction.atomic():
-        record_event("StockSellFailed", aggregate_type="reservation", aggregate_id=order_id, payload={
-            "order_id": order_id, "member_id": member_id, "reason": "no_reservation", "variant_id": None,
-        })
+        record_event(
+            "StockSellFailed",
+            aggregate_type="reservation",
+            aggregate_id=order_id,
+            payload={
+                "order_id": order_id,
+                "member_id": member_id,
+                "reason": "no_reservation",
+                "variant_id": None,
+            },
+        )
     logger.error("order %s paid but no reservation exists; StockSellFailed", order_id)

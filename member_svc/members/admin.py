@@ -31,8 +31,21 @@ class MemberAdmin(admin.ModelAdmin):
     search_fields = ("email", "name", "phone")
     ordering = ("-id",)
     readonly_fields = ("email", "joined_at", "last_login", "password")
-    fields = ("email", "name", "phone", "address", "role", "is_active", "is_staff", "is_superuser", "groups",
-              "user_permissions", "joined_at", "last_login", "password")
+    fields = (
+        "email",
+        "name",
+        "phone",
+        "address",
+        "role",
+        "is_active",
+        "is_staff",
+        "is_superuser",
+        "groups",
+        "user_permissions",
+        "joined_at",
+        "last_login",
+        "password",
+    )
     filter_horizontal = ("groups", "user_permissions")
     inlines = [ActiveSessionInline]
     actions = ["end_all_sessions"]
@@ -58,8 +71,17 @@ class MemberAdmin(admin.ModelAdmin):
 
 @admin.register(DeviceSession)
 class DeviceSessionAdmin(admin.ModelAdmin):
-    list_display = ("sid", "member", "device_name", "ip", "created_at", "last_used_at", "rotations", "revoked_at",
-                    "revoked_reason")
+    list_display = (
+        "sid",
+        "member",
+        "device_name",
+        "ip",
+        "created_at",
+        "last_used_at",
+        "rotations",
+        "revoked_at",
+        "revoked_reason",
+    )
     list_filter = (("revoked_at", admin.EmptyFieldListFilter), "revoked_reason")
     search_fields = ("sid", "member__email", "device_name")
     list_select_related = ("member",)

@@ -17,5 +17,6 @@ def member_profile(*, member_id: int) -> Member:
 
 
 def active_sessions(*, member_id: int) -> QuerySet[DeviceSession]:
-    return DeviceSession.objects.filter(member_id=member_id, revoked_at__isnull=True,
-                                        refresh_expires_at__gt=timezone.now())
+    return DeviceSession.objects.filter(
+        member_id=member_id, revoked_at__isnull=True, refresh_expires_at__gt=timezone.now()
+    )

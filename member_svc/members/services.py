@@ -60,6 +60,7 @@ def normalize_email(email: str) -> str:
 
 # ----------------------------------------------------------------------------- e-mail codes
 
+
 def _code_hash(email: str, code: str) -> str:
     # Keyed: a million possible codes are no secret without the key.
     return hmac.new(settings.SECRET_KEY.encode(), f"{email}:{code}".encode(), hashlib.sha256).hexdigest()
@@ -81,8 +82,10 @@ def send_email_code(*, email: str, ip: str) -> int:
     cooldown_key = _cooldown_key(email)
     if cooldown > 0 and not redis.set(cooldown_key, "1", nx=True, ex=cooldown):
         wait = redis.ttl(cooldown_key)
-        raise RateLimited("A code was sent to this address a moment ago; wait before asking again.",
-                          retry_after=wait if wait and wait > 0 else cooldown)
+        raise RateLimited(
+            "A code was sent to this address a moment ago; wait before asking again.",
+            retry_after=wait if wait and wait > 0 else cooldown,
+        )
     try:
         ratelimit.hit("email_send_address", email, message="Too many codes for this address; try again later.")
         ratelimit.hit("email_send_ip", ip, message="Too many codes asked from this address; try again later.")
@@ -90,7 +93,9 @@ def send_email_code(*, email: str, ip: str) -> int:
         ttl = settings.EMAIL_CODE_TTL_SECONDS
         with transaction.atomic():
             EmailVerification.objects.create(
-                email=email, code_hash=_code_hash(email, code), expires_at=timezone.now() + timedelta(seconds=ttl),
+                email=email,
+                code_hash=_code_hash(email, code),
+                expires_at=timezone.now() + timedelta(seconds=ttl),
                 ip=ip or None,
             )
             _mail_code(email, code, ttl)
@@ -120,8 +125,12 @@ def verify_email_code(*, email: str, code: str) -> None:
     now = timezone.now()
     max_tries = settings.EMAIL_CODE_MAX_TRIES
     with transaction.atomic():
-        row = (EmailVerification.objects.select_for_update()
-               .filter(email=email, consumed_at__isnull=True).order_by("-id").first())
+        row = (
+            EmailVerification.objects.select_for_update()
+            .filter(email=email, consumed_at__isnull=True)
+            .order_by("-id")
+            .first()
+        )
         if row is None:
             outcome = "missing"
         elif row.expires_at <= now and row.verified_at is None:
@@ -145,11 +154,19 @@ def verify_email_code(*, email: str, code: str) -> None:
         wait = get_redis().ttl(_cooldown_key(email))
         raise RateLimited("Too many wrong codes; ask for a new code.", retry_after=wait if wait and wait > 0 else 1)
     left = max(0, max_tries - row.tries)
-    raise ValidationFailed(fields={"code": [f"The code is wrong; {left} tries left." if left else
-                                            "The code is wrong and no tries are left; ask for a new code."]})
+    raise ValidationFailed(
+        fields={
+            "code": [
+                f"The code is wrong; {left} tries left."
+                if left
+                else "The code is wrong and no tries are left; ask for a new code."
+            ]
+        }
+    )
 
 
 # ----------------------------------------------------------------------------- joining
+
 
 def _password_errors(password: str, member: Member) -> list[str]:
     try:
@@ -166,9 +183,14 @@ def join(*, email: str, password: str, name: str, phone: str = "", address: str 
     with transaction.atomic():
         verification = (
             EmailVerification.objects.select_for_update()
-            .filter(email=email, verified_at__isnull=False, consumed_at__isnull=True,
-                    verified_at__gte=now - timedelta(seconds=settings.EMAIL_VERIFIED_TTL_SECONDS))
-            .order_by("-id").first()
+            .filter(
+                email=email,
+                verified_at__isnull=False,
+                consumed_at__isnull=True,
+                verified_at__gte=now - timedelta(seconds=settings.EMAIL_VERIFIED_TTL_SECONDS),
+            )
+            .order_by("-id")
+            .first()
         )
         if verification is None:
             raise EmailNotVerified()
@@ -187,15 +209,22 @@ def join(*, email: str, password: str, name: str, phone: str = "", address: str 
         verification.consumed_at = now
         verification.save(update_fields=["consumed_at"])
         record_event(
-            "MemberJoined", aggregate_type="member", aggregate_id=member.pk,
-            payload={"member_id": member.pk, "email": member.email, "name": member.name,
-                     "joined_at": member.joined_at.isoformat()},
+            "MemberJoined",
+            aggregate_type="member",
+            aggregate_id=member.pk,
+            payload={
+                "member_id": member.pk,
+                "email": member.email,
+                "name": member.name,
+                "joined_at": member.joined_at.isoformat(),
+            },
         )
     logger.info("member %s joined", member.pk)
     return member
 
 
 # ----------------------------------------------------------------------------- sessions
+
 
 def _refresh_hash(token: str) -> str:
     # Refresh tokens are 256 random bits: a fast hash is enough, nothing to brute-force.
@@ -228,8 +257,13 @@ def login(*, email: str, password: str, device_name: str = "", ip: str = "", use
     now = timezone.now()
     with transaction.atomic():
         session = DeviceSession.objects.create(
-            sid=uuid.uuid4().hex, member=member, device_name=device_name[:100], user_agent=user_agent[:255],
-            ip=ip or None, created_at=now, last_used_at=now,
+            sid=uuid.uuid4().hex,
+            member=member,
+            device_name=device_name[:100],
+            user_agent=user_agent[:255],
+            ip=ip or None,
+            created_at=now,
+            last_used_at=now,
             refresh_expires_at=now + timedelta(seconds=settings.JWT_REFRESH_TTL_SECONDS),
         )
         refresh = _new_refresh_token(session, 0)
@@ -286,8 +320,11 @@ def _end_session(session: DeviceSession, *, reason: str, now=None) -> None:
 def logout(*, member_id: int, session_id: str) -> None:
     """End this device's session: its access tokens stop at once, its refresh token too."""
     with transaction.atomic():
-        session = (DeviceSession.objects.select_for_update()
-                   .filter(sid=session_id, member_id=member_id, revoked_at__isnull=True).first())
+        session = (
+            DeviceSession.objects.select_for_update()
+            .filter(sid=session_id, member_id=member_id, revoked_at__isnull=True)
+            .first()
+        )
         if session is not None:
             _end_session(session, reason="logout")
         else:
@@ -300,7 +337,8 @@ def end_all_sessions(*, member_id: int, reason: str = "logout_all") -> int:
     now = timezone.now()
     with transaction.atomic():
         ended = DeviceSession.objects.filter(member_id=member_id, revoked_at__isnull=True).update(
-            revoked_at=now, revoked_reason=reason)
+            revoked_at=now, revoked_reason=reason
+        )
         tokens.revoke_all_sessions(member_id)
     logger.info("member %s: %s sessions ended (%s)", member_id, ended, reason)
     return ended
@@ -317,6 +355,7 @@ def end_session(*, session_id: str, reason: str = "ended_by_staff") -> bool:
 
 
 # ----------------------------------------------------------------------------- profile and password
+
 
 def _member(member_id: int) -> Member:
     member = Member.objects.filter(pk=member_id, is_active=True).first()
@@ -349,8 +388,11 @@ def change_password(*, member_id: int, session_id: str, current_password: str, n
     with transaction.atomic():
         member.set_password(new_password)
         member.save(update_fields=["password"])
-        others = list(DeviceSession.objects.select_for_update()
-                      .filter(member_id=member_id, revoked_at__isnull=True).exclude(sid=session_id))
+        others = list(
+            DeviceSession.objects.select_for_update()
+            .filter(member_id=member_id, revoked_at__isnull=True)
+            .exclude(sid=session_id)
+        )
         for session in others:
             _end_session(session, reason="password_changed")
     ratelimit.reset("password_member", subject)

@@ -40,8 +40,18 @@ class OrderAdmin(admin.ModelAdmin):
     list_filter = ("status", "created_at")
     # "=" lookups: exact ids, so a search by member, variant or cloth id uses the indexes.
     search_fields = ("=order_id", "=member_id", "=lines__variant_id", "=lines__cloth_id", "lines__name")
-    readonly_fields = ("order_id", "member_id", "status", "total", "payment_deadline", "idempotency_key",
-                       "refund_reason", "created_at", "updated_at", "events")
+    readonly_fields = (
+        "order_id",
+        "member_id",
+        "status",
+        "total",
+        "payment_deadline",
+        "idempotency_key",
+        "refund_reason",
+        "created_at",
+        "updated_at",
+        "events",
+    )
     exclude = ("request_fingerprint",)
     inlines = [OrderLineInline, OrderTransitionInline]
     actions = ["cancel_orders", "refund_orders"]
@@ -56,15 +66,22 @@ class OrderAdmin(admin.ModelAdmin):
     @admin.display(description="events (outbox)")
     def events(self, obj: Order):
         rows = OutboxEvent.objects.filter(aggregate_type="order", aggregate_id=str(obj.order_id)).order_by("id")
-        return format_html_join(
-            mark_safe("<br>"),  # noqa: S308 - a constant
-            '<a href="{}">{}</a> at {} ({})',
-            (
-                (reverse("admin:messaging_outboxevent_change", args=[row.id]), row.event_type,
-                 row.occurred_at.isoformat(timespec="seconds"), "published" if row.published_at else "waiting")
-                for row in rows
-            ),
-        ) or "-"
+        return (
+            format_html_join(
+                mark_safe("<br>"),  # noqa: S308 - a constant
+                '<a href="{}">{}</a> at {} ({})',
+                (
+                    (
+                        reverse("admin:messaging_outboxevent_change", args=[row.id]),
+                        row.event_type,
+                        row.occurred_at.isoformat(timespec="seconds"),
+                        "published" if row.published_at else "waiting",
+                    )
+                    for row in rows
+                ),
+            )
+            or "-"
+        )
 
     @admin.action(description="Cancel the selected unpaid orders (stock is released)")
     def cancel_orders(self, request, queryset):

@@ -15,7 +15,10 @@ from shared.errors import PermissionDenied, ValidationFailed
 from shared.internal_auth import IsInternal
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
-    "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
     description="Retrying with the same key returns the same order instead of placing a second one.",
 )
 
@@ -34,8 +37,12 @@ def _placed(order, created: bool) -> Response:
 
 
 class PlaceOrderView(APIView):
-    @extend_schema(request=PlaceOrderSerializer, responses={201: OrderSerializer, 200: OrderSerializer},
-                   parameters=[IDEMPOTENCY_HEADER], summary="Place an order (reserves the stock at once)")
+    @extend_schema(
+        request=PlaceOrderSerializer,
+        responses={201: OrderSerializer, 200: OrderSerializer},
+        parameters=[IDEMPOTENCY_HEADER],
+        summary="Place an order (reserves the stock at once)",
+    )
     def post(self, request: Request) -> Response:
         body = PlaceOrderSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -48,8 +55,12 @@ class PlaceOrderView(APIView):
 
 
 class WishlistOrderView(APIView):
-    @extend_schema(request=WishlistOrderSerializer, responses={201: OrderSerializer}, parameters=[IDEMPOTENCY_HEADER],
-                   summary="Order the wishlist (all of it, or the variants named); all or nothing")
+    @extend_schema(
+        request=WishlistOrderSerializer,
+        responses={201: OrderSerializer},
+        parameters=[IDEMPOTENCY_HEADER],
+        summary="Order the wishlist (all of it, or the variants named); all or nothing",
+    )
     def post(self, request: Request) -> Response:
         body = WishlistOrderSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -67,8 +78,9 @@ class CancelOrderView(APIView):
         body = OrderIdSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         member_id = request.user.member_id
-        order = services.cancel_order(order_id=body.validated_data["order_id"], member_id=member_id,
-                                      actor=f"member:{member_id}")
+        order = services.cancel_order(
+            order_id=body.validated_data["order_id"], member_id=member_id, actor=f"member:{member_id}"
+        )
         return Response(OrderSerializer(order).data)
 
 
@@ -78,8 +90,9 @@ class RefundOrderView(APIView):
         body = OrderIdSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         member_id = request.user.member_id
-        order = services.request_refund(order_id=body.validated_data["order_id"], member_id=member_id,
-                                        actor=f"member:{member_id}")
+        order = services.request_refund(
+            order_id=body.validated_data["order_id"], member_id=member_id, actor=f"member:{member_id}"
+        )
         return Response(OrderSerializer(order).data, status=status.HTTP_202_ACCEPTED)
 
 

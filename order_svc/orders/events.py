@@ -16,22 +16,31 @@ from shared.messaging.handlers import handles
 @handles("PaymentCompleted", topic="payments")
 def on_payment_completed(event: Event) -> None:
     p = event.payload
-    services.record_payment_completed(order_id=int(p["order_id"]), payment_id=int(p["payment_id"]),
-                                      amount=Decimal(str(p["amount"])), event_id=event.event_id)
+    services.record_payment_completed(
+        order_id=int(p["order_id"]),
+        payment_id=int(p["payment_id"]),
+        amount=Decimal(str(p["amount"])),
+        event_id=event.event_id,
+    )
 
 
 @handles("PaymentFailed", topic="payments")
 def on_payment_failed(event: Event) -> None:
     p = event.payload
-    services.record_payment_failed(order_id=int(p["order_id"]), payment_id=int(p["payment_id"]),
-                                   reason=str(p.get("reason", "declined")), event_id=event.event_id)
+    services.record_payment_failed(
+        order_id=int(p["order_id"]),
+        payment_id=int(p["payment_id"]),
+        reason=str(p.get("reason", "declined")),
+        event_id=event.event_id,
+    )
 
 
 @handles("PaymentRefunded", topic="payments")
 def on_payment_refunded(event: Event) -> None:
     p = event.payload
-    services.record_payment_refunded(order_id=int(p["order_id"]), payment_id=int(p["payment_id"]),
-                                     event_id=event.event_id)
+    services.record_payment_refunded(
+        order_id=int(p["order_id"]), payment_id=int(p["payment_id"]), event_id=event.event_id
+    )
 
 
 @handles("StockSellFailed", topic="inventory")

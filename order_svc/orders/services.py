@@ -49,6 +49,7 @@ class LineRequest:
 # Placing an order: the hot path of a drop. One upstream call (reserve), one transaction.
 # ---------------------------------------------------------------------------------------
 
+
 def place_order(
     *,
     member_id: int,
@@ -72,7 +73,9 @@ def place_order(
             return earlier, False
 
     details = clients.variant_details([line.variant_id for line in lines])
-    unknown = {f"lines.{i}.variant_id": ["Unknown variant."] for i, line in enumerate(lines) if line.variant_id not in details}
+    unknown = {
+        f"lines.{i}.variant_id": ["Unknown variant."] for i, line in enumerate(lines) if line.variant_id not in details
+    }
     if unknown:
         raise ValidationFailed("Some items do not exist.", fields=unknown)
 
@@ -82,8 +85,13 @@ def place_order(
         claim_key = _claim_key(member_id, idempotency_key)
         existing = _claim(claim_key, order_id=order_id, fingerprint=fingerprint)
         if existing is not None:
-            return _wait_for_claimed_order(member_id=member_id, idempotency_key=idempotency_key,
-                                           fingerprint=fingerprint, claimed=existing, claim_key=claim_key), False
+            return _wait_for_claimed_order(
+                member_id=member_id,
+                idempotency_key=idempotency_key,
+                fingerprint=fingerprint,
+                claimed=existing,
+                claim_key=claim_key,
+            ), False
 
     now = timezone.now()
     deadline = now + dt.timedelta(seconds=settings.ORDER_PAYMENT_DEADLINE_SECONDS)
@@ -126,12 +134,16 @@ def place_order(
                     for line in lines
                 ]
             )
-            OrderTransition.objects.create(order=order, from_status="", to_status=order.status, cause="placed",
-                                           actor=f"member:{member_id}")
+            OrderTransition.objects.create(
+                order=order, from_status="", to_status=order.status, cause="placed", actor=f"member:{member_id}"
+            )
             order._prefetched_objects_cache = {"lines": order_lines}
-            record_event("OrderPlaced", aggregate_type="order", aggregate_id=order_id,
-                         payload={**order_payload(order), "total": order.total,
-                                  "payment_deadline": deadline.isoformat()})
+            record_event(
+                "OrderPlaced",
+                aggregate_type="order",
+                aggregate_id=order_id,
+                payload={**order_payload(order), "total": order.total, "payment_deadline": deadline.isoformat()},
+            )
             if on_placed is not None:
                 on_placed(order)
     except IntegrityError as exc:
@@ -205,8 +217,9 @@ def _same_body_or_refuse(order: Order, fingerprint: str) -> Order:
     return order
 
 
-def _wait_for_claimed_order(*, member_id: int, idempotency_key: str, fingerprint: str, claimed: dict,
-                            claim_key: str) -> Order:
+def _wait_for_claimed_order(
+    *, member_id: int, idempotency_key: str, fingerprint: str, claimed: dict, claim_key: str
+) -> Order:
     """A request with the same key is in flight: wait briefly for its order, never reserve twice."""
     if claimed.get("fingerprint") != fingerprint:
         raise IdempotencyKeyReused()
@@ -233,13 +246,16 @@ def _release_quietly(order_id: int, *, reason: str) -> None:
 # The state machine
 # ---------------------------------------------------------------------------------------
 
+
 def _transition(order: Order, to: str, *, cause: str, event_id: uuid.UUID | None = None, actor: str = "") -> None:
     """Move a locked order to ``to``, or refuse. Every move is recorded with its cause."""
     if not order.can_move_to(to):
-        raise IllegalTransition(f"An order that is {order.status} cannot become {to}.",
-                                order_id=order.order_id, status=order.status)
-    OrderTransition.objects.create(order=order, from_status=order.status, to_status=to, cause=cause,
-                                   event_id=event_id, actor=actor)
+        raise IllegalTransition(
+            f"An order that is {order.status} cannot become {to}.", order_id=order.order_id, status=order.status
+        )
+    OrderTransition.objects.create(
+        order=order, from_status=order.status, to_status=to, cause=cause, event_id=event_id, actor=actor
+    )
     order.status = to
     order.save(update_fields=["status", "refund_reason", "updated_at"])
 
@@ -260,8 +276,12 @@ def order_payload(order: Order) -> dict:
         "order_id": order.order_id,
         "member_id": order.member_id,
         "lines": [
-            {"variant_id": line.variant_id, "cloth_id": line.cloth_id, "quantity": line.quantity,
-             "unit_price": line.unit_price}
+            {
+                "variant_id": line.variant_id,
+                "cloth_id": line.cloth_id,
+                "quantity": line.quantity,
+                "unit_price": line.unit_price,
+            }
             for line in order.lines.all()
         ],
     }
@@ -275,11 +295,18 @@ def cancel_order(*, order_id: int, member_id: int | None, actor: str) -> Order:
     with transaction.atomic():
         order = _locked(order_id, member_id)
         if order.status in (OrderStatus.PAID, OrderStatus.REFUND_REQUESTED):
-            raise IllegalTransition("A paid order cannot be cancelled; ask for a refund (PUT /orders/refund).",
-                                    order_id=order.order_id, status=order.status)
+            raise IllegalTransition(
+                "A paid order cannot be cancelled; ask for a refund (PUT /orders/refund).",
+                order_id=order.order_id,
+                status=order.status,
+            )
         _transition(order, OrderStatus.CANCELLED, cause="cancelled", actor=actor)
-        record_event("OrderCancelled", aggregate_type="order", aggregate_id=order.order_id,
-                     payload={**order_payload(order), "reason": "cancelled"})
+        record_event(
+            "OrderCancelled",
+            aggregate_type="order",
+            aggregate_id=order.order_id,
+            payload={**order_payload(order), "reason": "cancelled"},
+        )
     logger.info("order %s cancelled by %s", order_id, actor)
     return selectors.get_order(order_id=order_id)
 
@@ -293,21 +320,35 @@ def request_refund(*, order_id: int, member_id: int | None, actor: str, reason: 
     return selectors.get_order(order_id=order_id)
 
 
-def _request_refund_locked(order: Order, *, reason: str, actor: str, event_id: uuid.UUID | None = None,
-                           payment_id: int | None = None) -> None:
+def _request_refund_locked(
+    order: Order, *, reason: str, actor: str, event_id: uuid.UUID | None = None, payment_id: int | None = None
+) -> None:
     if order.status != OrderStatus.PAID:
-        raise IllegalTransition(f"Only a paid order can be refunded; this one is {order.status}.",
-                                order_id=order.order_id, status=order.status)
+        raise IllegalTransition(
+            f"Only a paid order can be refunded; this one is {order.status}.",
+            order_id=order.order_id,
+            status=order.status,
+        )
     order.refund_reason = reason
     _transition(order, OrderStatus.REFUND_REQUESTED, cause=f"refund:{reason}", event_id=event_id, actor=actor)
-    record_event("RefundRequested", aggregate_type="order", aggregate_id=order.order_id,
-                 payload={"order_id": order.order_id, "member_id": order.member_id, "payment_id": payment_id,
-                          "amount": order.total, "reason": reason})
+    record_event(
+        "RefundRequested",
+        aggregate_type="order",
+        aggregate_id=order.order_id,
+        payload={
+            "order_id": order.order_id,
+            "member_id": order.member_id,
+            "payment_id": payment_id,
+            "amount": order.total,
+            "reason": reason,
+        },
+    )
 
 
 # ---------------------------------------------------------------------------------------
 # The saga: what payment and inventory events do to an order (called by orders/events.py)
 # ---------------------------------------------------------------------------------------
+
 
 def record_payment_completed(*, order_id: int, payment_id: int, amount: Decimal, event_id: uuid.UUID) -> None:
     """PENDING_PAYMENT -> PAID and ``OrderPaid``; a payment for an ended order is sent back."""
@@ -316,10 +357,15 @@ def record_payment_completed(*, order_id: int, payment_id: int, amount: Decimal,
         logger.error("PaymentCompleted %s for unknown order %s; nothing to do", event_id, order_id)
         return
     if order.status == OrderStatus.PENDING_PAYMENT:
-        _transition(order, OrderStatus.PAID, cause="payment_completed", event_id=event_id,
-                    actor=f"payment:{payment_id}")
-        record_event("OrderPaid", aggregate_type="order", aggregate_id=order.order_id,
-                     payload={**order_payload(order), "payment_id": payment_id, "total": order.total})
+        _transition(
+            order, OrderStatus.PAID, cause="payment_completed", event_id=event_id, actor=f"payment:{payment_id}"
+        )
+        record_event(
+            "OrderPaid",
+            aggregate_type="order",
+            aggregate_id=order.order_id,
+            payload={**order_payload(order), "payment_id": payment_id, "total": order.total},
+        )
         return
     paid_by = order.transitions.filter(to_status=OrderStatus.PAID).values_list("actor", flat=True).first()
     if paid_by == f"payment:{payment_id}":
@@ -331,26 +377,55 @@ def record_payment_completed(*, order_id: int, payment_id: int, amount: Decimal,
     if order.transitions.filter(cause=f"refund:{reason}", actor=f"payment:{payment_id}").exists():
         logger.info("refund of payment %s for order %s was asked already", payment_id, order_id)
         return
-    OrderTransition.objects.create(order=order, from_status=order.status, to_status=order.status,
-                                   cause=f"refund:{reason}", event_id=event_id, actor=f"payment:{payment_id}")
-    record_event("RefundRequested", aggregate_type="order", aggregate_id=order.order_id,
-                 payload={"order_id": order.order_id, "member_id": order.member_id, "payment_id": payment_id,
-                          "amount": amount, "reason": reason})
-    logger.warning("payment %s arrived for order %s in state %s; refund requested (%s)",
-                   payment_id, order_id, order.status, reason)
+    OrderTransition.objects.create(
+        order=order,
+        from_status=order.status,
+        to_status=order.status,
+        cause=f"refund:{reason}",
+        event_id=event_id,
+        actor=f"payment:{payment_id}",
+    )
+    record_event(
+        "RefundRequested",
+        aggregate_type="order",
+        aggregate_id=order.order_id,
+        payload={
+            "order_id": order.order_id,
+            "member_id": order.member_id,
+            "payment_id": payment_id,
+            "amount": amount,
+            "reason": reason,
+        },
+    )
+    logger.warning(
+        "payment %s arrived for order %s in state %s; refund requested (%s)", payment_id, order_id, order.status, reason
+    )
 
 
 def record_payment_failed(*, order_id: int, payment_id: int, reason: str, event_id: uuid.UUID) -> None:
     """PENDING_PAYMENT -> PAYMENT_FAILED and ``OrderPaymentFailed`` (inventory releases)."""
     order = Order.objects.select_for_update().filter(order_id=order_id).first()
     if order is None or order.status != OrderStatus.PENDING_PAYMENT:
-        logger.info("PaymentFailed %s for order %s in state %s; nothing to do", event_id, order_id,
-                    order.status if order else "unknown")
+        logger.info(
+            "PaymentFailed %s for order %s in state %s; nothing to do",
+            event_id,
+            order_id,
+            order.status if order else "unknown",
+        )
         return
-    _transition(order, OrderStatus.PAYMENT_FAILED, cause=f"payment_failed:{reason}"[:64], event_id=event_id,
-                actor=f"payment:{payment_id}")
-    record_event("OrderPaymentFailed", aggregate_type="order", aggregate_id=order.order_id,
-                 payload={**order_payload(order), "payment_id": payment_id, "reason": reason})
+    _transition(
+        order,
+        OrderStatus.PAYMENT_FAILED,
+        cause=f"payment_failed:{reason}"[:64],
+        event_id=event_id,
+        actor=f"payment:{payment_id}",
+    )
+    record_event(
+        "OrderPaymentFailed",
+        aggregate_type="order",
+        aggregate_id=order.order_id,
+        payload={**order_payload(order), "payment_id": payment_id, "reason": reason},
+    )
 
 
 def record_payment_refunded(*, order_id: int, payment_id: int, event_id: uuid.UUID) -> None:
@@ -361,23 +436,40 @@ def record_payment_refunded(*, order_id: int, payment_id: int, event_id: uuid.UU
         return
     if order.status != OrderStatus.REFUND_REQUESTED:
         # A late or duplicate payment went back: the order's own state does not change.
-        OrderTransition.objects.create(order=order, from_status=order.status, to_status=order.status,
-                                       cause="payment_refunded", event_id=event_id, actor=f"payment:{payment_id}")
+        OrderTransition.objects.create(
+            order=order,
+            from_status=order.status,
+            to_status=order.status,
+            cause="payment_refunded",
+            event_id=event_id,
+            actor=f"payment:{payment_id}",
+        )
         return
-    _transition(order, OrderStatus.REFUNDED, cause="payment_refunded", event_id=event_id,
-                actor=f"payment:{payment_id}")
-    record_event("OrderRefunded", aggregate_type="order", aggregate_id=order.order_id,
-                 payload={**order_payload(order), "payment_id": payment_id, "reason": order.refund_reason,
-                          # Units that were never sold (StockSellFailed) must not be returned.
-                          "restock": order.refund_reason != "stock_unavailable"})
+    _transition(order, OrderStatus.REFUNDED, cause="payment_refunded", event_id=event_id, actor=f"payment:{payment_id}")
+    record_event(
+        "OrderRefunded",
+        aggregate_type="order",
+        aggregate_id=order.order_id,
+        payload={
+            **order_payload(order),
+            "payment_id": payment_id,
+            "reason": order.refund_reason,
+            # Units that were never sold (StockSellFailed) must not be returned.
+            "restock": order.refund_reason != "stock_unavailable",
+        },
+    )
 
 
 def record_stock_sell_failed(*, order_id: int, event_id: uuid.UUID) -> None:
     """Inventory could not sell a paid order's units (released meanwhile): refund the money."""
     order = Order.objects.select_for_update().filter(order_id=order_id).first()
     if order is None or order.status != OrderStatus.PAID:
-        logger.info("StockSellFailed %s for order %s in state %s; nothing to do", event_id, order_id,
-                    order.status if order else "unknown")
+        logger.info(
+            "StockSellFailed %s for order %s in state %s; nothing to do",
+            event_id,
+            order_id,
+            order.status if order else "unknown",
+        )
         return
     _request_refund_locked(order, reason="stock_unavailable", actor="inventory", event_id=event_id)
 
@@ -385,6 +477,7 @@ def record_stock_sell_failed(*, order_id: int, event_id: uuid.UUID) -> None:
 # ---------------------------------------------------------------------------------------
 # Expiry (Celery beat)
 # ---------------------------------------------------------------------------------------
+
 
 def expire_overdue_orders(*, now: dt.datetime | None = None, batch_size: int | None = None) -> int:
     """End unpaid orders past their deadline, one batch per transaction. Returns how many.
@@ -409,8 +502,12 @@ def expire_overdue_orders(*, now: dt.datetime | None = None, batch_size: int | N
             for order in batch:
                 order._prefetched_objects_cache = {"lines": lines_by_order.get(order.order_id, [])}
                 _transition(order, OrderStatus.EXPIRED, cause="payment_deadline_passed", actor="expiry")
-                record_event("OrderExpired", aggregate_type="order", aggregate_id=order.order_id,
-                             payload={**order_payload(order), "reason": "payment_deadline_passed"})
+                record_event(
+                    "OrderExpired",
+                    aggregate_type="order",
+                    aggregate_id=order.order_id,
+                    payload={**order_payload(order), "reason": "payment_deadline_passed"},
+                )
             expired += len(batch)
         if len(batch) < batch_size:
             break

@@ -22,7 +22,9 @@ def add_item(*, member_id: int, variant_id: int, quantity: int) -> WishlistItem:
         item = WishlistItem.objects.select_for_update().filter(member_id=member_id, variant_id=variant_id).first()
         if item is None:
             if WishlistItem.objects.filter(member_id=member_id).count() >= settings.WISHLIST_MAX_ITEMS:
-                raise ValidationFailed(fields={"variant_id": [f"A wishlist holds at most {settings.WISHLIST_MAX_ITEMS} items."]})
+                raise ValidationFailed(
+                    fields={"variant_id": [f"A wishlist holds at most {settings.WISHLIST_MAX_ITEMS} items."]}
+                )
             item = WishlistItem(member_id=member_id, variant_id=variant_id, quantity=0)
         item.quantity += quantity
         if item.quantity > settings.ORDER_MAX_LINE_QUANTITY:

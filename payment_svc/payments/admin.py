@@ -7,8 +7,18 @@ from payments.models import Payment
 
 @admin.register(Payment)
 class PaymentAdmin(admin.ModelAdmin):
-    list_display = ("payment_id", "order_id", "member_id", "amount", "status", "provider", "provider_reference",
-                    "refund_reference", "attempts", "created_at")
+    list_display = (
+        "payment_id",
+        "order_id",
+        "member_id",
+        "amount",
+        "status",
+        "provider",
+        "provider_reference",
+        "refund_reference",
+        "attempts",
+        "created_at",
+    )
     list_filter = ("status", "provider", "created_at")
     search_fields = ("=payment_id", "=order_id", "=member_id", "provider_reference", "refund_reference")
     readonly_fields = [f.name for f in Payment._meta.fields]

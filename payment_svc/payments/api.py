@@ -13,22 +13,30 @@ from payments.serializers import CompletePaymentSerializer, OpenPaymentSerialize
 
 
 class OpenPaymentView(APIView):
-    @extend_schema(request=OpenPaymentSerializer, responses={201: PaymentSerializer, 200: PaymentSerializer},
-                   summary="Open a payment for one's own order (the amount is the order's)")
+    @extend_schema(
+        request=OpenPaymentSerializer,
+        responses={201: PaymentSerializer, 200: PaymentSerializer},
+        summary="Open a payment for one's own order (the amount is the order's)",
+    )
     def post(self, request: Request) -> Response:
         body = OpenPaymentSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         payment, created = services.open_payment(member_id=request.user.member_id, **body.validated_data)
-        return Response(PaymentSerializer(payment).data,
-                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        return Response(
+            PaymentSerializer(payment).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
 
 
 class CompletePaymentView(APIView):
-    @extend_schema(request=CompletePaymentSerializer, responses={200: PaymentSerializer},
-                   summary="Complete the order's payment with a card (402 if declined)")
+    @extend_schema(
+        request=CompletePaymentSerializer,
+        responses={200: PaymentSerializer},
+        summary="Complete the order's payment with a card (402 if declined)",
+    )
     def put(self, request: Request, order_id: int) -> Response:
         body = CompletePaymentSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        payment = services.complete_payment(member_id=request.user.member_id, order_id=order_id,
-                                            card_number=body.validated_data["card_number"])
+        payment = services.complete_payment(
+            member_id=request.user.member_id, order_id=order_id, card_number=body.validated_data["card_number"]
+        )
         return Response(PaymentSerializer(payment).data)

@@ -14,8 +14,12 @@ from shared.messaging.handlers import handles
 def on_refund_requested(event: Event) -> None:
     p = event.payload
     payment_id = p.get("payment_id")
-    services.refund_order_payment(order_id=int(p["order_id"]), payment_id=int(payment_id) if payment_id else None,
-                                  reason=str(p.get("reason", "")), event_id=event.event_id)
+    services.refund_order_payment(
+        order_id=int(p["order_id"]),
+        payment_id=int(payment_id) if payment_id else None,
+        reason=str(p.get("reason", "")),
+        event_id=event.event_id,
+    )
 
 
 @handles("OrderExpired", topic="orders")

@@ -89,13 +89,14 @@ class FakeProvider(PaymentProvider):
             else:
                 result = self._success(idempotency_key)
         # SET NX: of two racing attempts with one key, the first answer is the answer.
-        if not redis.set(self._CHARGE.format(idempotency_key), json.dumps(result.__dict__), nx=True,
-                         ex=30 * 24 * 3600):
+        if not redis.set(self._CHARGE.format(idempotency_key), json.dumps(result.__dict__), nx=True, ex=30 * 24 * 3600):
             return ChargeResult(**json.loads(redis.get(self._CHARGE.format(idempotency_key))))
         if result.succeeded:
             redis.incr(self._COUNT.format(idempotency_key))
-        if card_number not in (SUCCEEDS, DECLINED) and \
-                self._random(idempotency_key, f"timeout:{attempt}").random() < settings.PAYMENT_FAKE_TIMEOUT_RATE:
+        if (
+            card_number not in (SUCCEEDS, DECLINED)
+            and self._random(idempotency_key, f"timeout:{attempt}").random() < settings.PAYMENT_FAKE_TIMEOUT_RATE
+        ):
             raise ProviderTimeout("the card network's answer was lost")
         return result
 

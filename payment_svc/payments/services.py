@@ -26,11 +26,13 @@ ORDER_AWAITING_PAYMENT = "PENDING_PAYMENT"
 
 def _check_payable(order: clients.OrderInfo) -> None:
     if order.status != ORDER_AWAITING_PAYMENT:
-        raise IllegalTransition(f"This order is {order.status}; it does not await payment.",
-                                order_id=order.order_id, status=order.status)
+        raise IllegalTransition(
+            f"This order is {order.status}; it does not await payment.", order_id=order.order_id, status=order.status
+        )
     if order.payment_deadline <= timezone.now():
-        raise IllegalTransition("This order's payment deadline has passed.", order_id=order.order_id,
-                                status=order.status)
+        raise IllegalTransition(
+            "This order's payment deadline has passed.", order_id=order.order_id, status=order.status
+        )
 
 
 def open_payment(*, member_id: int, order_id: int) -> tuple[Payment, bool]:
@@ -46,13 +48,17 @@ def open_payment(*, member_id: int, order_id: int) -> tuple[Payment, bool]:
         return existing, False
     if existing is not None and existing.status == PaymentStatus.FAILED:
         # A declined payment ends the order (PAYMENT_FAILED, stock released): no second try on it.
-        raise IllegalTransition("The payment of this order was declined; the order is ended.",
-                                order_id=order_id, payment_id=existing.payment_id)
+        raise IllegalTransition(
+            "The payment of this order was declined; the order is ended.",
+            order_id=order_id,
+            payment_id=existing.payment_id,
+        )
     _check_payable(order)
     try:
         with transaction.atomic():
-            payment = Payment.objects.create(order_id=order_id, member_id=member_id, amount=order.total,
-                                             provider=get_provider().name)
+            payment = Payment.objects.create(
+                order_id=order_id, member_id=member_id, amount=order.total, provider=get_provider().name
+            )
     except IntegrityError:
         # A concurrent POST opened it first (one open payment per order): answer with that one.
         payment = _current(order_id=order_id, member_id=member_id)
@@ -101,8 +107,9 @@ def complete_payment(*, member_id: int, order_id: int, card_number: str) -> Paym
         payment.attempts += 1
         payment.card_last4 = card_number[-4:]
         try:
-            result = get_provider().charge(idempotency_key=payment.idempotency_key, amount=payment.amount,
-                                           card_number=card_number)
+            result = get_provider().charge(
+                idempotency_key=payment.idempotency_key, amount=payment.amount, card_number=card_number
+            )
         except ProviderTimeout as exc:
             payment.failure_reason = f"timeout: {exc}"[:200]
             payment.save(update_fields=["attempts", "card_last4", "failure_reason", "updated_at"])
@@ -113,15 +120,23 @@ def complete_payment(*, member_id: int, order_id: int, card_number: str) -> Paym
                 payment.provider_reference = result.reference
                 payment.failure_reason = ""
                 payment.save()
-                record_event("PaymentCompleted", aggregate_type="payment", aggregate_id=payment.payment_id,
-                             payload=_payload(payment))
+                record_event(
+                    "PaymentCompleted",
+                    aggregate_type="payment",
+                    aggregate_id=payment.payment_id,
+                    payload=_payload(payment),
+                )
                 outcome = "completed"
             else:
                 payment.status = PaymentStatus.FAILED
                 payment.failure_reason = result.decline_reason or "declined"
                 payment.save()
-                record_event("PaymentFailed", aggregate_type="payment", aggregate_id=payment.payment_id,
-                             payload={**_payload(payment), "reason": payment.failure_reason})
+                record_event(
+                    "PaymentFailed",
+                    aggregate_type="payment",
+                    aggregate_id=payment.payment_id,
+                    payload={**_payload(payment), "reason": payment.failure_reason},
+                )
                 outcome = "declined"
     logger.info("payment %s of order %s: %s (attempt %d)", payment.payment_id, order_id, outcome, payment.attempts)
     if outcome == "timeout":
@@ -132,8 +147,12 @@ def complete_payment(*, member_id: int, order_id: int, card_number: str) -> Paym
 
 
 def _payload(payment: Payment) -> dict:
-    return {"payment_id": payment.payment_id, "order_id": payment.order_id, "member_id": payment.member_id,
-            "amount": payment.amount}
+    return {
+        "payment_id": payment.payment_id,
+        "order_id": payment.order_id,
+        "member_id": payment.member_id,
+        "amount": payment.amount,
+    }
 
 
 def refund_order_payment(*, order_id: int, payment_id: int | None, reason: str, event_id: uuid.UUID) -> None:
@@ -147,21 +166,32 @@ def refund_order_payment(*, order_id: int, payment_id: int | None, reason: str, 
         rows = rows.filter(payment_id=payment_id)
     payment = rows.order_by("-payment_id").first()
     if payment is None:
-        logger.error("RefundRequested %s for order %s: no charged payment%s; nothing to refund", event_id, order_id,
-                     f" {payment_id}" if payment_id else "")
+        logger.error(
+            "RefundRequested %s for order %s: no charged payment%s; nothing to refund",
+            event_id,
+            order_id,
+            f" {payment_id}" if payment_id else "",
+        )
         return
     if payment.status == PaymentStatus.REFUNDED:
         logger.info("payment %s of order %s already refunded", payment.payment_id, order_id)
         return
-    result = get_provider().refund(idempotency_key=f"refund:{payment.idempotency_key}",
-                                   charge_reference=payment.provider_reference, amount=payment.amount)
+    result = get_provider().refund(
+        idempotency_key=f"refund:{payment.idempotency_key}",
+        charge_reference=payment.provider_reference,
+        amount=payment.amount,
+    )
     payment.refund_reference = result.reference
     payment.refund_reason = reason[:32]
     payment.status = PaymentStatus.REFUNDED if result.settled else PaymentStatus.REFUND_PENDING
     payment.save()
     if payment.status == PaymentStatus.REFUNDED:
-        record_event("PaymentRefunded", aggregate_type="payment", aggregate_id=payment.payment_id,
-                     payload={**_payload(payment), "reason": reason})
+        record_event(
+            "PaymentRefunded",
+            aggregate_type="payment",
+            aggregate_id=payment.payment_id,
+            payload={**_payload(payment), "reason": reason},
+        )
     logger.info("payment %s of order %s refunded (%s)", payment.payment_id, order_id, reason)
 
 

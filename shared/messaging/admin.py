@@ -29,5 +29,16 @@ class DeadLetterAdmin(admin.ModelAdmin):
     list_display = ("id", "consumer", "topic", "event_type", "state", "attempts", "created_at")
     list_filter = ("state", "consumer", "event_type")
     search_fields = ("event_id",)
-    readonly_fields = ("consumer", "topic", "partition", "offset", "event_id", "event_type", "raw", "error", "attempts",
-                       "created_at", "resolved_at")
+    readonly_fields = (
+        "consumer",
+        "topic",
+        "partition",
+        "offset",
+        "event_id",
+        "event_type",
+        "raw",
+        "error",
+        "attempts",
+        "created_at",
+        "resolved_at",
+    )

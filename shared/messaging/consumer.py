@@ -91,7 +91,9 @@ class EventConsumer:
                     return
                 except _INFRA_ERRORS as exc:
                     # Not the event's fault: wait for the database, never dead-letter for it.
-                    logger.warning("consumer %s: database unavailable (%s); retrying %s", self.group, exc, event.event_id)
+                    logger.warning(
+                        "consumer %s: database unavailable (%s); retrying %s", self.group, exc, event.event_id
+                    )
                     close_old_connections()
                     time.sleep(min(5.0, self.retry_delay * attempt))
                     attempt = 0
@@ -100,7 +102,12 @@ class EventConsumer:
                 except Exception as exc:  # noqa: BLE001 - any handler error counts toward dead-lettering
                     logger.warning(
                         "consumer %s: %s %s failed (attempt %d/%d): %s",
-                        self.group, event.event_type, event.event_id, attempt, self.max_attempts, exc,
+                        self.group,
+                        event.event_type,
+                        event.event_id,
+                        attempt,
+                        self.max_attempts,
+                        exc,
                     )
                     if attempt >= self.max_attempts:
                         self.dead_letter(msg, base_topic, event, repr(exc), attempts=attempt)
@@ -111,8 +118,13 @@ class EventConsumer:
 
     def dead_letter(self, msg: Message, base_topic: str, event: Event | None, error: str, *, attempts: int) -> None:
         raw = msg.value() or b""
-        logger.error("consumer %s: dead-lettering %s from %s: %s", self.group,
-                     event.event_id if event else "unparseable message", base_topic, error)
+        logger.error(
+            "consumer %s: dead-lettering %s from %s: %s",
+            self.group,
+            event.event_id if event else "unparseable message",
+            base_topic,
+            error,
+        )
         while True:
             try:
                 DeadLetter.objects.create(
@@ -133,8 +145,12 @@ class EventConsumer:
                 time.sleep(1.0)
         try:
             producer = get_producer()
-            producer.produce(dead_letter_topic(base_topic), key=msg.key(), value=raw,
-                             headers={"error": error[:500], "consumer": self.group})
+            producer.produce(
+                dead_letter_topic(base_topic),
+                key=msg.key(),
+                value=raw,
+                headers={"error": error[:500], "consumer": self.group},
+            )
             producer.flush(5.0)
         except (KafkaException, BufferError) as exc:
             # The DeadLetter row is the durable record; the topic copy is for outside tools.

@@ -44,7 +44,9 @@ class OutboxEvent(AbstractOutboxEvent):
     class Meta(AbstractOutboxEvent.Meta):
         indexes = [
             # The relay's query: unpublished rows due now, oldest first.
-            models.Index(fields=["next_attempt_at", "id"], name="outbox_pending", condition=models.Q(published_at__isnull=True)),
+            models.Index(
+                fields=["next_attempt_at", "id"], name="outbox_pending", condition=models.Q(published_at__isnull=True)
+            ),
             models.Index(fields=["occurred_at"], name="outbox_occurred"),
             models.Index(fields=["aggregate_type", "aggregate_id"], name="outbox_aggregate"),
         ]

@@ -82,8 +82,12 @@ def publish_pending(*, batch_size: int | None = None) -> int:
                 row.last_error = error[:1000]
         OutboxEvent.objects.bulk_update(rows, ["published_at", "attempts", "next_attempt_at", "last_error"])
     if sent < len(rows):
-        logger.warning("outbox: %d of %d events not acknowledged, will retry (%s)", len(rows) - sent, len(rows),
-                       next((e for e in outcome.values() if e), "no delivery report"))
+        logger.warning(
+            "outbox: %d of %d events not acknowledged, will retry (%s)",
+            len(rows) - sent,
+            len(rows),
+            next((e for e in outcome.values() if e), "no delivery report"),
+        )
     return sent
 
 
@@ -128,7 +132,8 @@ def wake_relay() -> None:
 
     try:
         if get_redis().set(_WAKE_KEY.format(service=settings.SERVICE_NAME), "1", nx=True, px=50):
-            current_app.send_task("shared.messaging.tasks.publish_outbox", queue=settings.CELERY_TASK_DEFAULT_QUEUE,
-                                  expires=10)
+            current_app.send_task(
+                "shared.messaging.tasks.publish_outbox", queue=settings.CELERY_TASK_DEFAULT_QUEUE, expires=10
+            )
     except Exception as exc:  # noqa: BLE001
         logger.warning("outbox: could not wake the relay (%s); beat will publish within a second", exc)

@@ -52,8 +52,11 @@ def test_tampered_payload_is_refused(redis_db):
 
 def test_refresh_shaped_token_is_not_an_access_token(redis_db, settings):
     now = int(time.time())
-    other = jwt.encode({"sub": "7", "sid": "s", "iat": now, "exp": now + 60, "type": "refresh"},
-                       settings.JWT_SIGNING_KEY, algorithm="HS256")
+    other = jwt.encode(
+        {"sub": "7", "sid": "s", "iat": now, "exp": now + 60, "type": "refresh"},
+        settings.JWT_SIGNING_KEY,
+        algorithm="HS256",
+    )
     with pytest.raises(TokenInvalid):
         tokens.verify_access_token(other)
 

@@ -31,8 +31,9 @@ class Gateway:
         self.base = base
         self.http = requests.Session()
 
-    def request(self, method: str, path: str, *, token: str | None = None, headers: dict | None = None,
-                **kw: Any) -> requests.Response:
+    def request(
+        self, method: str, path: str, *, token: str | None = None, headers: dict | None = None, **kw: Any
+    ) -> requests.Response:
         h = dict(headers or {})
         if token:
             h["Authorization"] = f"Bearer {token}"
@@ -61,8 +62,9 @@ def gw() -> Gateway:
     try:
         health = gateway.get("/health", timeout=5)
     except requests.ConnectionError:
-        pytest.fail(f"no gateway at {GATEWAY_URL}: start the stack (python manage_all.py up) or run "
-                    "python manage_all.py test")
+        pytest.fail(
+            f"no gateway at {GATEWAY_URL}: start the stack (python manage_all.py up) or run python manage_all.py test"
+        )
     assert health.status_code == 200, health.text
     return gateway
 
@@ -71,8 +73,9 @@ def read_mail_code(email: str, *, timeout: float = 10.0, after: float = 0.0) -> 
     """The newest 6-digit code mailed to ``email`` (from the stack's mail folder)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        files = sorted((f for f in MAIL_DIR.glob("*") if f.stat().st_mtime >= after), key=lambda f: f.stat().st_mtime,
-                       reverse=True)
+        files = sorted(
+            (f for f in MAIL_DIR.glob("*") if f.stat().st_mtime >= after), key=lambda f: f.stat().st_mtime, reverse=True
+        )
         for f in files:
             text = f.read_text(errors="replace")
             for message in text.split("\n" + "-" * 79 + "\n"):
@@ -112,8 +115,9 @@ def login(gw: Gateway) -> Callable[..., dict[str, Any]]:
     """login(member, device_name=...) -> the login answer (access_token, refresh_token, ...)."""
 
     def do(member: dict[str, Any], device_name: str = "phone") -> dict[str, Any]:
-        r = gw.post("/member/login",
-                    json={"email": member["email"], "password": member["password"], "device_name": device_name})
+        r = gw.post(
+            "/member/login", json={"email": member["email"], "password": member["password"], "device_name": device_name}
+        )
         assert r.status_code == 200, r.text
         return r.json()
 
@@ -149,10 +153,17 @@ def operator(service: str, *args: str, check: bool = True) -> str:
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, str(ROOT / "manage_all.py"), "--stack", STACK, "manage", service, *args],
-                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "manage_all.py"), "--stack", STACK, "manage", service, *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     if check and result.returncode != 0:
-        raise AssertionError(f"{service} {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        raise AssertionError(
+            f"{service} {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+        )
     return result.stdout
 
 
@@ -162,11 +173,29 @@ def create_drop() -> Callable[..., dict[str, Any]]:
     import datetime as dt
     import json
 
-    def make(*, sizes: str = "S:5,M:5", price: str = "59000", limit: int = 2, starts_in: float = -1.0,
-             name: str | None = None) -> dict[str, Any]:
+    def make(
+        *,
+        sizes: str = "S:5,M:5",
+        price: str = "59000",
+        limit: int = 2,
+        starts_in: float = -1.0,
+        name: str | None = None,
+    ) -> dict[str, Any]:
         starts = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=starts_in)).isoformat()
-        out = operator("catalog", "create_drop", "--name", name or f"Drop {uuid.uuid4().hex[:6]}", "--price", price,
-                       "--sizes", sizes, "--starts-at", starts, "--limit", str(limit))
+        out = operator(
+            "catalog",
+            "create_drop",
+            "--name",
+            name or f"Drop {uuid.uuid4().hex[:6]}",
+            "--price",
+            price,
+            "--sizes",
+            sizes,
+            "--starts-at",
+            starts,
+            "--limit",
+            str(limit),
+        )
         return json.loads(out.strip().splitlines()[-1])
 
     return make
@@ -177,8 +206,12 @@ def supervise(*args: str) -> str:
     import subprocess
 
     conf = ROOT / ".run" / STACK / "supervisord.conf"
-    result = subprocess.run([str(ROOT / ".venv" / "bin" / "supervisorctl"), "-c", str(conf), *args],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "supervisorctl"), "-c", str(conf), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return result.stdout
 
 

@@ -34,14 +34,16 @@ def test_concurrent_orders_never_oversell_and_the_invariants_hold(gw, buyer, cre
     variant_id = drop["variants"][0]["variant_id"]
 
     def order(_):
-        return gw.post("/orders/add", json={"lines": [{"variant_id": variant_id, "quantity": 1}]},
-                       token=buyer["token"]).status_code
+        return gw.post(
+            "/orders/add", json={"lines": [{"variant_id": variant_id, "quantity": 1}]}, token=buyer["token"]
+        ).status_code
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         codes = list(pool.map(order, range(12)))
     assert codes.count(201) == 3 and codes.count(409) == 9, codes
-    wait_for(lambda: gw.get(f"/cloth/detail/{drop['cloth_id']}").json()["variants"][0]["stock"] == 0,
-             what="shown stock 0")
+    wait_for(
+        lambda: gw.get(f"/cloth/detail/{drop['cloth_id']}").json()["variants"][0]["stock"] == 0, what="shown stock 0"
+    )
     report = json.loads(operator("inventory", "check_invariants"))
     assert report["ok"] is True, report
     operator("inventory", "rebuild_stock", "--cloth", str(drop["cloth_id"]))

@@ -58,16 +58,21 @@ def test_broker_down_orders_still_taken_and_everything_delivered_after(gw, buyer
         supervise("start", "kafka")
     # the relay retries with backoff; consumers rejoin the fresh broker
     wait_for(lambda: _order(gw, token, order["order_id"])["status"] == "PAID", timeout=90, what="order PAID")
-    wait_for(lambda: outbox("payment")["pending"] == 0 and outbox("order")["pending"] == 0, timeout=60,
-             what="outboxes drained")
+    wait_for(
+        lambda: outbox("payment")["pending"] == 0 and outbox("order")["pending"] == 0,
+        timeout=60,
+        what="outboxes drained",
+    )
     report = wait_for(_invariants_hold, timeout=30, what="inventory invariants")
     stock = next(v for v in json.loads(operator("inventory", "shell", "-c", _stock_json(variant_id)).splitlines()[-1]))
     assert stock["sold"] == 1 and stock["reserved"] == 0, (stock, report)
 
 
 def _stock_json(variant_id: int) -> str:
-    return ("import json; from inventory.models import StockItem; "
-            f"print(json.dumps(list(StockItem.objects.filter(variant_id={variant_id}).values('sold', 'reserved'))))")
+    return (
+        "import json; from inventory.models import StockItem; "
+        f"print(json.dumps(list(StockItem.objects.filter(variant_id={variant_id}).values('sold', 'reserved'))))"
+    )
 
 
 def test_broker_that_lost_its_data_is_recovered_by_replaying_the_outbox(gw, buyer, create_drop):
@@ -122,10 +127,14 @@ def test_unpaid_order_expires_and_its_stock_returns(gw, buyer, create_drop):
     variant_id = drop["variants"][0]["variant_id"]
     order = _buy(gw, buyer["token"], variant_id)
     assert dt.datetime.fromisoformat(order["payment_deadline"]) > dt.datetime.now(dt.UTC)
-    wait_for(lambda: _order(gw, buyer["token"], order["order_id"])["status"] == "EXPIRED", timeout=60,
-             what="order EXPIRED")
+    wait_for(
+        lambda: _order(gw, buyer["token"], order["order_id"])["status"] == "EXPIRED", timeout=60, what="order EXPIRED"
+    )
     r = gw.post("/payment", json={"order_id": order["order_id"]}, token=buyer["token"])
     assert r.status_code == 409, r.text  # too late to pay
     # the unit is back on sale
-    wait_for(lambda: gw.get(f"/cloth/detail/{drop['cloth_id']}").json()["variants"][0]["stock"] == 1, timeout=30,
-             what="stock back")
+    wait_for(
+        lambda: gw.get(f"/cloth/detail/{drop['cloth_id']}").json()["variants"][0]["stock"] == 1,
+        timeout=30,
+        what="stock back",
+    )

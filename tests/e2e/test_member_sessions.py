@@ -54,8 +54,9 @@ def test_a_reused_refresh_token_ends_that_device(gw, join_member, login):
 def test_a_forged_member_id_header_changes_nothing(gw, join_member, login):
     alice, bob = join_member(name="Alice"), join_member(name="Bob")
     token = login(alice)["access_token"]
-    r = gw.get("/member/mypage", token=token, headers={"X-Member-Id": str(bob["member_id"]),
-                                                       "X-Internal-Token": "guess"})
+    r = gw.get(
+        "/member/mypage", token=token, headers={"X-Member-Id": str(bob["member_id"]), "X-Internal-Token": "guess"}
+    )
     assert r.status_code == 200 and r.json()["member_id"] == alice["member_id"]
     r = gw.get("/member/mypage", headers={"X-Member-Id": str(bob["member_id"])})
     assert r.status_code == 401 and r.json()["error"]["code"] == "not_authenticated"
@@ -64,14 +65,23 @@ def test_a_forged_member_id_header_changes_nothing(gw, join_member, login):
 def test_profile_and_password_through_the_gateway(gw, join_member, login):
     member = join_member()
     phone, laptop = login(member, "phone"), login(member, "laptop")
-    r = gw.put("/member/mypage", token=phone["access_token"],
-               json={"name": "New Name", "phone": "010-0000", "address": "Seoul", "email": "x@example.com"})
+    r = gw.put(
+        "/member/mypage",
+        token=phone["access_token"],
+        json={"name": "New Name", "phone": "010-0000", "address": "Seoul", "email": "x@example.com"},
+    )
     assert r.status_code == 200 and r.json()["name"] == "New Name" and r.json()["email"] == member["email"]
-    r = gw.patch("/member/password", token=phone["access_token"],
-                 json={"current_password": "wrong", "new_password": "Fresh-Pass-2026!"})
+    r = gw.patch(
+        "/member/password",
+        token=phone["access_token"],
+        json={"current_password": "wrong", "new_password": "Fresh-Pass-2026!"},
+    )
     assert r.status_code == 401
-    r = gw.patch("/member/password", token=phone["access_token"],
-                 json={"current_password": PASSWORD, "new_password": "Fresh-Pass-2026!"})
+    r = gw.patch(
+        "/member/password",
+        token=phone["access_token"],
+        json={"current_password": PASSWORD, "new_password": "Fresh-Pass-2026!"},
+    )
     assert r.status_code == 204
     assert gw.get("/member/mypage", token=laptop["access_token"]).status_code == 401
     assert gw.get("/member/mypage", token=phone["access_token"]).status_code == 200

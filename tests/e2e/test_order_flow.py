@@ -97,8 +97,9 @@ def test_cancel_gives_the_stock_back_and_a_paid_order_is_refunded(gw, buyer, cre
 
 def test_another_members_orders_and_payments_are_unreachable(gw, buyer, join_member, login, create_drop):
     _, variant_id = _drop(create_drop)
-    order = gw.post("/orders/add", json={"lines": [{"variant_id": variant_id, "quantity": 1}]},
-                    token=buyer["token"]).json()
+    order = gw.post(
+        "/orders/add", json={"lines": [{"variant_id": variant_id, "quantity": 1}]}, token=buyer["token"]
+    ).json()
     intruder = login(join_member())["access_token"]
     assert gw.get(f"/orders/detail/{order['order_id']}", token=intruder).status_code == 404
     assert gw.get(f"/orders/list/{buyer['member_id']}", token=intruder).status_code == 403

@@ -23,10 +23,21 @@ def test_declined_payment_fails_the_order_and_gives_the_stock_back(gw, buyer, cr
     assert gw.post("/payment", json={"order_id": order["order_id"]}, token=token).status_code == 201
     r = gw.put(f"/payment/{order['order_id']}", json={"card_number": CARD_DECLINED}, token=token)
     assert r.status_code == 402 and r.json()["error"]["code"] == "payment_declined"
-    wait_for(lambda: _detail(gw, token, f"/orders/detail/{order['order_id']}")["status"] == "PAYMENT_FAILED",
-             what="order PAYMENT_FAILED")
-    wait_for(lambda: next(v["stock"] for v in _detail(gw, token, f"/cloth/detail/{cloth_id}")["variants"]
-                          if v["variant_id"] == variant_id) == 2, what="stock back after the decline")
+    wait_for(
+        lambda: _detail(gw, token, f"/orders/detail/{order['order_id']}")["status"] == "PAYMENT_FAILED",
+        what="order PAYMENT_FAILED",
+    )
+    wait_for(
+        lambda: (
+            next(
+                v["stock"]
+                for v in _detail(gw, token, f"/cloth/detail/{cloth_id}")["variants"]
+                if v["variant_id"] == variant_id
+            )
+            == 2
+        ),
+        what="stock back after the decline",
+    )
 
 
 def test_timeout_then_retry_charges_once(gw, buyer, create_drop):
@@ -39,8 +50,7 @@ def test_timeout_then_retry_charges_once(gw, buyer, create_drop):
     assert r.status_code == 504 and r.json()["error"]["code"] == "upstream_timeout"
     r = gw.put(f"/payment/{order['order_id']}", json={"card_number": CARD_OK}, token=token)
     assert r.status_code == 200 and r.json()["payment_id"] == opened["payment_id"]
-    wait_for(lambda: _detail(gw, token, f"/orders/detail/{order['order_id']}")["status"] == "PAID",
-             what="order PAID")
+    wait_for(lambda: _detail(gw, token, f"/orders/detail/{order['order_id']}")["status"] == "PAID", what="order PAID")
 
 
 def test_bad_card_number_names_the_field(gw, buyer):

@@ -5,47 +5,57 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Cloth',
+            name="Cloth",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('brand', models.CharField(blank=True, db_index=True, default='', max_length=100)),
-                ('category', models.CharField(blank=True, db_index=True, default='', max_length=100)),
-                ('description', models.TextField(blank=True, default='')),
-                ('price', models.DecimalField(decimal_places=2, max_digits=12)),
-                ('image_url', models.URLField(blank=True, default='', max_length=500)),
-                ('images', models.JSONField(blank=True, default=list)),
-                ('sale_starts_at', models.DateTimeField(blank=True, help_text='empty: on sale now', null=True)),
-                ('purchase_limit', models.PositiveIntegerField(blank=True, default=0, help_text='units per member; 0 = none', null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=200)),
+                ("brand", models.CharField(blank=True, db_index=True, default="", max_length=100)),
+                ("category", models.CharField(blank=True, db_index=True, default="", max_length=100)),
+                ("description", models.TextField(blank=True, default="")),
+                ("price", models.DecimalField(decimal_places=2, max_digits=12)),
+                ("image_url", models.URLField(blank=True, default="", max_length=500)),
+                ("images", models.JSONField(blank=True, default=list)),
+                ("sale_starts_at", models.DateTimeField(blank=True, help_text="empty: on sale now", null=True)),
+                (
+                    "purchase_limit",
+                    models.PositiveIntegerField(
+                        blank=True, default=0, help_text="units per member; 0 = none", null=True
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('price__gte', 0)), name='cloth_price_not_negative')],
+                "ordering": ["-created_at", "-id"],
+                "constraints": [
+                    models.CheckConstraint(condition=models.Q(("price__gte", 0)), name="cloth_price_not_negative")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Variant',
+            name="Variant",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('size', models.CharField(max_length=32)),
-                ('shown_stock', models.IntegerField(default=0)),
-                ('stock_version', models.BigIntegerField(default=0, editable=False)),
-                ('sort_order', models.PositiveSmallIntegerField(default=0)),
-                ('cloth', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='variants', to='catalog.cloth')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("size", models.CharField(max_length=32)),
+                ("shown_stock", models.IntegerField(default=0)),
+                ("stock_version", models.BigIntegerField(default=0, editable=False)),
+                ("sort_order", models.PositiveSmallIntegerField(default=0)),
+                (
+                    "cloth",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="variants", to="catalog.cloth"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['sort_order', 'id'],
-                'constraints': [models.UniqueConstraint(fields=('cloth', 'size'), name='variant_size_once_per_cloth')],
+                "ordering": ["sort_order", "id"],
+                "constraints": [models.UniqueConstraint(fields=("cloth", "size"), name="variant_size_once_per_cloth")],
             },
         ),
     ]

@@ -23,10 +23,19 @@ def _cloth(name="Tee", price="59000", sizes=(("S", 3), ("M", 0)), **kw):
 
 
 def _stock_changed(cloth, variant, available, version) -> Event:
-    return Event(event_id=uuid.uuid4(), event_type="StockChanged", event_version=1, occurred_at=timezone.now(),
-                 aggregate_type="stock", aggregate_id=str(cloth.id), topic="inventory",
-                 payload={"cloth_id": cloth.id, "variants": [{"variant_id": variant.id, "available": available,
-                                                             "total": 10, "version": version}]})
+    return Event(
+        event_id=uuid.uuid4(),
+        event_type="StockChanged",
+        event_version=1,
+        occurred_at=timezone.now(),
+        aggregate_type="stock",
+        aggregate_id=str(cloth.id),
+        topic="inventory",
+        payload={
+            "cloth_id": cloth.id,
+            "variants": [{"variant_id": variant.id, "available": available, "total": 10, "version": version}],
+        },
+    )
 
 
 def test_list_shows_the_contract_fields(anon_client, inventory_calls):
@@ -36,19 +45,28 @@ def test_list_shows_the_contract_fields(anon_client, inventory_calls):
     assert r.status_code == 200
     body = r.json()
     assert body["count"] == 1 and body["next"] is None and body["previous"] is None
-    assert body["results"] == [{
-        "cloth_id": cloth.id, "name": "Tee", "brand": "Acme", "category": "tops", "price": "59000.00",
-        "image_url": "https://img.example/1.jpg", "sale_starts_at": body["results"][0]["sale_starts_at"],
-        "on_sale": False, "in_stock": True,
-    }]
+    assert body["results"] == [
+        {
+            "cloth_id": cloth.id,
+            "name": "Tee",
+            "brand": "Acme",
+            "category": "tops",
+            "price": "59000.00",
+            "image_url": "https://img.example/1.jpg",
+            "sale_starts_at": body["results"][0]["sale_starts_at"],
+            "on_sale": False,
+            "in_stock": True,
+        }
+    ]
     assert dt.datetime.fromisoformat(body["results"][0]["sale_starts_at"]) == start
 
 
 def test_filters_and_sorting(anon_client, inventory_calls):
     cheap = _cloth(name="Cheap", price="10", brand="A", category="tops")
     dear = _cloth(name="Dear", price="99", brand="B", category="tops", sizes=[("ONE", 0)])
-    later = _cloth(name="Later", price="50", brand="A", category="shoes",
-                   sale_starts_at=timezone.now() + dt.timedelta(days=1))
+    later = _cloth(
+        name="Later", price="50", brand="A", category="shoes", sale_starts_at=timezone.now() + dt.timedelta(days=1)
+    )
 
     def names(query: str) -> list[str]:
         r = anon_client.get("/cloth/list" + query)
@@ -70,9 +88,17 @@ def test_filters_and_sorting(anon_client, inventory_calls):
     assert cheap and dear and later
 
 
-@pytest.mark.parametrize("query,field", [("?sort=cheapest", "sort"), ("?on_sale=maybe", "on_sale"),
-                                         ("?page=0", "page"), ("?page_size=1000", "page_size"),
-                                         ("?in_stock=2", "in_stock"), ("?page=x", "page")])
+@pytest.mark.parametrize(
+    "query,field",
+    [
+        ("?sort=cheapest", "sort"),
+        ("?on_sale=maybe", "on_sale"),
+        ("?page=0", "page"),
+        ("?page_size=1000", "page_size"),
+        ("?in_stock=2", "in_stock"),
+        ("?page=x", "page"),
+    ],
+)
 def test_bad_filters_are_400_naming_the_field(anon_client, query, field):
     r = anon_client.get("/cloth/list" + query)
     assert r.status_code == 400
@@ -95,9 +121,9 @@ def test_unknown_cloth_is_404_json(anon_client):
         assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
 
 
-def test_list_and_detail_are_served_from_cache_without_n_plus_1(anon_client, inventory_calls,
-                                                                django_assert_max_num_queries,
-                                                                django_assert_num_queries):
+def test_list_and_detail_are_served_from_cache_without_n_plus_1(
+    anon_client, inventory_calls, django_assert_max_num_queries, django_assert_num_queries
+):
     clothes = [_cloth(name=f"C{i}") for i in range(8)]
     with django_assert_max_num_queries(2):
         anon_client.get("/cloth/list?page_size=50")
@@ -109,8 +135,9 @@ def test_list_and_detail_are_served_from_cache_without_n_plus_1(anon_client, inv
         anon_client.get(f"/cloth/detail/{clothes[0].id}")
 
 
-def test_stock_report_changes_the_shown_stock_and_invalidates_the_cache(anon_client, inventory_calls,
-                                                                          django_capture_on_commit_callbacks):
+def test_stock_report_changes_the_shown_stock_and_invalidates_the_cache(
+    anon_client, inventory_calls, django_capture_on_commit_callbacks
+):
     cloth = _cloth(sizes=[("S", 1)])
     variant = cloth.variants.get()
     assert anon_client.get(f"/cloth/detail/{cloth.id}").json()["variants"][0]["stock"] == 1
@@ -132,8 +159,17 @@ def test_internal_details_of_variants_and_clothes(internal_client, anon_client, 
     s, m = cloth.variants.all()
     r = internal_client.post("/cloth/details", {"variant_ids": [m.id, 999999], "cloth_ids": [cloth.id]}, format="json")
     assert r.status_code == 200
-    assert r.json()["variants"] == [{"variant_id": m.id, "cloth_id": cloth.id, "name": "Tee", "size": "M",
-                                     "price": "59000.00", "sale_starts_at": None, "purchase_limit": 2}]
+    assert r.json()["variants"] == [
+        {
+            "variant_id": m.id,
+            "cloth_id": cloth.id,
+            "name": "Tee",
+            "size": "M",
+            "price": "59000.00",
+            "sale_starts_at": None,
+            "purchase_limit": 2,
+        }
+    ]
     assert [c["cloth_id"] for c in r.json()["clothes"]] == [cloth.id]
     assert anon_client.post("/cloth/details", {"variant_ids": [s.id]}, format="json").status_code == 404
     bad = internal_client.post("/cloth/details", {"variant_ids": ["x"]}, format="json")
@@ -150,7 +186,7 @@ def test_creating_writes_cloth_created_and_registers_with_inventory(inventory_ca
     event = OutboxEvent.objects.get(event_type="ClothCreated")
     assert event.payload["cloth_id"] == cloth.id and event.payload["purchase_limit"] == 1
     assert [v["stock"] for v in event.payload["variants"]] == [3, 0]
-    (service, method, path, body), = inventory_calls
+    ((service, method, path, body),) = inventory_calls
     assert (service, method, path) == ("inventory", "POST", "/internal/stock")
     assert body["cloth_id"] == cloth.id and len(body["variants"]) == 2
 

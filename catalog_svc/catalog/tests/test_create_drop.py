@@ -14,8 +14,21 @@ pytestmark = pytest.mark.django_db
 
 
 def test_create_drop_prints_the_ids_and_registers_stock(inventory_calls, capsys):
-    call_command("create_drop", "--name", "Jacket", "--price", "59000", "--sizes", "S:100,M:200,L:200",
-                 "--starts-at", "2030-01-01T09:00:00+09:00", "--limit", "1", "--brand", "Acme")
+    call_command(
+        "create_drop",
+        "--name",
+        "Jacket",
+        "--price",
+        "59000",
+        "--sizes",
+        "S:100,M:200,L:200",
+        "--starts-at",
+        "2030-01-01T09:00:00+09:00",
+        "--limit",
+        "1",
+        "--brand",
+        "Acme",
+    )
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     cloth = Cloth.objects.get(pk=out["cloth_id"])
     assert out["sale_starts_at"] == "2030-01-01T00:00:00+00:00"
@@ -35,15 +48,18 @@ def test_inventory_down_is_said_on_stderr_and_the_event_still_carries_it(invento
     assert OutboxEvent.objects.filter(event_type="ClothCreated").count() == 1
 
 
-@pytest.mark.parametrize("args", [
-    ["--price", "abc", "--sizes", "S:1"],
-    ["--price", "-5", "--sizes", "S:1"],
-    ["--price", "10", "--sizes", "S:x"],
-    ["--price", "10", "--sizes", "S:1,S:2"],
-    ["--price", "10", "--sizes", "S:1", "--starts-at", "tomorrow"],
-    ["--price", "10", "--sizes", "S:1", "--limit", "-1"],
-    ["--price", "10.001", "--sizes", "S:1"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--price", "abc", "--sizes", "S:1"],
+        ["--price", "-5", "--sizes", "S:1"],
+        ["--price", "10", "--sizes", "S:x"],
+        ["--price", "10", "--sizes", "S:1,S:2"],
+        ["--price", "10", "--sizes", "S:1", "--starts-at", "tomorrow"],
+        ["--price", "10", "--sizes", "S:1", "--limit", "-1"],
+        ["--price", "10.001", "--sizes", "S:1"],
+    ],
+)
 def test_bad_arguments_fail_clearly_and_write_nothing(inventory_calls, args):
     with pytest.raises(CommandError):
         call_command("create_drop", "--name", "Bad", *args)

@@ -16,16 +16,22 @@ FAKE_SCHEMA = {
     "openapi": "3.0.3",
     "info": {"title": "x", "version": "1"},
     "paths": {
-        "/member/join": {"post": {"summary": "Join", "requestBody": {"content": {"application/json": {
-            "schema": {"$ref": "#/components/schemas/Join"}}}}, "responses": {"201": {}}}},
+        "/member/join": {
+            "post": {
+                "summary": "Join",
+                "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Join"}}}},
+                "responses": {"201": {}},
+            }
+        },
         "/member/mypage": {"get": {"summary": "Mine", "responses": {"200": {}}}},
         "/cloth/detail/{cloth_id}": {"get": {"summary": "One cloth", "responses": {"200": {}}}},
         "/cloth/details": {"post": {"summary": "internal details", "responses": {"200": {}}}},
         "/cloth/inventory": {"post": {"summary": "internal stock", "responses": {"200": {}}}},
         "/internal/orders/{order_id}": {"get": {"summary": "internal order", "responses": {"200": {}}}},
     },
-    "components": {"schemas": {"Join": {"type": "object", "required": ["email"],
-                                        "properties": {"email": {"type": "string"}}}}},
+    "components": {
+        "schemas": {"Join": {"type": "object", "required": ["email"], "properties": {"email": {"type": "string"}}}}
+    },
 }
 
 
@@ -47,10 +53,18 @@ class _Upstream(BaseHTTPRequestHandler):
         elif path == "/api/schema":
             payload, status = FAKE_SCHEMA, 200
         else:
-            payload = {"method": self.command, "path": path, "query": query, "body": body,
-                       "headers": {k.lower(): v for k, v in self.headers.items()}}
-            status = int(self.headers.get("X-Want-Status", 200)) if "x-want-status" in {
-                k.lower() for k in self.headers} else 200
+            payload = {
+                "method": self.command,
+                "path": path,
+                "query": query,
+                "body": body,
+                "headers": {k.lower(): v for k, v in self.headers.items()},
+            }
+            status = (
+                int(self.headers.get("X-Want-Status", 200))
+                if "x-want-status" in {k.lower() for k in self.headers}
+                else 200
+            )
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")

@@ -44,8 +44,14 @@ def test_a_token_route_forwards_the_members_identity_from_the_token(client, toke
 
 
 def test_identity_headers_a_client_sends_never_reach_a_service(client, token):
-    forged = {"HTTP_X_MEMBER_ID": "999", "HTTP_X_SESSION_ID": "stolen", "HTTP_X_INTERNAL_TOKEN": "guess",
-              "HTTP_X_FORWARDED_FOR": "6.6.6.6", "HTTP_X_CALLER": "order", "HTTP_COOKIE": "a=b"}
+    forged = {
+        "HTTP_X_MEMBER_ID": "999",
+        "HTTP_X_SESSION_ID": "stolen",
+        "HTTP_X_INTERNAL_TOKEN": "guess",
+        "HTTP_X_FORWARDED_FOR": "6.6.6.6",
+        "HTTP_X_CALLER": "order",
+        "HTTP_COOKIE": "a=b",
+    }
     public = seen(client.post("/member/login", data="{}", content_type="application/json", **forged))["headers"]
     assert "x-member-id" not in public and "x-session-id" not in public and "cookie" not in public
     assert public["x-internal-token"] == settings.INTERNAL_API_SECRET
@@ -75,12 +81,24 @@ def test_the_upstreams_status_and_body_come_back(client, settings):
     assert r.status_code == 409 and r.json()["path"] == "/cloth/list"
 
 
-@pytest.mark.parametrize(("method", "path"), [
-    ("post", "/cloth/inventory"), ("put", "/cloth/inventory"), ("post", "/cloth/details"),
-    ("post", "/internal/reservations"), ("get", "/internal/orders/1"), ("get", "/admin/"), ("get", "/member/admin"),
-    ("get", "/member/mypage/"), ("get", "/cloth/detail/abc"), ("get", "/orders/list/1/../../internal/orders/1"),
-    ("get", "//member/mypage"), ("get", "/nothing"), ("post", "/internal/stock"),
-])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("post", "/cloth/inventory"),
+        ("put", "/cloth/inventory"),
+        ("post", "/cloth/details"),
+        ("post", "/internal/reservations"),
+        ("get", "/internal/orders/1"),
+        ("get", "/admin/"),
+        ("get", "/member/admin"),
+        ("get", "/member/mypage/"),
+        ("get", "/cloth/detail/abc"),
+        ("get", "/orders/list/1/../../internal/orders/1"),
+        ("get", "//member/mypage"),
+        ("get", "/nothing"),
+        ("post", "/internal/stock"),
+    ],
+)
 def test_anything_outside_the_allowlist_is_a_json_404(client, token, method, path):
     r = getattr(client, method)(path, **bearer(token))
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"

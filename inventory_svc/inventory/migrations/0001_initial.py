@@ -6,88 +6,143 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='ClothRule',
+            name="ClothRule",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('cloth_id', models.BigIntegerField(unique=True)),
-                ('sale_starts_at', models.DateTimeField(blank=True, null=True)),
-                ('purchase_limit', models.PositiveIntegerField(default=0, help_text='0 = no limit')),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("cloth_id", models.BigIntegerField(unique=True)),
+                ("sale_starts_at", models.DateTimeField(blank=True, null=True)),
+                ("purchase_limit", models.PositiveIntegerField(default=0, help_text="0 = no limit")),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
         ),
         migrations.CreateModel(
-            name='StockMovement',
+            name="StockMovement",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('variant_id', models.BigIntegerField(db_index=True)),
-                ('cloth_id', models.BigIntegerField()),
-                ('kind', models.CharField(choices=[('restock', 'restock'), ('correct', 'correction'), ('reserve', 'reserve'), ('release', 'release'), ('sell', 'sell'), ('return', 'return')], max_length=16)),
-                ('quantity', models.IntegerField()),
-                ('order_id', models.BigIntegerField(blank=True, db_index=True, null=True)),
-                ('cause', models.CharField(blank=True, default='', max_length=64)),
-                ('actor', models.CharField(blank=True, default='', max_length=128)),
-                ('at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("variant_id", models.BigIntegerField(db_index=True)),
+                ("cloth_id", models.BigIntegerField()),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("restock", "restock"),
+                            ("correct", "correction"),
+                            ("reserve", "reserve"),
+                            ("release", "release"),
+                            ("sell", "sell"),
+                            ("return", "return"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("quantity", models.IntegerField()),
+                ("order_id", models.BigIntegerField(blank=True, db_index=True, null=True)),
+                ("cause", models.CharField(blank=True, default="", max_length=64)),
+                ("actor", models.CharField(blank=True, default="", max_length=128)),
+                ("at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
         ),
         migrations.CreateModel(
-            name='Reservation',
+            name="Reservation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('order_id', models.BigIntegerField(unique=True)),
-                ('member_id', models.BigIntegerField(db_index=True)),
-                ('cloth_ids', models.JSONField(default=list)),
-                ('state', models.CharField(choices=[('ACTIVE', 'active'), ('RELEASED', 'released'), ('SOLD', 'sold'), ('RETURNED', 'returned')], default='ACTIVE', max_length=16)),
-                ('deadline', models.DateTimeField()),
-                ('release_reason', models.CharField(blank=True, default='', max_length=64)),
-                ('sell_failed_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("order_id", models.BigIntegerField(unique=True)),
+                ("member_id", models.BigIntegerField(db_index=True)),
+                ("cloth_ids", models.JSONField(default=list)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("ACTIVE", "active"),
+                            ("RELEASED", "released"),
+                            ("SOLD", "sold"),
+                            ("RETURNED", "returned"),
+                        ],
+                        default="ACTIVE",
+                        max_length=16,
+                    ),
+                ),
+                ("deadline", models.DateTimeField()),
+                ("release_reason", models.CharField(blank=True, default="", max_length=64)),
+                ("sell_failed_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['-id'],
-                'indexes': [models.Index(condition=models.Q(('state', 'ACTIVE')), fields=['deadline'], name='reservation_active_deadline')],
+                "ordering": ["-id"],
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(("state", "ACTIVE")), fields=["deadline"], name="reservation_active_deadline"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='StockItem',
+            name="StockItem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('variant_id', models.BigIntegerField(unique=True)),
-                ('cloth_id', models.BigIntegerField(db_index=True)),
-                ('total', models.IntegerField(default=0)),
-                ('reserved', models.IntegerField(default=0)),
-                ('sold', models.IntegerField(default=0)),
-                ('version', models.BigIntegerField(default=0)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("variant_id", models.BigIntegerField(unique=True)),
+                ("cloth_id", models.BigIntegerField(db_index=True)),
+                ("total", models.IntegerField(default=0)),
+                ("reserved", models.IntegerField(default=0)),
+                ("sold", models.IntegerField(default=0)),
+                ("version", models.BigIntegerField(default=0)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['cloth_id', 'variant_id'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('total__gte', 0), ('reserved__gte', 0), ('sold__gte', 0)), name='stock_counts_not_negative'), models.CheckConstraint(condition=models.Q(('reserved__lte', django.db.models.expressions.CombinedExpression(models.F('total'), '-', models.F('sold')))), name='stock_never_oversold')],
+                "ordering": ["cloth_id", "variant_id"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("total__gte", 0), ("reserved__gte", 0), ("sold__gte", 0)),
+                        name="stock_counts_not_negative",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            (
+                                "reserved__lte",
+                                django.db.models.expressions.CombinedExpression(
+                                    models.F("total"), "-", models.F("sold")
+                                ),
+                            )
+                        ),
+                        name="stock_never_oversold",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='ReservationLine',
+            name="ReservationLine",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('variant_id', models.BigIntegerField()),
-                ('cloth_id', models.BigIntegerField(db_index=True)),
-                ('quantity', models.PositiveIntegerField()),
-                ('reservation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='lines', to='inventory.reservation')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("variant_id", models.BigIntegerField()),
+                ("cloth_id", models.BigIntegerField(db_index=True)),
+                ("quantity", models.PositiveIntegerField()),
+                (
+                    "reservation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="lines", to="inventory.reservation"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
-                'constraints': [models.UniqueConstraint(fields=('reservation', 'variant_id'), name='reservation_line_once_per_variant'), models.CheckConstraint(condition=models.Q(('quantity__gt', 0)), name='reservation_line_quantity_positive')],
+                "ordering": ["id"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("reservation", "variant_id"), name="reservation_line_once_per_variant"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("quantity__gt", 0)), name="reservation_line_quantity_positive"
+                    ),
+                ],
             },
         ),
     ]

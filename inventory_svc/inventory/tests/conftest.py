@@ -25,8 +25,12 @@ def cloth(transactional_db):
 
     def make(cloth_id: int, variants: dict[int, int], *, starts_in: float | None = None, limit: int = 0) -> int:
         start = timezone.now() + dt.timedelta(seconds=starts_in) if starts_in is not None else None
-        services.register_stock(cloth_id=cloth_id, sale_starts_at=start, purchase_limit=limit,
-                                variants=[{"variant_id": v, "stock": s} for v, s in variants.items()])
+        services.register_stock(
+            cloth_id=cloth_id,
+            sale_starts_at=start,
+            purchase_limit=limit,
+            variants=[{"variant_id": v, "stock": s} for v, s in variants.items()],
+        )
         return cloth_id
 
     return make
@@ -43,13 +47,21 @@ def gate_avail(cloth_id: int, variant_id: int) -> int | None:
 
 
 def reserve(order_id: int, member_id: int, *lines: tuple[int, int]) -> dict:
-    return services.reserve_stock(order_id=order_id, member_id=member_id,
-                                  lines=[{"variant_id": v, "quantity": q} for v, q in lines])
+    return services.reserve_stock(
+        order_id=order_id, member_id=member_id, lines=[{"variant_id": v, "quantity": q} for v, q in lines]
+    )
 
 
 def order_event(event_type: str, order_id: int, **payload) -> Event:
     import uuid
 
-    return Event(event_id=uuid.uuid4(), event_type=event_type, event_version=1, occurred_at=timezone.now(),
-                 aggregate_type="order", aggregate_id=str(order_id), payload={"order_id": order_id, **payload},
-                 topic="orders")
+    return Event(
+        event_id=uuid.uuid4(),
+        event_type=event_type,
+        event_version=1,
+        occurred_at=timezone.now(),
+        aggregate_type="order",
+        aggregate_id=str(order_id),
+        payload={"order_id": order_id, **payload},
+        topic="orders",
+    )

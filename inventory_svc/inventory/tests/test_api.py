@@ -7,8 +7,12 @@ from inventory.tests.conftest import counts
 
 def test_reserve_answers_201_then_the_same_on_retry(cloth, internal_client):
     cloth(1, {11: 5})
-    body = {"order_id": 100, "member_id": 7, "lines": [{"variant_id": 11, "quantity": 2}],
-            "deadline": "2099-01-01T00:00:00Z"}
+    body = {
+        "order_id": 100,
+        "member_id": 7,
+        "lines": [{"variant_id": 11, "quantity": 2}],
+        "deadline": "2099-01-01T00:00:00Z",
+    }
     first = internal_client.post("/internal/reservations", body, format="json")
     again = internal_client.post("/internal/reservations", body, format="json")
     assert first.status_code == again.status_code == 201
@@ -19,19 +23,28 @@ def test_reserve_answers_201_then_the_same_on_retry(cloth, internal_client):
 
 def test_sold_out_is_409_naming_the_variant(cloth, internal_client):
     cloth(1, {11: 1})
-    r = internal_client.post("/internal/reservations", {"order_id": 1, "member_id": 7,
-                                                         "lines": [{"variant_id": 11, "quantity": 2}]}, format="json")
+    r = internal_client.post(
+        "/internal/reservations",
+        {"order_id": 1, "member_id": 7, "lines": [{"variant_id": 11, "quantity": 2}]},
+        format="json",
+    )
     assert r.status_code == 409
     assert r.json()["error"]["code"] == "sold_out" and r.json()["error"]["variant_id"] == 11
 
 
 def test_bad_input_is_400_naming_the_field(cloth, internal_client):
     cloth(1, {11: 1})
-    r = internal_client.post("/internal/reservations", {"order_id": 1, "member_id": 7,
-                                                         "lines": [{"variant_id": 11, "quantity": 0}]}, format="json")
+    r = internal_client.post(
+        "/internal/reservations",
+        {"order_id": 1, "member_id": 7, "lines": [{"variant_id": 11, "quantity": 0}]},
+        format="json",
+    )
     assert r.status_code == 400 and "lines.0.quantity" in r.json()["error"]["fields"]
-    r = internal_client.post("/internal/reservations", {"order_id": 1, "member_id": 7,
-                                                         "lines": [{"variant_id": 99, "quantity": 1}]}, format="json")
+    r = internal_client.post(
+        "/internal/reservations",
+        {"order_id": 1, "member_id": 7, "lines": [{"variant_id": 99, "quantity": 1}]},
+        format="json",
+    )
     assert r.status_code == 400 and "lines.0.variant_id" in r.json()["error"]["fields"]
     r = internal_client.post("/internal/stock", {"cloth_id": "x", "variants": []}, format="json")
     fields = r.json()["error"]["fields"]
@@ -50,8 +63,11 @@ def test_outsiders_get_404_on_every_internal_route(cloth, anon_client):
 def test_release_and_sell_endpoints(cloth, internal_client):
     cloth(1, {11: 5})
     for order_id in (100, 101):
-        internal_client.post("/internal/reservations", {"order_id": order_id, "member_id": 7,
-                                                         "lines": [{"variant_id": 11, "quantity": 1}]}, format="json")
+        internal_client.post(
+            "/internal/reservations",
+            {"order_id": order_id, "member_id": 7, "lines": [{"variant_id": 11, "quantity": 1}]},
+            format="json",
+        )
     r = internal_client.post("/internal/reservations/100/release", {"reason": "cancelled"}, format="json")
     assert r.status_code == 200 and r.json()["status"] == "RELEASED"
     r = internal_client.put("/cloth/inventory", {"order_id": 101}, format="json")

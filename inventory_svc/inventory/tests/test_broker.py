@@ -35,8 +35,9 @@ def test_order_paid_from_the_broker_sells_once_even_when_replayed(cloth, fresh_t
     ensure_topics([topic_name("orders"), topic_name("orders.dlq")])
     with transaction.atomic():
         # Stands in for the order service's outbox row: same envelope, same topic.
-        row = record_event("OrderPaid", aggregate_type="order", aggregate_id=100,
-                           payload={"order_id": 100, "member_id": 7})
+        row = record_event(
+            "OrderPaid", aggregate_type="order", aggregate_id=100, payload={"order_id": 100, "member_id": 7}
+        )
     assert publish_pending() >= 1
     assert replay(OutboxEvent.objects.filter(pk=row.pk)) == 1  # delivered twice
     consumer._unprefix = {topic_name("orders"): "orders"}

@@ -63,8 +63,9 @@ def test_many_members_racing_for_fifty_units_get_exactly_fifty(cloth, capsys):
 
 def test_multi_size_orders_racing_never_leave_half_an_order(cloth, capsys):
     cloth(1, {11: 30, 12: 20})
-    attempts = [(1000 + i, i, [{"variant_id": 11, "quantity": 1}, {"variant_id": 12, "quantity": 1}])
-                for i in range(120)]
+    attempts = [
+        (1000 + i, i, [{"variant_id": 11, "quantity": 1}, {"variant_id": 12, "quantity": 1}]) for i in range(120)
+    ]
     outcome = _race(attempts)
     assert outcome["won"] == 20
     assert counts(11) == (10, 20, 0) and counts(12) == (0, 20, 0)

@@ -25,22 +25,30 @@ class StockMachine(RuleBasedStateMachine):
             model.objects.all().delete()
         get_redis().flushdb()
         selectors.forget_cached_variants()
-        services.register_stock(cloth_id=1, sale_starts_at=None, purchase_limit=3,
-                                variants=[{"variant_id": 11, "stock": 3}, {"variant_id": 12, "stock": 2}])
-        services.register_stock(cloth_id=2, sale_starts_at=None, purchase_limit=0,
-                                variants=[{"variant_id": 21, "stock": 2}])
+        services.register_stock(
+            cloth_id=1,
+            sale_starts_at=None,
+            purchase_limit=3,
+            variants=[{"variant_id": 11, "stock": 3}, {"variant_id": 12, "stock": 2}],
+        )
+        services.register_stock(
+            cloth_id=2, sale_starts_at=None, purchase_limit=0, variants=[{"variant_id": 21, "stock": 2}]
+        )
         self.next_order = 1
         self.orders: list[int] = []
 
-    @rule(member=st.integers(1, 3), lines=st.dictionaries(st.sampled_from(sorted(VARIANTS)), st.integers(1, 2),
-                                                          min_size=1, max_size=3))
+    @rule(
+        member=st.integers(1, 3),
+        lines=st.dictionaries(st.sampled_from(sorted(VARIANTS)), st.integers(1, 2), min_size=1, max_size=3),
+    )
     def reserve(self, member, lines):
         order_id = self.next_order
         self.next_order += 1
         self.orders.append(order_id)
         try:
-            services.reserve_stock(order_id=order_id, member_id=member,
-                                   lines=[{"variant_id": v, "quantity": q} for v, q in lines.items()])
+            services.reserve_stock(
+                order_id=order_id, member_id=member, lines=[{"variant_id": v, "quantity": q} for v, q in lines.items()]
+            )
         except ShopError:
             pass
 
@@ -89,6 +97,10 @@ class StockMachine(RuleBasedStateMachine):
 
 @pytest.mark.django_db(transaction=True)
 def test_stock_invariants_hold_for_any_sequence(redis_db):
-    StockMachine.TestCase.settings = settings(max_examples=int(os.environ.get("STOCK_PROPERTY_EXAMPLES", "25")), stateful_step_count=25, deadline=None,
-                                              suppress_health_check=list(HealthCheck))
+    StockMachine.TestCase.settings = settings(
+        max_examples=int(os.environ.get("STOCK_PROPERTY_EXAMPLES", "25")),
+        stateful_step_count=25,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
     StockMachine.TestCase().runTest()

@@ -79,8 +79,12 @@ def test_reservations_past_deadline_and_grace_are_released(cloth, settings):
     cloth(1, {11: 5})
     past = timezone.now() - dt.timedelta(seconds=200)
     services.reserve_stock(order_id=100, member_id=7, lines=[{"variant_id": 11, "quantity": 1}], deadline=past)
-    services.reserve_stock(order_id=101, member_id=8, lines=[{"variant_id": 11, "quantity": 1}],
-                           deadline=timezone.now() - dt.timedelta(seconds=60))  # still in its grace
+    services.reserve_stock(
+        order_id=101,
+        member_id=8,
+        lines=[{"variant_id": 11, "quantity": 1}],
+        deadline=timezone.now() - dt.timedelta(seconds=60),
+    )  # still in its grace
     assert services.release_expired_reservations() == 1
     assert Reservation.objects.get(order_id=100).state == "RELEASED"
     assert Reservation.objects.get(order_id=101).state == "ACTIVE"
@@ -91,8 +95,12 @@ def test_register_is_idempotent_for_known_variants_and_updates_the_rule(cloth):
     cloth(1, {11: 5})
     reserve(100, 7, (11, 2))
     start = timezone.now() + dt.timedelta(hours=1)
-    services.register_stock(cloth_id=1, sale_starts_at=start, purchase_limit=3,
-                            variants=[{"variant_id": 11, "stock": 999}, {"variant_id": 12, "stock": 4}])
+    services.register_stock(
+        cloth_id=1,
+        sale_starts_at=start,
+        purchase_limit=3,
+        variants=[{"variant_id": 11, "stock": 999}, {"variant_id": 12, "stock": 4}],
+    )
     assert counts(11) == (3, 2, 0) and counts(12) == (4, 0, 0)
     assert gate_avail(1, 12) == 4
     assert gate.snapshot(1)["rule"] == {"start_ms": int(start.timestamp() * 1000), "limit": 3}
@@ -112,6 +120,7 @@ def test_restock_and_correction_land_in_the_ledger_and_the_gate(cloth):
 
 
 # --- consumers: each event once -------------------------------------------------------------
+
 
 def test_order_events_applied_twice_change_stock_once(cloth):
     cloth(1, {11: 5})
@@ -149,10 +158,21 @@ def test_cloth_created_event_registers_stock_once(transactional_db):
 
     from shared.messaging.events import Event
 
-    event = Event(event_id=uuid.uuid4(), event_type="ClothCreated", event_version=1, occurred_at=timezone.now(),
-                  aggregate_type="cloth", aggregate_id="3", topic="catalog", payload={
-                      "cloth_id": 3, "sale_starts_at": None, "purchase_limit": 1,
-                      "variants": [{"variant_id": 31, "size": "S", "stock": 10}]})
+    event = Event(
+        event_id=uuid.uuid4(),
+        event_type="ClothCreated",
+        event_version=1,
+        occurred_at=timezone.now(),
+        aggregate_type="cloth",
+        aggregate_id="3",
+        topic="catalog",
+        payload={
+            "cloth_id": 3,
+            "sale_starts_at": None,
+            "purchase_limit": 1,
+            "variants": [{"variant_id": 31, "size": "S", "stock": 10}],
+        },
+    )
     assert apply_event("inventory", event) is True
     assert apply_event("inventory", event) is False
     assert counts(31) == (10, 0, 0) and gate_avail(3, 31) == 10

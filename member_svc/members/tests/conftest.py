@@ -33,7 +33,9 @@ def _clean_redis(redis_db):
 def verify_email(anon_client):
     def verify(email: str) -> None:
         assert anon_client.post("/member/email/send", {"email": email}, format="json").status_code == 202
-        r = anon_client.post("/member/email/verify", {"email": email, "code": mailed_code(email.lower())}, format="json")
+        r = anon_client.post(
+            "/member/email/verify", {"email": email, "code": mailed_code(email.lower())}, format="json"
+        )
         assert r.status_code == 200, r.content
 
     return verify

@@ -55,10 +55,19 @@ def test_a_member_cannot_use_the_admin(member):
 
 def test_deactivating_a_member_in_the_admin_logs_them_out(staff_client, member, login):
     pair = login(member)
-    data = {"name": member.name, "phone": "", "address": "", "role": "MEMBER", "is_active": "",
-            "sessions-TOTAL_FORMS": "1", "sessions-INITIAL_FORMS": "1", "sessions-MIN_NUM_FORMS": "0",
-            "sessions-MAX_NUM_FORMS": "1000", "sessions-0-id": str(DeviceSession.objects.get().pk),
-            "sessions-0-member": str(member.pk)}
+    data = {
+        "name": member.name,
+        "phone": "",
+        "address": "",
+        "role": "MEMBER",
+        "is_active": "",
+        "sessions-TOTAL_FORMS": "1",
+        "sessions-INITIAL_FORMS": "1",
+        "sessions-MIN_NUM_FORMS": "0",
+        "sessions-MAX_NUM_FORMS": "1000",
+        "sessions-0-id": str(DeviceSession.objects.get().pk),
+        "sessions-0-member": str(member.pk),
+    }
     r = staff_client.post(f"/admin/members/member/{member.pk}/change/", data)
     assert r.status_code == 302, r.content[:2000]
     member.refresh_from_db()

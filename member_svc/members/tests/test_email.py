@@ -60,8 +60,9 @@ def test_sends_per_address_are_limited(anon_client):
     assert len(mail.outbox) == 5
 
 
-@override_settings(EMAIL_SEND_COOLDOWN_SECONDS=0, RATE_LIMITS={
-    "email_send_address": (100, 3600), "email_send_ip": (3, 600)})
+@override_settings(
+    EMAIL_SEND_COOLDOWN_SECONDS=0, RATE_LIMITS={"email_send_address": (100, 3600), "email_send_ip": (3, 600)}
+)
 def test_sends_per_client_ip_are_limited_and_the_ip_is_the_gateways_not_the_clients(internal_client):
     for i in range(3):
         assert send(internal_client, f"x{i}@example.com", HTTP_X_FORWARDED_FOR="203.0.113.9").status_code == 202
@@ -69,8 +70,9 @@ def test_sends_per_client_ip_are_limited_and_the_ip_is_the_gateways_not_the_clie
     assert send(internal_client, "z@example.com", HTTP_X_FORWARDED_FOR="203.0.113.10").status_code == 202
 
 
-@override_settings(EMAIL_SEND_COOLDOWN_SECONDS=0, RATE_LIMITS={
-    "email_send_address": (100, 3600), "email_send_ip": (2, 600)})
+@override_settings(
+    EMAIL_SEND_COOLDOWN_SECONDS=0, RATE_LIMITS={"email_send_address": (100, 3600), "email_send_ip": (2, 600)}
+)
 def test_a_client_cannot_dodge_the_ip_limit_with_its_own_forwarded_for(anon_client):
     for i in range(2):
         assert send(anon_client, f"x{i}@example.com", HTTP_X_FORWARDED_FOR=f"198.51.100.{i}").status_code == 202

@@ -17,8 +17,9 @@ pytestmark = pytest.mark.django_db
 
 
 def login(client, email="ada@example.com", password=PASSWORD, **extra):
-    return client.post("/member/login", {"email": email, "password": password, "device_name": "laptop"},
-                       format="json", **extra)
+    return client.post(
+        "/member/login", {"email": email, "password": password, "device_name": "laptop"}, format="json", **extra
+    )
 
 
 def refresh(client, token):
@@ -77,8 +78,10 @@ def test_refresh_rotates_and_the_new_pair_works(anon_client, member):
     assert r.status_code == 200
     second = r.json()
     assert second["refresh_token"] != first["refresh_token"] and second["member_id"] == member.pk
-    assert tokens.verify_access_token(second["access_token"])["sid"] == tokens.decode_access_token(
-        first["access_token"])["sid"]
+    assert (
+        tokens.verify_access_token(second["access_token"])["sid"]
+        == tokens.decode_access_token(first["access_token"])["sid"]
+    )
     assert refresh(anon_client, second["refresh_token"]).status_code == 200
     assert DeviceSession.objects.get().rotations == 2
 
@@ -149,8 +152,13 @@ def test_logout_all_ends_every_device_at_once(member_client, anon_client, member
 
 
 def test_member_routes_need_the_gateways_identity(anon_client, member):
-    for method, path in (("get", "/member/mypage"), ("put", "/member/mypage"), ("patch", "/member/password"),
-                         ("delete", "/member/logout"), ("delete", "/member/logout/all")):
+    for method, path in (
+        ("get", "/member/mypage"),
+        ("put", "/member/mypage"),
+        ("patch", "/member/password"),
+        ("delete", "/member/logout"),
+        ("delete", "/member/logout/all"),
+    ):
         r = getattr(anon_client, method)(path, HTTP_X_MEMBER_ID=str(member.pk))
         assert r.status_code == 401, path
         assert r.json()["error"]["code"] == "not_authenticated"

@@ -5,65 +5,110 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Order',
+            name="Order",
             fields=[
-                ('order_id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('member_id', models.BigIntegerField()),
-                ('status', models.CharField(choices=[('PENDING_PAYMENT', 'pending payment'), ('PAID', 'paid'), ('REFUND_REQUESTED', 'refund requested'), ('REFUNDED', 'refunded'), ('CANCELLED', 'cancelled'), ('EXPIRED', 'expired'), ('PAYMENT_FAILED', 'payment failed')], default='PENDING_PAYMENT', max_length=20)),
-                ('total', models.DecimalField(decimal_places=2, max_digits=12)),
-                ('payment_deadline', models.DateTimeField()),
-                ('idempotency_key', models.CharField(blank=True, default='', max_length=128)),
-                ('request_fingerprint', models.CharField(blank=True, default='', max_length=64)),
-                ('refund_reason', models.CharField(blank=True, default='', max_length=32)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("order_id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("member_id", models.BigIntegerField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("PENDING_PAYMENT", "pending payment"),
+                            ("PAID", "paid"),
+                            ("REFUND_REQUESTED", "refund requested"),
+                            ("REFUNDED", "refunded"),
+                            ("CANCELLED", "cancelled"),
+                            ("EXPIRED", "expired"),
+                            ("PAYMENT_FAILED", "payment failed"),
+                        ],
+                        default="PENDING_PAYMENT",
+                        max_length=20,
+                    ),
+                ),
+                ("total", models.DecimalField(decimal_places=2, max_digits=12)),
+                ("payment_deadline", models.DateTimeField()),
+                ("idempotency_key", models.CharField(blank=True, default="", max_length=128)),
+                ("request_fingerprint", models.CharField(blank=True, default="", max_length=64)),
+                ("refund_reason", models.CharField(blank=True, default="", max_length=32)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['-created_at', '-order_id'],
-                'indexes': [models.Index(fields=['member_id', '-created_at'], name='order_member_newest'), models.Index(condition=models.Q(('status', 'PENDING_PAYMENT')), fields=['payment_deadline'], name='order_pending_deadline')],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('idempotency_key', ''), _negated=True), fields=('member_id', 'idempotency_key'), name='order_idempotency_key_once_per_member'), models.CheckConstraint(condition=models.Q(('total__gte', 0)), name='order_total_not_negative')],
+                "ordering": ["-created_at", "-order_id"],
+                "indexes": [
+                    models.Index(fields=["member_id", "-created_at"], name="order_member_newest"),
+                    models.Index(
+                        condition=models.Q(("status", "PENDING_PAYMENT")),
+                        fields=["payment_deadline"],
+                        name="order_pending_deadline",
+                    ),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("idempotency_key", ""), _negated=True),
+                        fields=("member_id", "idempotency_key"),
+                        name="order_idempotency_key_once_per_member",
+                    ),
+                    models.CheckConstraint(condition=models.Q(("total__gte", 0)), name="order_total_not_negative"),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='OrderTransition',
+            name="OrderTransition",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('from_status', models.CharField(blank=True, default='', max_length=20)),
-                ('to_status', models.CharField(max_length=20)),
-                ('cause', models.CharField(max_length=64)),
-                ('event_id', models.UUIDField(blank=True, null=True)),
-                ('actor', models.CharField(blank=True, default='', max_length=100)),
-                ('at', models.DateTimeField(auto_now_add=True)),
-                ('order', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='transitions', to='orders.order')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("from_status", models.CharField(blank=True, default="", max_length=20)),
+                ("to_status", models.CharField(max_length=20)),
+                ("cause", models.CharField(max_length=64)),
+                ("event_id", models.UUIDField(blank=True, null=True)),
+                ("actor", models.CharField(blank=True, default="", max_length=100)),
+                ("at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "order",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="transitions", to="orders.order"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.CreateModel(
-            name='OrderLine',
+            name="OrderLine",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('variant_id', models.BigIntegerField()),
-                ('cloth_id', models.BigIntegerField()),
-                ('name', models.CharField(max_length=200)),
-                ('size', models.CharField(max_length=32)),
-                ('unit_price', models.DecimalField(decimal_places=2, max_digits=12)),
-                ('quantity', models.PositiveIntegerField()),
-                ('order', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='lines', to='orders.order')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("variant_id", models.BigIntegerField()),
+                ("cloth_id", models.BigIntegerField()),
+                ("name", models.CharField(max_length=200)),
+                ("size", models.CharField(max_length=32)),
+                ("unit_price", models.DecimalField(decimal_places=2, max_digits=12)),
+                ("quantity", models.PositiveIntegerField()),
+                (
+                    "order",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="lines", to="orders.order"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
-                'indexes': [models.Index(fields=['variant_id'], name='order_line_variant'), models.Index(fields=['cloth_id'], name='order_line_cloth')],
-                'constraints': [models.UniqueConstraint(fields=('order', 'variant_id'), name='order_line_variant_once'), models.CheckConstraint(condition=models.Q(('quantity__gte', 1)), name='order_line_quantity_positive')],
+                "ordering": ["id"],
+                "indexes": [
+                    models.Index(fields=["variant_id"], name="order_line_variant"),
+                    models.Index(fields=["cloth_id"], name="order_line_cloth"),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(fields=("order", "variant_id"), name="order_line_variant_once"),
+                    models.CheckConstraint(
+                        condition=models.Q(("quantity__gte", 1)), name="order_line_quantity_positive"
+                    ),
+                ],
             },
         ),
     ]

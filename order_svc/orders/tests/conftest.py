@@ -33,9 +33,22 @@ def place(member_client, upstreams):
     return do
 
 
-def make_event(event_type: str, payload: dict, *, aggregate_type: str = "payment", event_id: uuid.UUID | None = None,
-               topic: str = "payments") -> Event:
-    return Event(event_id=event_id or uuid.uuid4(), event_type=event_type, event_version=1,
-                 occurred_at=timezone.now() - dt.timedelta(seconds=1), aggregate_type=aggregate_type,
-                 aggregate_id=str(payload.get("payment_id", payload.get("order_id"))), payload=payload,
-                 producer="payment", topic=topic)
+def make_event(
+    event_type: str,
+    payload: dict,
+    *,
+    aggregate_type: str = "payment",
+    event_id: uuid.UUID | None = None,
+    topic: str = "payments",
+) -> Event:
+    return Event(
+        event_id=event_id or uuid.uuid4(),
+        event_type=event_type,
+        event_version=1,
+        occurred_at=timezone.now() - dt.timedelta(seconds=1),
+        aggregate_type=aggregate_type,
+        aggregate_id=str(payload.get("payment_id", payload.get("order_id"))),
+        payload=payload,
+        producer="payment",
+        topic=topic,
+    )

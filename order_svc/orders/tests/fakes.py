@@ -24,11 +24,24 @@ class FakeUpstreams:
     reserve_delay: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add_variant(self, variant_id: int, *, price: str = "59000.00", stock: int = 10, cloth_id: int = 7,
-                    size: str = "M", name: str = "Drop Tee") -> None:
+    def add_variant(
+        self,
+        variant_id: int,
+        *,
+        price: str = "59000.00",
+        stock: int = 10,
+        cloth_id: int = 7,
+        size: str = "M",
+        name: str = "Drop Tee",
+    ) -> None:
         self.variants[variant_id] = {
-            "variant_id": variant_id, "cloth_id": cloth_id, "name": name, "size": size, "price": price,
-            "sale_starts_at": "2026-01-01T00:00:00+00:00", "purchase_limit": 5,
+            "variant_id": variant_id,
+            "cloth_id": cloth_id,
+            "name": name,
+            "size": size,
+            "price": price,
+            "sale_starts_at": "2026-01-01T00:00:00+00:00",
+            "purchase_limit": 5,
         }
         self.stock[variant_id] = stock
 

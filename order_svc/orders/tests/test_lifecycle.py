@@ -64,8 +64,13 @@ def test_refund_a_paid_order_is_accepted_and_asks_payment(place, member_client):
     resp = member_client(1).put("/orders/refund", {"order_id": order_id}, format="json")
     assert resp.status_code == 202 and resp.json()["status"] == "REFUND_REQUESTED"
     event = OutboxEvent.objects.get(event_type="RefundRequested")
-    assert event.payload == {"order_id": order_id, "member_id": 1, "payment_id": None, "amount": "59000.00",
-                             "reason": "member_request"}
+    assert event.payload == {
+        "order_id": order_id,
+        "member_id": 1,
+        "payment_id": None,
+        "amount": "59000.00",
+        "reason": "member_request",
+    }
 
 
 def test_refund_an_unpaid_order_is_refused(place, member_client):

@@ -39,8 +39,9 @@ def test_order_is_placed_with_catalog_prices_and_reserved_under_its_own_id(place
 
 
 def test_member_comes_from_the_gateway_never_the_body(member_client, upstreams):
-    resp = member_client(5).post("/orders/add", {"member_id": 9, "lines": [{"variant_id": 101, "quantity": 1}]},
-                                 format="json")
+    resp = member_client(5).post(
+        "/orders/add", {"member_id": 9, "lines": [{"variant_id": 101, "quantity": 1}]}, format="json"
+    )
     assert resp.status_code == 201 and resp.json()["member_id"] == 5
 
 
@@ -154,8 +155,12 @@ def test_concurrent_clicks_with_same_key_reserve_once(member_client, upstreams):
     def click():
         start.wait()
         try:
-            resp = member_client(1).post("/orders/add", {"lines": [{"variant_id": 101, "quantity": 1}]},
-                                         format="json", HTTP_IDEMPOTENCY_KEY="race")
+            resp = member_client(1).post(
+                "/orders/add",
+                {"lines": [{"variant_id": 101, "quantity": 1}]},
+                format="json",
+                HTTP_IDEMPOTENCY_KEY="race",
+            )
             answers.append((resp.status_code, resp.json()["order_id"]))
         finally:
             connections.close_all()
@@ -194,5 +199,6 @@ def test_total_is_exact_decimal(place, upstreams):
 def test_waiting_retry_learns_at_once_when_the_first_attempt_gave_the_key_up(upstreams, redis_db):
     claim_key = services._claim_key(1, "gone")
     with pytest.raises(services.RequestInProgress):
-        services._wait_for_claimed_order(member_id=1, idempotency_key="gone", fingerprint="f",
-                                         claimed={"fingerprint": "f"}, claim_key=claim_key)
+        services._wait_for_claimed_order(
+            member_id=1, idempotency_key="gone", fingerprint="f", claimed={"fingerprint": "f"}, claim_key=claim_key
+        )

@@ -27,8 +27,9 @@ def _events(event_type: str) -> list[OutboxEvent]:
 
 
 def _paid(order_id: int, payment_id: int = 50, amount: str = "59000.00"):
-    return make_event("PaymentCompleted", {"payment_id": payment_id, "order_id": order_id, "member_id": 1,
-                                           "amount": amount})
+    return make_event(
+        "PaymentCompleted", {"payment_id": payment_id, "order_id": order_id, "member_id": 1, "amount": amount}
+    )
 
 
 def test_payment_completed_makes_the_order_paid_once(place):
@@ -57,8 +58,13 @@ def test_late_payment_for_an_expired_order_is_sent_back_and_no_stock_moves(place
     assert Order.objects.get().status == OrderStatus.EXPIRED
     refund = _events("RefundRequested")
     assert len(refund) == 1
-    assert refund[0].payload == {"order_id": order_id, "member_id": 1, "payment_id": 77, "amount": "59000.00",
-                                 "reason": "late_payment"}
+    assert refund[0].payload == {
+        "order_id": order_id,
+        "member_id": 1,
+        "payment_id": 77,
+        "amount": "59000.00",
+        "reason": "late_payment",
+    }
     assert not _events("OrderPaid")
     apply_event("order", make_event("PaymentRefunded", {"payment_id": 77, "order_id": order_id, "member_id": 1}))
     assert Order.objects.get().status == OrderStatus.EXPIRED and not _events("OrderRefunded")
@@ -74,8 +80,10 @@ def test_second_payment_for_a_paid_order_is_sent_back(place):
 
 def test_payment_failed_ends_the_order_and_announces_the_release(place):
     order_id = place(1).json()["order_id"]
-    apply_event("order", make_event("PaymentFailed", {"payment_id": 5, "order_id": order_id, "member_id": 1,
-                                                      "reason": "declined"}))
+    apply_event(
+        "order",
+        make_event("PaymentFailed", {"payment_id": 5, "order_id": order_id, "member_id": 1, "reason": "declined"}),
+    )
     assert Order.objects.get().status == OrderStatus.PAYMENT_FAILED
     (event,) = _events("OrderPaymentFailed")
     assert event.payload["lines"][0]["variant_id"] == 101
@@ -103,8 +111,9 @@ def test_refund_completes_and_stock_is_returned(place, member_client):
 def test_stock_sell_failed_refunds_without_returning_stock(place):
     order_id = place(1).json()["order_id"]
     apply_event("order", _paid(order_id, payment_id=8))
-    apply_event("order", make_event("StockSellFailed", {"order_id": order_id}, aggregate_type="reservation",
-                                    topic="inventory"))
+    apply_event(
+        "order", make_event("StockSellFailed", {"order_id": order_id}, aggregate_type="reservation", topic="inventory")
+    )
     order = Order.objects.get()
     assert order.status == OrderStatus.REFUND_REQUESTED and order.refund_reason == "stock_unavailable"
     assert _events("RefundRequested")[0].payload["reason"] == "stock_unavailable"
@@ -151,11 +160,16 @@ def test_payment_completed_over_the_real_broker_is_applied(place, settings):
     settings.KAFKA_TOPIC_PREFIX = f"test-order-{uuid.uuid4().hex[:8]}."
     reset_producer()
     order_id = place(1).json()["order_id"]
-    ensure_topics([f"{settings.KAFKA_TOPIC_PREFIX}{t}" for t in ("payments", "inventory", "payments.dlq",
-                                                                  "inventory.dlq")])
+    ensure_topics(
+        [f"{settings.KAFKA_TOPIC_PREFIX}{t}" for t in ("payments", "inventory", "payments.dlq", "inventory.dlq")]
+    )
     with transaction.atomic():
-        event = record_event("PaymentCompleted", aggregate_type="payment", aggregate_id=50,
-                             payload={"payment_id": 50, "order_id": order_id, "member_id": 1, "amount": "59000.00"})
+        event = record_event(
+            "PaymentCompleted",
+            aggregate_type="payment",
+            aggregate_id=50,
+            payload={"payment_id": 50, "order_id": order_id, "member_id": 1, "amount": "59000.00"},
+        )
     OutboxEvent.objects.filter(pk=event.pk).update(topic="payments")
     assert publish_pending() >= 1
     EventConsumer(f"order-test-{uuid.uuid4().hex[:6]}").run(max_messages=1, idle_exit_seconds=20)

@@ -25,8 +25,9 @@ def _run(order_id: int, step: str) -> None:
     base = {"order_id": order_id, "member_id": 1}
     try:
         if step.startswith("paid_"):
-            apply_event("order", make_event("PaymentCompleted", {**base, "payment_id": int(step[-1]),
-                                                                 "amount": "59000.00"}))
+            apply_event(
+                "order", make_event("PaymentCompleted", {**base, "payment_id": int(step[-1]), "amount": "59000.00"})
+            )
         elif step == "failed":
             apply_event("order", make_event("PaymentFailed", {**base, "payment_id": 1, "reason": "declined"}))
         elif step.startswith("refunded_"):
@@ -65,6 +66,9 @@ def test_any_sequence_keeps_the_state_machine_and_moves_stock_and_money_at_most_
     assert not (ended and "OrderPaid" in events), "stock both released and sold"
     if "OrderRefunded" in events:
         assert "OrderPaid" in events
-    refunds = list(OutboxEvent.objects.filter(aggregate_id=str(order.order_id), event_type="RefundRequested")
-                   .values_list("payload__payment_id", flat=True))
+    refunds = list(
+        OutboxEvent.objects.filter(aggregate_id=str(order.order_id), event_type="RefundRequested").values_list(
+            "payload__payment_id", flat=True
+        )
+    )
     assert len([p for p in refunds if p is not None]) == len({p for p in refunds if p is not None})

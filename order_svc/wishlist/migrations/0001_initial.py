@@ -4,29 +4,32 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='WishlistItem',
+            name="WishlistItem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('member_id', models.BigIntegerField()),
-                ('variant_id', models.BigIntegerField()),
-                ('cloth_id', models.BigIntegerField()),
-                ('name', models.CharField(max_length=200)),
-                ('size', models.CharField(max_length=32)),
-                ('quantity', models.PositiveIntegerField()),
-                ('added_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("member_id", models.BigIntegerField()),
+                ("variant_id", models.BigIntegerField()),
+                ("cloth_id", models.BigIntegerField()),
+                ("name", models.CharField(max_length=200)),
+                ("size", models.CharField(max_length=32)),
+                ("quantity", models.PositiveIntegerField()),
+                ("added_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['added_at', 'id'],
-                'constraints': [models.UniqueConstraint(fields=('member_id', 'variant_id'), name='wishlist_variant_once_per_member'), models.CheckConstraint(condition=models.Q(('quantity__gte', 1)), name='wishlist_quantity_positive')],
+                "ordering": ["added_at", "id"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("member_id", "variant_id"), name="wishlist_variant_once_per_member"
+                    ),
+                    models.CheckConstraint(condition=models.Q(("quantity__gte", 1)), name="wishlist_quantity_positive"),
+                ],
             },
         ),
     ]

@@ -22,8 +22,9 @@ def test_add_read_update_delete(member_client, upstreams):
     assert resp.json() == {"variant_id": 101, "cloth_id": 7, "name": "Drop Tee", "size": "S", "quantity": 2}
     assert _add(me, 101, 1).json()["quantity"] == 3
     assert me.put("/wishlist/update", {"variant_id": 101, "quantity": 5}, format="json").json()["quantity"] == 5
-    assert me.get("/wishlist").json() == {"items": [
-        {"variant_id": 101, "cloth_id": 7, "name": "Drop Tee", "size": "S", "quantity": 5}]}
+    assert me.get("/wishlist").json() == {
+        "items": [{"variant_id": 101, "cloth_id": 7, "name": "Drop Tee", "size": "S", "quantity": 5}]
+    }
     assert me.delete("/wishlist/delete", {"variant_id": 101}, format="json").status_code == 204
     assert me.get("/wishlist").json() == {"items": []}
 

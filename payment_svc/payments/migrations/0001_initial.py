@@ -5,36 +5,60 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Payment',
+            name="Payment",
             fields=[
-                ('payment_id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('order_id', models.BigIntegerField()),
-                ('member_id', models.BigIntegerField()),
-                ('amount', models.DecimalField(decimal_places=2, max_digits=12)),
-                ('status', models.CharField(choices=[('PENDING', 'pending'), ('COMPLETED', 'completed'), ('FAILED', 'failed'), ('REFUND_PENDING', 'refund pending'), ('REFUNDED', 'refunded'), ('CANCELLED', 'cancelled')], default='PENDING', max_length=20)),
-                ('provider', models.CharField(max_length=100)),
-                ('provider_reference', models.CharField(blank=True, default='', max_length=128)),
-                ('idempotency_key', models.CharField(default=payments.models._new_key, max_length=64, unique=True)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('card_last4', models.CharField(blank=True, default='', max_length=4)),
-                ('failure_reason', models.CharField(blank=True, default='', max_length=200)),
-                ('refund_reference', models.CharField(blank=True, default='', max_length=128)),
-                ('refund_reason', models.CharField(blank=True, default='', max_length=32)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("payment_id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("order_id", models.BigIntegerField()),
+                ("member_id", models.BigIntegerField()),
+                ("amount", models.DecimalField(decimal_places=2, max_digits=12)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("PENDING", "pending"),
+                            ("COMPLETED", "completed"),
+                            ("FAILED", "failed"),
+                            ("REFUND_PENDING", "refund pending"),
+                            ("REFUNDED", "refunded"),
+                            ("CANCELLED", "cancelled"),
+                        ],
+                        default="PENDING",
+                        max_length=20,
+                    ),
+                ),
+                ("provider", models.CharField(max_length=100)),
+                ("provider_reference", models.CharField(blank=True, default="", max_length=128)),
+                ("idempotency_key", models.CharField(default=payments.models._new_key, max_length=64, unique=True)),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("card_last4", models.CharField(blank=True, default="", max_length=4)),
+                ("failure_reason", models.CharField(blank=True, default="", max_length=200)),
+                ("refund_reference", models.CharField(blank=True, default="", max_length=128)),
+                ("refund_reason", models.CharField(blank=True, default="", max_length=32)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['-created_at', '-payment_id'],
-                'indexes': [models.Index(fields=['order_id'], name='payment_order')],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('status__in', ['COMPLETED', 'REFUND_PENDING', 'REFUNDED'])), fields=('order_id',), name='payment_one_charge_per_order'), models.UniqueConstraint(condition=models.Q(('status', 'PENDING')), fields=('order_id',), name='payment_one_open_per_order'), models.CheckConstraint(condition=models.Q(('amount__gt', 0)), name='payment_amount_positive')],
+                "ordering": ["-created_at", "-payment_id"],
+                "indexes": [models.Index(fields=["order_id"], name="payment_order")],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("status__in", ["COMPLETED", "REFUND_PENDING", "REFUNDED"])),
+                        fields=("order_id",),
+                        name="payment_one_charge_per_order",
+                    ),
+                    models.UniqueConstraint(
+                        condition=models.Q(("status", "PENDING")),
+                        fields=("order_id",),
+                        name="payment_one_open_per_order",
+                    ),
+                    models.CheckConstraint(condition=models.Q(("amount__gt", 0)), name="payment_amount_positive"),
+                ],
             },
         ),
     ]

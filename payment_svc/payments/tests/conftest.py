@@ -19,10 +19,21 @@ class FakeOrders:
         self.orders: dict[int, dict[str, Any]] = {}
         self.calls = 0
 
-    def add(self, order_id: int, *, member_id: int = 1, total: str = "59000.00", status: str = "PENDING_PAYMENT",
-            deadline_in: float = 600) -> None:
+    def add(
+        self,
+        order_id: int,
+        *,
+        member_id: int = 1,
+        total: str = "59000.00",
+        status: str = "PENDING_PAYMENT",
+        deadline_in: float = 600,
+    ) -> None:
         self.orders[order_id] = {
-            "order_id": order_id, "member_id": member_id, "status": status, "total": total, "lines": [],
+            "order_id": order_id,
+            "member_id": member_id,
+            "status": status,
+            "total": total,
+            "lines": [],
             "created_at": timezone.now().isoformat(),
             "payment_deadline": (timezone.now() + dt.timedelta(seconds=deadline_in)).isoformat(),
         }
@@ -48,6 +59,14 @@ def orders(monkeypatch, redis_db) -> FakeOrders:
 
 
 def make_event(event_type: str, payload: dict, *, event_id: uuid.UUID | None = None) -> Event:
-    return Event(event_id=event_id or uuid.uuid4(), event_type=event_type, event_version=1,
-                 occurred_at=timezone.now(), aggregate_type="order", aggregate_id=str(payload["order_id"]),
-                 payload=payload, producer="order", topic="orders")
+    return Event(
+        event_id=event_id or uuid.uuid4(),
+        event_type=event_type,
+        event_version=1,
+        occurred_at=timezone.now(),
+        aggregate_type="order",
+        aggregate_id=str(payload["order_id"]),
+        payload=payload,
+        producer="order",
+        topic="orders",
+    )

@@ -21,8 +21,16 @@ def paid(member_client, orders) -> Payment:
 
 
 def test_refund_requested_refunds_once(paid):
-    event = make_event("RefundRequested", {"order_id": 1, "member_id": 1, "payment_id": paid.payment_id,
-                                           "amount": "59000.00", "reason": "member_request"})
+    event = make_event(
+        "RefundRequested",
+        {
+            "order_id": 1,
+            "member_id": 1,
+            "payment_id": paid.payment_id,
+            "amount": "59000.00",
+            "reason": "member_request",
+        },
+    )
     assert apply_event("payment", event) is True
     assert apply_event("payment", event) is False
     # the same request under a new event id: already refunded, no second refund
@@ -31,8 +39,13 @@ def test_refund_requested_refunds_once(paid):
     assert paid.status == PaymentStatus.REFUNDED and paid.refund_reference.startswith("fake_re_")
     assert FakeProvider.refunded(f"refund:{paid.idempotency_key}")
     (refunded,) = OutboxEvent.objects.filter(event_type="PaymentRefunded")
-    assert refunded.payload == {"payment_id": paid.payment_id, "order_id": 1, "member_id": 1, "amount": "59000.00",
-                                "reason": "member_request"}
+    assert refunded.payload == {
+        "payment_id": paid.payment_id,
+        "order_id": 1,
+        "member_id": 1,
+        "amount": "59000.00",
+        "reason": "member_request",
+    }
 
 
 def test_refund_requested_without_a_charge_changes_nothing(orders):
@@ -41,8 +54,12 @@ def test_refund_requested_without_a_charge_changes_nothing(orders):
 
 
 def test_refund_amount_is_the_charged_amount_not_the_events(paid):
-    apply_event("payment", make_event("RefundRequested", {"order_id": 1, "member_id": 1, "amount": "99999999.00",
-                                                          "reason": "late_payment"}))
+    apply_event(
+        "payment",
+        make_event(
+            "RefundRequested", {"order_id": 1, "member_id": 1, "amount": "99999999.00", "reason": "late_payment"}
+        ),
+    )
     assert OutboxEvent.objects.get(event_type="PaymentRefunded").payload["amount"] == "59000.00"
 
 
@@ -77,9 +94,18 @@ def test_refund_requested_over_the_real_broker_refunds(paid, settings):
     ensure_topics([f"{settings.KAFKA_TOPIC_PREFIX}{t}" for t in ("orders", "orders.dlq")])
     OutboxEvent.objects.all().delete()
     with transaction.atomic():  # what the order service writes to its outbox
-        record_event("RefundRequested", aggregate_type="order", aggregate_id=1,
-                     payload={"order_id": 1, "member_id": 1, "payment_id": paid.payment_id, "amount": "59000.00",
-                              "reason": "member_request"})
+        record_event(
+            "RefundRequested",
+            aggregate_type="order",
+            aggregate_id=1,
+            payload={
+                "order_id": 1,
+                "member_id": 1,
+                "payment_id": paid.payment_id,
+                "amount": "59000.00",
+                "reason": "member_request",
+            },
+        )
     assert publish_pending() == 1
     EventConsumer(f"payment-test-{uuid.uuid4().hex[:6]}").run(max_messages=1, idle_exit_seconds=20)
     paid.refresh_from_db()

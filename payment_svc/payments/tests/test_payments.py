@@ -116,11 +116,15 @@ def test_lost_answer_after_a_charge_is_found_by_the_retry_not_charged_again(memb
 def test_configured_decline_rate_is_deterministic_with_a_seed(settings, redis_db):
     settings.PAYMENT_FAKE_SEED = "load-1"
     settings.PAYMENT_FAKE_DECLINE_RATE = 0.5
-    outcomes = [FakeProvider().charge(idempotency_key=f"k{i}", amount=1, card_number="5555555555554444").succeeded
-                for i in range(40)]
+    outcomes = [
+        FakeProvider().charge(idempotency_key=f"k{i}", amount=1, card_number="5555555555554444").succeeded
+        for i in range(40)
+    ]
     redis_db.flushdb()
-    again = [FakeProvider().charge(idempotency_key=f"k{i}", amount=1, card_number="5555555555554444").succeeded
-             for i in range(40)]
+    again = [
+        FakeProvider().charge(idempotency_key=f"k{i}", amount=1, card_number="5555555555554444").succeeded
+        for i in range(40)
+    ]
     assert outcomes == again and 5 < outcomes.count(False) < 35
 
 

@@ -5,69 +5,84 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='DeadLetter',
+            name="DeadLetter",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('consumer', models.CharField(max_length=64)),
-                ('topic', models.CharField(max_length=128)),
-                ('partition', models.IntegerField(null=True)),
-                ('offset', models.BigIntegerField(null=True)),
-                ('event_id', models.CharField(blank=True, default='', max_length=64)),
-                ('event_type', models.CharField(blank=True, default='', max_length=64)),
-                ('raw', models.TextField()),
-                ('error', models.TextField()),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('state', models.CharField(choices=[('open', 'open'), ('redriven', 're-driven'), ('discarded', 'discarded')], default='open', max_length=16)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('resolved_at', models.DateTimeField(blank=True, null=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("consumer", models.CharField(max_length=64)),
+                ("topic", models.CharField(max_length=128)),
+                ("partition", models.IntegerField(null=True)),
+                ("offset", models.BigIntegerField(null=True)),
+                ("event_id", models.CharField(blank=True, default="", max_length=64)),
+                ("event_type", models.CharField(blank=True, default="", max_length=64)),
+                ("raw", models.TextField()),
+                ("error", models.TextField()),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[("open", "open"), ("redriven", "re-driven"), ("discarded", "discarded")],
+                        default="open",
+                        max_length=16,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("resolved_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
         ),
         migrations.CreateModel(
-            name='OutboxEvent',
+            name="OutboxEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('event_id', models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
-                ('event_type', models.CharField(max_length=64)),
-                ('event_version', models.PositiveSmallIntegerField(default=1)),
-                ('topic', models.CharField(max_length=128)),
-                ('aggregate_type', models.CharField(max_length=64)),
-                ('aggregate_id', models.CharField(max_length=64)),
-                ('payload', models.JSONField()),
-                ('occurred_at', models.DateTimeField()),
-                ('request_id', models.CharField(blank=True, default='', max_length=64)),
-                ('published_at', models.DateTimeField(blank=True, null=True)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('next_attempt_at', models.DateTimeField()),
-                ('last_error', models.TextField(blank=True, default='')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("event_id", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
+                ("event_type", models.CharField(max_length=64)),
+                ("event_version", models.PositiveSmallIntegerField(default=1)),
+                ("topic", models.CharField(max_length=128)),
+                ("aggregate_type", models.CharField(max_length=64)),
+                ("aggregate_id", models.CharField(max_length=64)),
+                ("payload", models.JSONField()),
+                ("occurred_at", models.DateTimeField()),
+                ("request_id", models.CharField(blank=True, default="", max_length=64)),
+                ("published_at", models.DateTimeField(blank=True, null=True)),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("next_attempt_at", models.DateTimeField()),
+                ("last_error", models.TextField(blank=True, default="")),
             ],
             options={
-                'ordering': ['id'],
-                'abstract': False,
-                'indexes': [models.Index(condition=models.Q(('published_at__isnull', True)), fields=['next_attempt_at', 'id'], name='outbox_pending'), models.Index(fields=['occurred_at'], name='outbox_occurred'), models.Index(fields=['aggregate_type', 'aggregate_id'], name='outbox_aggregate')],
+                "ordering": ["id"],
+                "abstract": False,
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(("published_at__isnull", True)),
+                        fields=["next_attempt_at", "id"],
+                        name="outbox_pending",
+                    ),
+                    models.Index(fields=["occurred_at"], name="outbox_occurred"),
+                    models.Index(fields=["aggregate_type", "aggregate_id"], name="outbox_aggregate"),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='ProcessedEvent',
+            name="ProcessedEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('consumer', models.CharField(max_length=64)),
-                ('event_id', models.UUIDField()),
-                ('event_type', models.CharField(max_length=64)),
-                ('processed_at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("consumer", models.CharField(max_length=64)),
+                ("event_id", models.UUIDField()),
+                ("event_type", models.CharField(max_length=64)),
+                ("processed_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('consumer', 'event_id'), name='inbox_once_per_consumer')],
+                "constraints": [
+                    models.UniqueConstraint(fields=("consumer", "event_id"), name="inbox_once_per_consumer")
+                ],
             },
         ),
     ]

@@ -30,8 +30,10 @@ def _when(value: str) -> dt.datetime:
 
 
 class Command(BaseCommand):
-    help = ("create_drop --name NAME --price 59000 --sizes S:100,M:200 --starts-at ISO8601 --limit 1 "
-            "[--stock N (one size)] [--brand --category --description --image-url]")
+    help = (
+        "create_drop --name NAME --price 59000 --sizes S:100,M:200 --starts-at ISO8601 --limit 1 "
+        "[--stock N (one size)] [--brand --category --description --image-url]"
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--name", required=True)
@@ -45,8 +47,9 @@ class Command(BaseCommand):
         parser.add_argument("--description", default="")
         parser.add_argument("--image-url", dest="image_url", default="")
 
-    def handle(self, *args, name, price, sizes, stock, starts_at, limit, brand, category, description, image_url,
-               **options):
+    def handle(
+        self, *args, name, price, sizes, stock, starts_at, limit, brand, category, description, image_url, **options
+    ):
         if sizes and stock is not None:
             raise CommandError("give --sizes or --stock, not both")
         if stock is not None and stock < 0:
@@ -56,15 +59,28 @@ class Command(BaseCommand):
             raise CommandError("--limit must be 0 (no limit) or more")
         try:
             cloth, problem = services.create_cloth(
-                name=name, price=price, sizes=size_list, brand=brand, category=category, description=description,
-                image_url=image_url, sale_starts_at=_when(starts_at) if starts_at else None, purchase_limit=limit,
+                name=name,
+                price=price,
+                sizes=size_list,
+                brand=brand,
+                category=category,
+                description=description,
+                image_url=image_url,
+                sale_starts_at=_when(starts_at) if starts_at else None,
+                purchase_limit=limit,
             )
         except ShopError as exc:
             raise CommandError(f"{exc.message} {json.dumps(exc.fields) if exc.fields else ''}".strip()) from exc
         if problem:
             self.stderr.write(f"inventory not reached ({problem}); the ClothCreated event will register the stock")
-        self.stdout.write(json.dumps({
-            "cloth_id": cloth.id,
-            "sale_starts_at": cloth.sale_starts_at.isoformat() if cloth.sale_starts_at else None,
-            "variants": [{"variant_id": v.id, "size": v.size, "stock": v.shown_stock} for v in cloth.variants.all()],
-        }))
+        self.stdout.write(
+            json.dumps(
+                {
+                    "cloth_id": cloth.id,
+                    "sale_starts_at": cloth.sale_starts_at.isoformat() if cloth.sale_starts_at else None,
+                    "variants": [
+                        {"variant_id": v.id, "size": v.size, "stock": v.shown_stock} for v in cloth.variants.all()
+                    ],
+                }
+            )
+        )

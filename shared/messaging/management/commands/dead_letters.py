@@ -22,10 +22,19 @@ class Command(BaseCommand):
         if action == "list":
             rows = DeadLetter.objects.filter(state=DeadLetter.State.OPEN)
             for dl in rows[:200]:
-                self.stdout.write(json.dumps({
-                    "id": dl.id, "consumer": dl.consumer, "topic": dl.topic, "event_type": dl.event_type,
-                    "event_id": dl.event_id, "error": dl.error[:200], "created_at": dl.created_at.isoformat(),
-                }))
+                self.stdout.write(
+                    json.dumps(
+                        {
+                            "id": dl.id,
+                            "consumer": dl.consumer,
+                            "topic": dl.topic,
+                            "event_type": dl.event_type,
+                            "event_id": dl.event_id,
+                            "error": dl.error[:200],
+                            "created_at": dl.created_at.isoformat(),
+                        }
+                    )
+                )
             self.stderr.write(f"{rows.count()} open dead letters")
             return
         rows = DeadLetter.objects.filter(state=DeadLetter.State.OPEN)

@@ -22,10 +22,15 @@ class Command(BaseCommand):
         agg = pending.aggregate(n=Count("id"), oldest=Min("occurred_at"))
         by_type = dict(pending.values_list("event_type").annotate(n=Count("id")).values_list("event_type", "n"))
         errors = list(pending.exclude(last_error="").values_list("last_error", flat=True)[:3])
-        self.stdout.write(json.dumps({
-            "pending": agg["n"],
-            "oldest_pending": agg["oldest"].isoformat() if agg["oldest"] else None,
-            "pending_by_type": by_type,
-            "published": OutboxEvent.objects.filter(published_at__isnull=False).count(),
-            "last_errors": errors,
-        }, indent=2))
+        self.stdout.write(
+            json.dumps(
+                {
+                    "pending": agg["n"],
+                    "oldest_pending": agg["oldest"].isoformat() if agg["oldest"] else None,
+                    "pending_by_type": by_type,
+                    "published": OutboxEvent.objects.filter(published_at__isnull=False).count(),
+                    "last_errors": errors,
+                },
+                indent=2,
+            )
+        )

@@ -31,8 +31,9 @@ class Command(BaseCommand):
         parser.add_argument("--unpublished", action="store_true", help="only rows never acknowledged")
         parser.add_argument("--dry-run", action="store_true")
 
-    def handle(self, *args, since=None, until=None, types=None, aggregate_id=None, unpublished=False,
-               dry_run=False, **options):
+    def handle(
+        self, *args, since=None, until=None, types=None, aggregate_id=None, unpublished=False, dry_run=False, **options
+    ):
         rows = OutboxEvent.objects.all()
         if since:
             rows = rows.filter(occurred_at__gte=since)
