@@ -30,6 +30,8 @@ from requests.adapters import HTTPAdapter
 from stack import ROOT, Stack
 
 PASSWORD = "Loadtest-Drop-2026!"
+#: tokens older than this are refreshed once more before the run (access tokens live 300 s by default)
+FRESH_SECONDS = 60
 _SEPARATOR = "\n" + "-" * 79 + "\n"
 
 
@@ -271,6 +273,17 @@ def prepare_members(stack: Stack, gateway: str, wanted: int, *, mail_dir: Path |
         ready += extra
         with cache.lock:
             cache.members += extra
+        cache.save()
+
+    # 4. Preparation can outlast an access token (minutes): refresh what is no longer fresh.
+    stale = [i for i, m in enumerate(ready) if time.time() - m.get("tokens_at", 0) > FRESH_SECONDS]
+    if stale:
+        with ThreadPoolExecutor(threads) as pool:
+            for i, fresh in zip(stale, pool.map(lambda i: _fresh_tokens(api, ready[i]), stale), strict=True):
+                if fresh is not None:
+                    ready[i] = fresh
+        by_key = {_key(m): m for m in ready}
+        cache.members = [by_key.get(_key(m), m) for m in cache.members]
         cache.save()
 
     log(f"  members ready: {len(ready)} ({refreshed} from the cache, {len(ready) - refreshed} new or extra devices) "

@@ -90,6 +90,30 @@ def judge(resp: Any, *, ok: tuple[int, ...], expected: dict[tuple[int, str], str
     return "failed"
 
 
+def refresh_member(client: Any, member: dict[str, Any]) -> bool:
+    """Rotate the member's tokens (``GET /member/refresh``); keep the new pair for this user and the cache."""
+    with client.get("/member/refresh", headers={"Refresh-Token": member["refresh_token"]},
+                    name="GET /member/refresh", catch_response=True) as resp:
+        if judge(resp, ok=(200,)) != "":
+            return False
+        body = resp.json()
+    member["access_token"], member["refresh_token"] = body["access_token"], body["refresh_token"]
+    remember_tokens(member)
+    return True
+
+
+def token_expired(resp: Any) -> bool:
+    """A 401 on an access token that ran out mid-run (they live minutes): reported apart, not as a failure.
+
+    The caller refreshes and carries on; a refused refresh is then a real failure.
+    """
+    if resp.status_code == 401 and error_code(resp) in ("token_invalid", "not_authenticated"):
+        resp.request_meta["name"] = f"{resp.request_meta['name']} [token_expired]"
+        resp.success()
+        return True
+    return False
+
+
 def remember_tokens(member: dict[str, Any]) -> None:
     latest_tokens[f"{member['email']}|{member.get('device', 'loadtest')}"] = {"access_token": member["access_token"],
                                       "refresh_token": member["refresh_token"], "at": str(time.time())}

@@ -20,7 +20,7 @@ import uuid
 from typing import Any
 
 import gevent
-from common import auth, data, judge, member_for
+from common import auth, data, judge, member_for, refresh_member, token_expired
 from locust import FastHttpUser, between, constant_throughput, task
 
 CARD_OK = "4242424242424242"
@@ -68,6 +68,9 @@ class Buyer(FastHttpUser):
         headers = {**auth(self.member["access_token"]), "Idempotency-Key": uuid.uuid4().hex}
         with self.client.post("/orders/add", json=body, headers=headers, name="POST /orders/add",
                               catch_response=True) as resp:
+            if token_expired(resp):
+                refresh_member(self.client, self.member)
+                return
             outcome = judge(resp, ok=(201,), expected=EXPECTED)
             if outcome == "":
                 resp.request_meta["name"] = "POST /orders/add [won]"

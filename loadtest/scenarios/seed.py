@@ -13,7 +13,7 @@ import random
 import uuid
 from typing import Any
 
-from common import auth, data, judge, member_for, remember_tokens
+from common import auth, data, judge, member_for, refresh_member, token_expired
 from locust import FastHttpUser, constant_throughput, task
 
 CARD_OK = "4242424242424242"
@@ -107,20 +107,10 @@ class Shopper(FastHttpUser):
     # ---------------------------------------------------------------- helpers
 
     def _refresh(self) -> bool:
-        with self.client.get("/member/refresh", headers={"Refresh-Token": self.member["refresh_token"]},
-                             name="GET /member/refresh", catch_response=True) as resp:
-            if judge(resp, ok=(200,)) != "":
-                return False
-            body = resp.json()
-        self.member["access_token"], self.member["refresh_token"] = body["access_token"], body["refresh_token"]
-        remember_tokens(self.member)
-        return True
+        return refresh_member(self.client, self.member)
 
     def _expired(self, resp: Any) -> bool:
-        """An access token that ran out mid-run (they live minutes): refresh and count no failure."""
-        if resp.status_code == 401:
-            resp.request_meta["name"] = f"{resp.request_meta['name']} [token_expired]"
-            resp.success()
+        if token_expired(resp):
             self._refresh()
             return True
         return False
