@@ -41,6 +41,28 @@ RUN = ROOT / ".run"
 SERVICES = ["member", "catalog", "order", "inventory", "payment"]
 #: services whose Kafka consumer runs (the ones with event handlers)
 CONSUMERS = ["catalog", "order", "inventory", "payment"]
+#: environment variables (by prefix) passed from the operator's shell to every process
+PASSED_PREFIXES = (
+    "EMAIL_",
+    "DEFAULT_FROM_EMAIL",
+    "ORDER_",
+    "WISHLIST_",
+    "INVENTORY_",
+    "STOCK_",
+    "CATALOG_",
+    "PAYMENT_",
+    "RATE_",
+    "PASSWORD_",
+    "JWT_",
+    "GATEWAY_",
+    "UPSTREAM_",
+    "OUTBOX_",
+    "CONSUMER_",
+    "DB_POOL",
+    "KAFKA_TOPIC_PREFIX",
+    "LOG_LEVEL",
+    "DJANGO_DEBUG",
+)
 OFFSETS = {"gateway": 0, "member": 1, "catalog": 2, "order": 3, "inventory": 4, "payment": 5}
 #: gunicorn workers x threads per service (2 cores; see docs/performance.md for why)
 DEFAULT_WORKERS = {
@@ -185,22 +207,10 @@ class Stack:
             **{f"{s.upper()}_SERVICE_URL": self.url(s) for s in OFFSETS},
             **self.secrets(),
         }
-        for key in (
-            "EMAIL_HOST",
-            "EMAIL_PORT",
-            "EMAIL_HOST_USER",
-            "EMAIL_HOST_PASSWORD",
-            "EMAIL_USE_TLS",
-            "DEFAULT_FROM_EMAIL",
-            "ORDER_PAYMENT_DEADLINE_SECONDS",
-            "STOCK_READS_FROM_CACHE",
-            "JWT_ACCESS_TTL_SECONDS",
-            "PAYMENT_FAKE_DECLINE_RATE",
-            "PAYMENT_FAKE_TIMEOUT_RATE",
-            "KAFKA_TOPIC_PREFIX",
-        ):
-            if os.environ.get(key) and self.name == "dev":
-                env[key] = os.environ[key]
+        if self.name == "dev":
+            # The operator's own settings go to every process, written into the supervisor
+            # config so that `up` or `restart` after a change applies it.
+            env.update({k: v for k, v in os.environ.items() if k.startswith(PASSED_PREFIXES) and v})
         env.update(self.extra_env)
         if service and service != "gateway":
             env["DATABASE_URL"] = self.database_url(service)
@@ -585,6 +595,9 @@ def cmd_restart(args: argparse.Namespace) -> int:
     stack = make_stack(args.stack)
     if not supervisord_running(stack):
         die("the stack is not running (python manage_all.py up)")
+    # Rewrite the config first: settings given in the environment now apply on restart.
+    (stack.dir / "supervisord.conf").write_text(supervisor_config(stack))
+    supervisorctl(stack, "update", capture=True)
     targets = []
     for s in args.services or ["all"]:
         targets += ["all"] if s == "all" else [p for p in (s, f"{s}-worker", f"{s}-consumer")]

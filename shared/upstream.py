@@ -96,7 +96,9 @@ def raise_for_answer(service: str, status: int, parsed: Any) -> None:
     message = err.get("message", f"The {service} service answered {status}.")
     if status >= 500:
         raise errors.UpstreamUnavailable(message)
-    exc = UpstreamError(message, fields=err.get("fields"))
+    # Extra keys (e.g. the sold-out ``variant_id``) pass on to our own client unchanged.
+    extra = {k: v for k, v in err.items() if k not in ("code", "message", "fields")}
+    exc = UpstreamError(message, fields=err.get("fields"), **extra)
     exc.status_code = status
     exc.code = code
     raise exc

@@ -31,3 +31,5 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": max(5.0, ORDER_EXPIRY_SWEEP_SECONDS * 2)},
     },
 }
+# How long this process remembers the stock gate's "sold out" for a variant (0 = never).
+ORDER_SOLD_OUT_MEMORY_SECONDS = env.float("ORDER_SOLD_OUT_MEMORY_SECONDS", default=1.0)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Any
@@ -77,15 +78,47 @@ def variant_details(variant_ids: list[int]) -> dict[int, VariantInfo]:
     return found
 
 
+# variant id -> (monotonic time until which it counts as sold out, the gate's answer)
+_sold_out: dict[int, tuple[float, dict[str, Any]]] = {}
+
+
+def known_sold_out(variant_ids: list[int]) -> dict[str, Any] | None:
+    """The stock gate's own recent "sold out" answer for one of these variants, if any.
+
+    In a drop most clicks come after the last unit is gone. Remembering the gate's answer
+    for ORDER_SOLD_OUT_MEMORY_SECONDS (default 1 s) in this process answers them without
+    an order id, an inventory hop or a Redis script. The mark only ever comes from the
+    gate's answer, never from a failure elsewhere, and fades fast: a released unit is on
+    sale again within a second.
+    """
+    if not _sold_out:
+        return None
+    now = time.monotonic()
+    for variant_id in variant_ids:
+        mark = _sold_out.get(variant_id)
+        if mark is not None:
+            if mark[0] > now:
+                return mark[1]
+            _sold_out.pop(variant_id, None)
+    return None
+
+
 def reserve_stock(*, order_id: int, member_id: int, lines: list[dict[str, int]], deadline: dt.datetime) -> dict:
     """Reserve all lines or none. 409 sold_out / not_on_sale / limit_exceeded pass through as ShopErrors."""
-    return upstream.call_ok(
-        "inventory",
-        "POST",
-        "/internal/reservations",
-        body={"order_id": order_id, "member_id": member_id, "lines": lines, "deadline": deadline.isoformat()},
-        member_id=member_id,
-    )
+    try:
+        return upstream.call_ok(
+            "inventory",
+            "POST",
+            "/internal/reservations",
+            body={"order_id": order_id, "member_id": member_id, "lines": lines, "deadline": deadline.isoformat()},
+            member_id=member_id,
+        )
+    except upstream.UpstreamError as exc:
+        variant_id = exc.extra.get("variant_id")
+        memory = settings.ORDER_SOLD_OUT_MEMORY_SECONDS
+        if exc.code == "sold_out" and isinstance(variant_id, int) and memory > 0:
+            _sold_out[variant_id] = (time.monotonic() + memory, {"message": exc.message, **exc.extra})
+        raise
 
 
 def release_stock(*, order_id: int, reason: str) -> None:

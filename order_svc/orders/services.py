@@ -23,7 +23,15 @@ from django.utils import timezone
 
 from orders import clients, selectors
 from orders.models import RELEASED_STATES, Order, OrderLine, OrderStatus, OrderTransition
-from shared.errors import Conflict, IllegalTransition, NotFound, ShopError, UpstreamUnavailable, ValidationFailed
+from shared.errors import (
+    Conflict,
+    IllegalTransition,
+    NotFound,
+    ShopError,
+    SoldOut,
+    UpstreamUnavailable,
+    ValidationFailed,
+)
 from shared.messaging.events import record_event
 
 logger = logging.getLogger(__name__)
@@ -71,6 +79,10 @@ def place_order(
         earlier = _earlier_order(member_id=member_id, idempotency_key=idempotency_key, fingerprint=fingerprint)
         if earlier is not None:
             return earlier, False
+
+    sold_out = clients.known_sold_out([line.variant_id for line in lines])
+    if sold_out is not None:
+        raise SoldOut(**sold_out)
 
     details = clients.variant_details([line.variant_id for line in lines])
     unknown = {

@@ -52,3 +52,10 @@ def make_event(
         producer="payment",
         topic=topic,
     )
+
+
+@pytest.fixture(autouse=True)
+def _forget_sold_out_marks():
+    clients._sold_out.clear()
+    yield
+    clients._sold_out.clear()

@@ -202,3 +202,46 @@ def test_waiting_retry_learns_at_once_when_the_first_attempt_gave_the_key_up(ups
         services._wait_for_claimed_order(
             member_id=1, idempotency_key="gone", fingerprint="f", claimed={"fingerprint": "f"}, claim_key=claim_key
         )
+
+
+def _gate_says_sold_out(upstreams, variant_id: int) -> None:
+    """Make the fake inventory answer as the real one does through shared.upstream: a 409 body."""
+    from shared import upstream
+
+    real_reserve = upstreams._reserve
+
+    def sold_out(body):
+        if all(line["variant_id"] != variant_id for line in body["lines"]):
+            return real_reserve(body)
+        with upstreams.lock:
+            upstreams.reserve_calls += 1
+        upstream.raise_for_answer(
+            "inventory", 409, {"error": {"code": "sold_out", "message": "Sold out.", "variant_id": variant_id}}
+        )
+
+    upstreams._reserve = sold_out
+
+
+def test_gate_sold_out_answer_is_remembered_briefly_and_skips_the_hop(place, upstreams, settings):
+    settings.ORDER_SOLD_OUT_MEMORY_SECONDS = 30
+    _gate_says_sold_out(upstreams, 101)
+    first = place(1)
+    second = place(2)
+    assert first.status_code == second.status_code == 409
+    assert second.json()["error"]["code"] == "sold_out" and second.json()["error"]["variant_id"] == 101
+    assert upstreams.reserve_calls == 1  # the second click never reached the inventory
+    # another variant is not affected by the mark
+    assert place(3, [{"variant_id": 102, "quantity": 1}]).status_code == 201
+    assert Order.objects.count() == 1
+
+
+def test_sold_out_mark_fades_so_released_units_sell_again(place, upstreams, settings):
+    settings.ORDER_SOLD_OUT_MEMORY_SECONDS = 0.05
+    real_reserve = upstreams._reserve
+    _gate_says_sold_out(upstreams, 101)
+    assert place(1).status_code == 409
+    upstreams._reserve = real_reserve  # a unit came back (cancel, expiry)
+    import time
+
+    time.sleep(0.06)
+    assert place(2).status_code == 201
