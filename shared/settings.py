@@ -185,6 +185,9 @@ def _logging(name: str, level: str) -> dict[str, Any]:
         "root": {"handlers": ["console"], "level": level},
         "loggers": {
             "django.db.backends": {"level": "WARNING"},
+            # A 4xx is an answer to the client (sold out, bad input), not a problem of ours:
+            # logging each one costs more than the answer itself in a drop. 5xx still log.
+            "django.request": {"level": "ERROR"},
             "kafka": {"level": "WARNING"},
         },
     }

@@ -44,12 +44,16 @@ class PlaceOrderView(APIView):
         summary="Place an order (reserves the stock at once)",
     )
     def post(self, request: Request) -> Response:
+        # Most clicks of a drop come after the last unit is gone: answer those before any
+        # validation or I/O when the stock gate said so a moment ago (see clients.known_sold_out).
+        key = idempotency_key(request)
+        services.refuse_if_known_sold_out(request.data, idempotency_key=key)
         body = PlaceOrderSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         order, created = services.place_order(
             member_id=request.user.member_id,
             lines=[services.LineRequest(**line) for line in body.validated_data["lines"]],
-            idempotency_key=idempotency_key(request),
+            idempotency_key=key,
         )
         return _placed(order, created)
 

@@ -181,6 +181,38 @@ def place_order(
     return order, True
 
 
+def refuse_if_known_sold_out(data: object, *, idempotency_key: str | None = None) -> None:
+    """Raise SoldOut at once if the body names a variant the stock gate just called sold out.
+
+    Reads the raw body defensively: anything malformed is left to the serializer, which
+    answers it with the proper field errors. A click carrying an Idempotency-Key is not
+    checked here: it may be the retry of an order that won.
+    """
+    if idempotency_key:
+        return
+    lines = data.get("lines") if isinstance(data, dict) else None
+    if not isinstance(lines, list) or not lines:
+        return
+    if len(lines) > settings.ORDER_MAX_LINES or not all(_plain_line(line) for line in lines):
+        return
+    variant_ids = [line["variant_id"] for line in lines]
+    answer = clients.known_sold_out(variant_ids)
+    if answer is not None:
+        raise SoldOut(**answer)
+
+
+def _plain_line(line: object) -> bool:
+    if not isinstance(line, dict):
+        return False
+    variant_id, quantity = line.get("variant_id"), line.get("quantity")
+    return (
+        type(variant_id) is int
+        and variant_id > 0
+        and type(quantity) is int
+        and 1 <= quantity <= settings.ORDER_MAX_LINE_QUANTITY
+    )
+
+
 def _fingerprint(lines: list[LineRequest]) -> str:
     canonical = json.dumps(sorted((line.variant_id, line.quantity) for line in lines))
     return hashlib.sha256(canonical.encode()).hexdigest()

@@ -245,3 +245,26 @@ def test_sold_out_mark_fades_so_released_units_sell_again(place, upstreams, sett
 
     time.sleep(0.06)
     assert place(2).status_code == 201
+
+
+def test_known_sold_out_click_is_answered_before_validation_and_io(place, upstreams, settings):
+    settings.ORDER_SOLD_OUT_MEMORY_SECONDS = 30
+    _gate_says_sold_out(upstreams, 101)
+    assert place(1).status_code == 409
+    catalog_calls = upstreams.catalog_calls
+    resp = place(2)
+    assert resp.status_code == 409 and resp.json()["error"]["code"] == "sold_out"
+    assert upstreams.catalog_calls == catalog_calls and upstreams.reserve_calls == 1
+    # a malformed body still gets its field errors, not a sold-out answer
+    bad = place(3, [{"variant_id": 101, "quantity": 0}])
+    assert bad.status_code == 400 and "lines.0.quantity" in bad.json()["error"]["fields"]
+
+
+def test_a_retry_with_its_idempotency_key_still_finds_the_order_it_won(place, upstreams, settings):
+    settings.ORDER_SOLD_OUT_MEMORY_SECONDS = 30
+    won = place(1, key="click-1")
+    assert won.status_code == 201
+    _gate_says_sold_out(upstreams, 101)
+    assert place(2).status_code == 409  # the variant is now marked sold out
+    again = place(1, key="click-1")
+    assert again.status_code == 200 and again.json()["order_id"] == won.json()["order_id"]
