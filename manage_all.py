@@ -66,7 +66,7 @@ PASSED_PREFIXES = (
 OFFSETS = {"gateway": 0, "member": 1, "catalog": 2, "order": 3, "inventory": 4, "payment": 5}
 #: gunicorn workers x threads per service (2 cores; see docs/performance.md for why)
 DEFAULT_WORKERS = {
-    "gateway": (2, 8),
+    "gateway": (3, 4),
     "member": (1, 4),
     "catalog": (1, 8),
     "order": (2, 8),
@@ -366,10 +366,12 @@ def supervisor_config(stack: Stack) -> str:
         workers, threads = DEFAULT_WORKERS[service]
         workers = int(os.environ.get(f"{service.upper()}_WORKERS", workers))
         threads = int(os.environ.get(f"{service.upper()}_THREADS", threads))
+        worker_class = os.environ.get(f"{service.upper()}_WORKER_CLASS", "gthread")
+        concurrency = f"--threads {threads}" if worker_class == "gthread" else f"--worker-connections {threads}"
         cwd = ROOT / f"{service}_svc"
         gunicorn = (
             f"{py / 'gunicorn'} config.wsgi:application --bind 127.0.0.1:{stack.port(service)} "
-            f"--workers {workers} --threads {threads} --worker-class gthread --backlog 2048 "
+            f"--workers {workers} {concurrency} --worker-class {worker_class} --backlog 2048 "
             f"--keep-alive 30 --graceful-timeout 10 --timeout 30 --name shop-{service}"
         )
         parts.append(_program(service, gunicorn, cwd, env, stack, priority=10))

@@ -48,8 +48,30 @@ def issue_access_token(*, member_id: int, session_id: str, now: float | None = N
     return jwt.encode(claims, settings.JWT_SIGNING_KEY, algorithm=ALGORITHM), ttl
 
 
+#: (signing key, token) -> claims of tokens whose signature and shape were checked already.
+#: The gateway sees the same token on every click of a member; checking the HMAC once per
+#: token and only the expiry afterwards saves a tenth of its CPU per request.
+_checked: dict[tuple[str, str], dict[str, Any]] = {}
+_CHECKED_MAX = 50_000
+
+
 def decode_access_token(token: str) -> dict[str, Any]:
     """Check signature, expiry and shape; raise TokenInvalid otherwise. No Redis here."""
+    key = (settings.JWT_SIGNING_KEY, token)
+    claims = _checked.get(key)
+    if claims is not None:
+        if claims["exp"] <= time.time():
+            _checked.pop(key, None)
+            raise TokenInvalid("The access token has expired.")
+        return claims
+    claims = _decode(token)
+    if len(_checked) >= _CHECKED_MAX:
+        _checked.clear()  # crude but bounded; the next requests re-check their tokens once
+    _checked[key] = claims
+    return claims
+
+
+def _decode(token: str) -> dict[str, Any]:
     try:
         claims = jwt.decode(
             token,

@@ -78,3 +78,19 @@ def test_logout_all_kills_every_issued_token_but_not_later_ones(redis_db):
     time.sleep(0.002)
     fresh, _ = tokens.issue_access_token(member_id=7, session_id="tablet")
     assert tokens.verify_access_token(fresh)["sid"] == "tablet"
+
+
+def test_a_checked_token_still_expires(redis_db, monkeypatch):
+    token, _ = tokens.issue_access_token(member_id=7, session_id="s1")
+    claims = tokens.verify_access_token(token)  # checked once, remembered
+    monkeypatch.setattr(tokens.time, "time", lambda: claims["exp"] + 1)
+    with pytest.raises(TokenInvalid, match="expired"):
+        tokens.verify_access_token(token)
+
+
+def test_a_checked_token_is_still_refused_after_logout(redis_db):
+    token, _ = tokens.issue_access_token(member_id=7, session_id="s9")
+    tokens.verify_access_token(token)
+    tokens.revoke_session("s9")
+    with pytest.raises(TokenInvalid):
+        tokens.verify_access_token(token)
