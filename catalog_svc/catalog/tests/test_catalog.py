@@ -198,3 +198,44 @@ def test_changing_price_start_or_limit_announces_cloth_updated(inventory_calls):
     services.update_cloth(cloth_id=cloth.id, purchase_limit=2, new_sizes=[("L", 5)])
     event = OutboxEvent.objects.get(event_type="ClothUpdated")
     assert event.payload["purchase_limit"] == 2 and {v["size"] for v in event.payload["variants"]} == {"S", "M", "L"}
+
+
+def test_a_cached_answer_is_the_same_bytes_and_costs_no_query(anon_client, inventory_calls, django_assert_num_queries):
+    cloth = _cloth()
+    first = anon_client.get(f"/cloth/detail/{cloth.id}")
+    with django_assert_num_queries(0):
+        second = anon_client.get(f"/cloth/detail/{cloth.id}")
+    assert second.status_code == 200 and second.content == first.content
+    assert second["Content-Type"] == "application/json"
+
+
+def test_a_cached_answer_never_outlives_the_sale_start_it_shows():
+    from catalog.response_cache import seconds_to_keep
+
+    now = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
+    soon = (now + dt.timedelta(seconds=7.5)).isoformat()
+    past = (now - dt.timedelta(days=1)).isoformat()
+    assert seconds_to_keep(f'{{"sale_starts_at": "{soon}"}}'.encode(), now) == 7
+    page = f'{{"results": [{{"sale_starts_at": "{past}"}}, {{"sale_starts_at": "{soon}"}}]}}'
+    assert seconds_to_keep(page.encode(), now) == 7
+    assert seconds_to_keep(f'{{"sale_starts_at": "{past}"}}'.encode(), now) == 30
+
+
+def test_a_drop_opening_in_a_moment_is_shown_on_sale_once_it_opens(anon_client, inventory_calls):
+    import time
+
+    cloth = _cloth(sale_starts_at=timezone.now() + dt.timedelta(seconds=1.2))
+    assert anon_client.get(f"/cloth/detail/{cloth.id}").json()["on_sale"] is False
+    time.sleep(1.3)
+    assert anon_client.get(f"/cloth/detail/{cloth.id}").json()["on_sale"] is True
+
+
+def test_cache_switched_off_reads_postgresql_every_time(
+    anon_client, inventory_calls, settings, django_assert_max_num_queries
+):
+    settings.CATALOG_CACHE_SECONDS = 0
+    cloth = _cloth()
+    anon_client.get(f"/cloth/detail/{cloth.id}")
+    with django_assert_max_num_queries(2) as ctx:
+        anon_client.get(f"/cloth/detail/{cloth.id}")
+    assert len(ctx.captured_queries) >= 1

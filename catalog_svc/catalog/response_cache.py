@@ -1,0 +1,78 @@
+"""Whole public responses kept in Redis as the bytes sent, so a hit costs two Redis reads.
+
+The list and the detail are read far more than anything changes, and most of their cost
+is Django REST framework's work per request, not the database. A hit skips all of it.
+Entries are keyed by the catalog's cache version (bumped on every cloth or stock change),
+the path, the query and the host (pages link to each other). An entry never outlives the
+next sale start it shows: ``on_sale`` flips at that instant, so the entry ends there.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse
+
+from catalog import selectors
+
+logger = logging.getLogger(__name__)
+
+
+def _key(request: HttpRequest, version: int) -> str:
+    raw = f"{request.get_host()}|{request.path}|{sorted(request.GET.lists())}"
+    return f"cloth:v{version}:response:{hashlib.sha1(raw.encode()).hexdigest()}"
+
+
+def _sale_starts(body: Any) -> list[str]:
+    items = body.get("results", [body]) if isinstance(body, dict) else []
+    return [i["sale_starts_at"] for i in items if isinstance(i, dict) and i.get("sale_starts_at")]
+
+
+def seconds_to_keep(content: bytes, now: dt.datetime | None = None) -> int:
+    """How long these bytes stay true: the cache time, cut at the next sale start they show."""
+    keep = float(settings.CATALOG_CACHE_SECONDS)
+    now = now or dt.datetime.now(dt.UTC)
+    for start in _sale_starts(json.loads(content)):
+        until = (dt.datetime.fromisoformat(start) - now).total_seconds()
+        if until > 0:
+            keep = min(keep, until)
+    return math.floor(keep)
+
+
+def cached_response(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method != "GET" or settings.CATALOG_CACHE_SECONDS <= 0:
+            return view(request, *args, **kwargs)
+        version = selectors.cache_version()
+        if version < 0:  # no Redis: answer from PostgreSQL
+            return view(request, *args, **kwargs)
+        key = _key(request, version)
+        try:
+            hit = cache.get(key)
+        except Exception:  # noqa: BLE001 - a cache outage only costs the full answer
+            hit = None
+        if hit is not None:
+            return HttpResponse(hit, content_type="application/json")
+        response = view(request, *args, **kwargs)
+        if response.status_code == 200:
+            if hasattr(response, "render"):
+                response.render()
+            keep = seconds_to_keep(response.content)
+            if keep >= 1:
+                try:
+                    cache.set(key, response.content, timeout=keep)
+                except Exception as exc:  # noqa: BLE001 - the next read renders it again
+                    logger.warning("catalog response not cached (%s)", exc)
+        return response
+
+    return wrapped
