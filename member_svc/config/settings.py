@@ -11,8 +11,12 @@ globals().update(_shared)
 
 # Members are the Django users of this service, so ops staff log into its admin with them.
 AUTH_USER_MODEL = "members.Member"
+# Argon2id costs (OWASP's password storage guidance: 19 MiB, 2 passes, 1 lane).
+ARGON2_MEMORY_KIB = env.int("ARGON2_MEMORY_KIB", default=19456)
+ARGON2_TIME_COST = env.int("ARGON2_TIME_COST", default=2)
+ARGON2_PARALLELISM = env.int("ARGON2_PARALLELISM", default=1)
 PASSWORD_HASHERS = [
-    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "members.hashers.ShopArgon2PasswordHasher",  # verifies every argon2 hash, whatever its costs
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
     "django.contrib.auth.hashers.ScryptPasswordHasher",
 ]

@@ -17,15 +17,6 @@ from config.settings import *  # noqa: E402,F403
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CELERY_TASK_ALWAYS_EAGER = False
 
-from django.contrib.auth.hashers import Argon2PasswordHasher  # noqa: E402
-
-
-class FastArgon2PasswordHasher(Argon2PasswordHasher):
-    """Argon2 still (the tests check the hash's shape), but with costs a test run can afford."""
-
-    time_cost = 1
-    memory_cost = 1024
-    parallelism = 1
-
-
-PASSWORD_HASHERS = ["config.test_settings.FastArgon2PasswordHasher", *PASSWORD_HASHERS]
+# Argon2 still (the tests check the hash's shape), but with costs a test run can afford.
+ARGON2_MEMORY_KIB = 1024
+ARGON2_TIME_COST = 1

@@ -37,7 +37,20 @@ def test_join_with_a_verified_address_creates_the_member_and_announces_it(anon_c
 def test_production_settings_hash_with_argon2_first():
     from config import settings as production
 
-    assert production.PASSWORD_HASHERS[0] == "django.contrib.auth.hashers.Argon2PasswordHasher"
+    assert production.PASSWORD_HASHERS[0] == "members.hashers.ShopArgon2PasswordHasher"
+    assert (production.ARGON2_MEMORY_KIB, production.ARGON2_TIME_COST, production.ARGON2_PARALLELISM) == (19456, 2, 1)
+
+
+def test_a_hash_made_with_other_argon2_costs_verifies_and_is_upgraded_once(db, settings):
+    from django.contrib.auth.hashers import Argon2PasswordHasher, check_password, make_password
+
+    old = Argon2PasswordHasher().encode(PASSWORD, Argon2PasswordHasher().salt())  # Django's own costs
+    upgraded = []
+    assert check_password(PASSWORD, old, setter=lambda raw: upgraded.append(make_password(raw)))
+    assert len(upgraded) == 1 and "m=1024,t=1,p=1" in upgraded[0]  # this run's costs
+    again = []
+    assert check_password(PASSWORD, upgraded[0], setter=lambda raw: again.append(raw))
+    assert again == []  # a hash with the current costs is not re-hashed
 
 
 def test_join_without_verifying_is_refused(anon_client):
