@@ -600,11 +600,14 @@ def cmd_restart(args: argparse.Namespace) -> int:
     # Rewrite the config first: settings given in the environment now apply on restart.
     (stack.dir / "supervisord.conf").write_text(supervisor_config(stack))
     supervisorctl(stack, "update", capture=True)
-    targets = []
-    for s in args.services or ["all"]:
-        targets += ["all"] if s == "all" else [p for p in (s, f"{s}-worker", f"{s}-consumer")]
-    known = supervisorctl(stack, "avail", capture=True).stdout.split()
-    targets = [t for t in targets if t == "all" or t in known]
+    known = [
+        line.split()[0] for line in supervisorctl(stack, "avail", capture=True).stdout.splitlines() if line.strip()
+    ]
+    services = args.services or ["gateway", *SERVICES]
+    if "kafka" in services:
+        say("note: the bundled broker keeps nothing on disk; after its restart, replay_events re-publishes")
+    # The broker is restarted only when named: a restart loses its topics and offsets.
+    targets = [p for s in services for p in (s, f"{s}-worker", f"{s}-consumer") if p in known]
     supervisorctl(stack, "restart", *targets)
     return 0 if wait_healthy(stack, timeout=60) else 1
 

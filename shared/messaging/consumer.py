@@ -26,6 +26,7 @@ from shared.requests import request_id_var
 logger = logging.getLogger(__name__)
 
 _INFRA_ERRORS = (OperationalError, InterfaceError)
+UNASSIGNED_ALARM_SECONDS = 60.0
 
 
 class EventConsumer:
@@ -51,10 +52,21 @@ class EventConsumer:
         consumer.subscribe(names)
         logger.info("consumer %s subscribed to %s", self.group, ", ".join(names))
         handled = 0
-        idle_since = time.monotonic()
+        idle_since = unassigned_since = time.monotonic()
         try:
             while self.running:
                 msg = consumer.poll(0.5)
+                if consumer.assignment():
+                    unassigned_since = time.monotonic()
+                elif time.monotonic() - unassigned_since > UNASSIGNED_ALARM_SECONDS:
+                    # Nothing is consumed while this lasts: say so loudly (a broker whose group
+                    # state is stuck needs an operator: restart it, then replay_events).
+                    logger.error(
+                        "consumer %s: no partitions assigned for %.0f s; events are not being applied",
+                        self.group,
+                        time.monotonic() - unassigned_since,
+                    )
+                    unassigned_since = time.monotonic()
                 if msg is None:
                     if idle_exit_seconds is not None and time.monotonic() - idle_since > idle_exit_seconds:
                         break
