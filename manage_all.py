@@ -374,7 +374,10 @@ def supervisor_config(stack: Stack) -> str:
             f"--workers {workers} {concurrency} --worker-class {worker_class} --backlog 2048 "
             f"--keep-alive 30 --graceful-timeout 10 --timeout 30 --name shop-{service}"
         )
-        parts.append(_program(service, gunicorn, cwd, env, stack, priority=10))
+        # One PostgreSQL connection per thread at most: a request keeps its connection until it
+        # ends (the order service's includes the inventory call), so fewer would queue threads.
+        web_env = {"DB_POOL_MAX_SIZE": str(max(threads, 2)), **env}
+        parts.append(_program(service, gunicorn, cwd, web_env, stack, priority=10))
         if service == "gateway":
             continue
         parts.append(

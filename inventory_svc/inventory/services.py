@@ -420,15 +420,6 @@ def _write_reservation(
             for ln in lines
         ]
     )
-    rows, short = [], []
-    for line in lines:
-        row = _move(line.variant_id, line.quantity, "reserve")
-        if row is None:
-            short.append(line.variant_id)
-        else:
-            rows.append(row)
-    if short:
-        raise _Short(short)
     _ledger(lines, MovementKind.RESERVE, order_id=order_id, cause="order", actor=f"member:{member_id}")
     record_event(
         "StockReserved",
@@ -441,6 +432,18 @@ def _write_reservation(
             "deadline": deadline.isoformat(),
         },
     )
+    # The counters last: in a drop every winner updates the same few rows, and a row stays
+    # locked from its update to the commit. Updated in variant order, so two orders that
+    # share variants never wait on each other crosswise.
+    rows, short = [], []
+    for line in sorted(lines, key=lambda ln: ln.variant_id):
+        row = _move(line.variant_id, line.quantity, "reserve")
+        if row is None:
+            short.append(line.variant_id)
+        else:
+            rows.append(row)
+    if short:
+        raise _Short(short)
     _stock_changed(rows)
     return reservation
 
