@@ -649,12 +649,17 @@ def cmd_test(args: argparse.Namespace) -> int:
     try:
         env = {**os.environ, "TEST_KAFKA_BOOTSTRAP_SERVERS": stack.kafka}
         env.pop("DJANGO_SETTINGS_MODULE", None)
-        selected = args.only or ["lint", "shared", "gateway", *SERVICES, "e2e"]
+        selected = args.only or ["lint", "shared", "gateway", *SERVICES, "loadtest", "e2e"]
         if "lint" in selected:
             say("\n=== lint (ruff) ===")
             results["lint"] = subprocess.call([str(VENV / "bin" / "ruff"), "check", "."], cwd=ROOT)
+        if "loadtest" in selected:
+            say("\n=== loadtest tests (reports and plots from sample results) ===")
+            results["loadtest"] = _pytest(
+                ROOT, env, ["loadtest/tests", "-q", "-p", "no:django", "-p", "no:cacheprovider", *args.pytest_args]
+            )
         for target in selected:
-            if target in ("e2e", "lint"):
+            if target in ("e2e", "lint", "loadtest"):
                 continue
             say(f"\n=== {target} tests ===")
             cwd = ROOT / ("member_svc" if target == "shared" else f"{target}_svc")
@@ -710,7 +715,9 @@ def main() -> int:
     p.add_argument("service")
     p.add_argument("args", nargs=argparse.REMAINDER)
     p = sub.add_parser("test", help="run every test: services, then end to end")
-    p.add_argument("--only", action="append", help="lint, shared, gateway, a service name or e2e (repeatable)")
+    p.add_argument(
+        "--only", action="append", help="lint, shared, gateway, a service name, loadtest or e2e (repeatable)"
+    )
     p.add_argument("--keep", action="store_true", help="leave the end-to-end stack running afterwards")
     p.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
     p = sub.add_parser("loadtest", help="run a locust scenario against the running stack")
