@@ -601,7 +601,14 @@ def cmd_restart(args: argparse.Namespace) -> int:
     if not supervisord_running(stack):
         die("the stack is not running (python manage_all.py up)")
     # Rewrite the config first: settings given in the environment now apply on restart.
+    # Programs whose config changed are restarted by `update`; the others by `restart`
+    # (restarting one twice in a row kills a consumer in the middle of joining its group).
     (stack.dir / "supervisord.conf").write_text(supervisor_config(stack))
+    changed = set()
+    for line in supervisorctl(stack, "reread", capture=True).stdout.splitlines():
+        name, _, state = line.partition(":")
+        if state.strip() in ("changed", "available"):
+            changed.add(name.strip())
     supervisorctl(stack, "update", capture=True)
     known = [
         line.split()[0] for line in supervisorctl(stack, "avail", capture=True).stdout.splitlines() if line.strip()
@@ -610,8 +617,9 @@ def cmd_restart(args: argparse.Namespace) -> int:
     if "kafka" in services:
         say("note: the bundled broker keeps nothing on disk; after its restart, replay_events re-publishes")
     # The broker is restarted only when named: a restart loses its topics and offsets.
-    targets = [p for s in services for p in (s, f"{s}-worker", f"{s}-consumer") if p in known]
-    supervisorctl(stack, "restart", *targets)
+    targets = [p for s in services for p in (s, f"{s}-worker", f"{s}-consumer") if p in known and p not in changed]
+    if targets:
+        supervisorctl(stack, "restart", *targets)
     return 0 if wait_healthy(stack, timeout=60) else 1
 
 

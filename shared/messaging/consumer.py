@@ -82,7 +82,8 @@ class EventConsumer:
                 if max_messages is not None and handled >= max_messages:
                     break
         finally:
-            consumer.close()  # commits the stored offsets
+            _settle_join(consumer)
+            consumer.close()  # commits the stored offsets, leaves the group
         return handled
 
     def process(self, msg: Message) -> None:
@@ -167,6 +168,18 @@ class EventConsumer:
         except (KafkaException, BufferError) as exc:
             # The DeadLetter row is the durable record; the topic copy is for outside tools.
             logger.warning("consumer %s: dead-letter topic copy not sent (%s); the table has it", self.group, exc)
+
+
+def _settle_join(consumer, timeout: float = 8.0) -> None:
+    """Let a group join that is under way finish before leaving.
+
+    A member that leaves between joining and its assignment has been seen to leave the
+    bundled broker's group stuck in a rebalance for good. Messages polled here are not
+    applied and their offsets not stored: they are delivered again to whoever gets them.
+    """
+    deadline = time.monotonic() + timeout
+    while not consumer.assignment() and time.monotonic() < deadline:
+        consumer.poll(0.2)
 
 
 def install_signal_handlers(consumer: EventConsumer) -> None:
