@@ -126,6 +126,7 @@ def service_settings(name: str, *, base_dir: Path, apps: list[str], database: bo
         "KAFKA_BOOTSTRAP_SERVERS": env.str("KAFKA_BOOTSTRAP_SERVERS", default="127.0.0.1:9092"),
         "KAFKA_TOPIC_PREFIX": env.str("KAFKA_TOPIC_PREFIX", default=""),
         "OUTBOX_BATCH_SIZE": env.int("OUTBOX_BATCH_SIZE", default=500),
+        "OUTBOX_WAKE_MS": env.int("OUTBOX_WAKE_MS", default=200),
         "CONSUMER_MAX_ATTEMPTS": env.int("CONSUMER_MAX_ATTEMPTS", default=3),
         # Celery: Redis broker, one queue per service so services never take each other's jobs.
         "CELERY_BROKER_URL": env.str("CELERY_BROKER_URL", default=redis_url),

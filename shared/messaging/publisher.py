@@ -121,7 +121,10 @@ _WAKE_KEY = "outbox:wake:{service}"
 
 
 def wake_relay() -> None:
-    """After a commit that wrote an event: ask the relay to run now, at most every 50 ms.
+    """After a commit that wrote an event: ask the relay to run soon, at most every OUTBOX_WAKE_MS.
+
+    Under load the events of many commits then leave in one batch instead of one relay run
+    (a transaction, a produce and a flush) each.
 
     Failing to wake is harmless (beat runs the relay every second), so errors are logged,
     not raised: this runs after the commit and must not turn a success into an error.
@@ -131,7 +134,7 @@ def wake_relay() -> None:
     from shared.redis import get_redis
 
     try:
-        if get_redis().set(_WAKE_KEY.format(service=settings.SERVICE_NAME), "1", nx=True, px=50):
+        if get_redis().set(_WAKE_KEY.format(service=settings.SERVICE_NAME), "1", nx=True, px=settings.OUTBOX_WAKE_MS):
             current_app.send_task(
                 "shared.messaging.tasks.publish_outbox", queue=settings.CELERY_TASK_DEFAULT_QUEUE, expires=10
             )
