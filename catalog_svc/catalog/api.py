@@ -80,7 +80,8 @@ class ClothDetailView(APIView):
     def get(self, request, cloth_id: int):
         if cloth_id > 2**63 - 1:
             raise NotFound("No such cloth.")
-        data = selectors.cached(f"detail:{cloth_id}", lambda: selectors.cloth_detail(cloth_id) or {"missing": True})
+        key = f"detail:{cloth_id}:{selectors.cloth_version(cloth_id)}"
+        data = selectors.cached(key, lambda: selectors.cloth_detail(cloth_id) or {"missing": True})
         if data.get("missing"):
             raise NotFound("No such cloth.")
         return Response(selectors.refresh_on_sale(dict(data)))

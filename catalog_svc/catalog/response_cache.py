@@ -2,8 +2,9 @@
 
 The list and the detail are read far more than anything changes, and most of their cost
 is Django REST framework's work per request, not the database. A hit skips all of it.
-Entries are keyed by the catalog's cache version (bumped on every cloth or stock change),
-the path, the query and the host (pages link to each other). An entry never outlives the
+Entries are keyed by the catalog's cache version (bumped when a cloth changes or comes
+in or out of stock), a detail also by its cloth's own version (bumped on every stock
+change), the path, the query and the host (pages link to each other). An entry never outlives the
 next sale start it shows: ``on_sale`` flips at that instant, so the entry ends there.
 """
 
@@ -27,7 +28,7 @@ from catalog import selectors
 logger = logging.getLogger(__name__)
 
 
-def _key(request: HttpRequest, version: int) -> str:
+def _key(request: HttpRequest, version: int | str) -> str:
     raw = f"{request.get_host()}|{request.path}|{sorted(request.GET.lists())}"
     return f"cloth:v{version}:response:{hashlib.sha1(raw.encode()).hexdigest()}"
 
@@ -56,6 +57,8 @@ def cached_response(view: Callable[..., HttpResponse]) -> Callable[..., HttpResp
         version = selectors.cache_version()
         if version < 0:  # no Redis: answer from PostgreSQL
             return view(request, *args, **kwargs)
+        if "cloth_id" in kwargs:  # a detail: its own version too (stock changes)
+            version = f"{version}.{selectors.cloth_version(kwargs['cloth_id'])}"
         key = _key(request, version)
         try:
             hit = cache.get(key)

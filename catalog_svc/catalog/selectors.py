@@ -37,6 +37,27 @@ def bump_cache_version() -> None:
         logger.warning("catalog cache version not bumped (%s)", exc)
 
 
+def _cloth_version_key(cloth_id: int) -> str:
+    return f"cloth:{cloth_id}:version"
+
+
+def cloth_version(cloth_id: int) -> int:
+    """A cloth's own cache version: its shown stock changed (the list may not have)."""
+    try:
+        return int(cache.get(_cloth_version_key(cloth_id)) or 0)
+    except Exception:  # noqa: BLE001 - as cache_version
+        return -1
+
+
+def bump_cloth_version(cloth_id: int) -> None:
+    """Invalidate one cloth's cached detail."""
+    try:
+        cache.add(_cloth_version_key(cloth_id), 0, timeout=None)
+        cache.incr(_cloth_version_key(cloth_id))
+    except Exception as exc:  # noqa: BLE001 - entries then expire after CATALOG_CACHE_SECONDS
+        logger.warning("cache version of cloth %s not bumped (%s)", cloth_id, exc)
+
+
 def cached(key: str, build) -> Any:
     version = cache_version()
     if version < 0:

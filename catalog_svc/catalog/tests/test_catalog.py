@@ -239,3 +239,23 @@ def test_cache_switched_off_reads_postgresql_every_time(
     with django_assert_max_num_queries(2) as ctx:
         anon_client.get(f"/cloth/detail/{cloth.id}")
     assert len(ctx.captured_queries) >= 1
+
+
+def test_a_stock_count_change_renews_only_that_detail_but_a_sell_out_renews_lists(
+    anon_client, inventory_calls, django_capture_on_commit_callbacks, django_assert_num_queries
+):
+    cloth = _cloth(sizes=[("S", 5)])
+    other = _cloth(name="Other", sizes=[("M", 5)])
+    variant = cloth.variants.get()
+    anon_client.get("/cloth/list")
+    anon_client.get(f"/cloth/detail/{other.id}")
+    with django_capture_on_commit_callbacks(execute=True):
+        apply_event("catalog", _stock_changed(cloth, variant, 3, version=1))
+    assert anon_client.get(f"/cloth/detail/{cloth.id}").json()["variants"][0]["stock"] == 3
+    with django_assert_num_queries(0):  # still cached: a count change does not touch lists
+        anon_client.get("/cloth/list")
+        anon_client.get(f"/cloth/detail/{other.id}")
+    with django_capture_on_commit_callbacks(execute=True):
+        apply_event("catalog", _stock_changed(cloth, variant, 0, version=2))
+    listed = {c["cloth_id"]: c["in_stock"] for c in anon_client.get("/cloth/list").json()["results"]}
+    assert listed[cloth.id] is False and listed[other.id] is True
