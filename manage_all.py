@@ -103,7 +103,8 @@ def ensure_venv() -> None:
         say(f"creating the virtualenv in {VENV} ...")
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
     say("installing pinned dependencies (requirements.txt) ...")
-    pip = [str(VENV_PY), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    # -qq: errors only; some machines print a warning per package for configured indexes they lack.
+    pip = [str(VENV_PY), "-m", "pip", "install", "--disable-pip-version-check", "-qq"]
     subprocess.run([*pip, "-r", str(ROOT / "requirements.txt")], check=True)
     # The repo root on the venv's path, so every service imports the ``shared`` package.
     purelib = subprocess.run(

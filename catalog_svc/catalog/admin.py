@@ -24,17 +24,7 @@ class ClothAdmin(admin.ModelAdmin):
     list_filter = ("brand", "category")
     search_fields = ("name", "brand")
     inlines = [VariantInline]
-    fields = (
-        "name",
-        "brand",
-        "category",
-        "description",
-        "price",
-        "image_url",
-        "images",
-        "sale_starts_at",
-        "purchase_limit",
-    )
+    fields = services.EDITABLE_FIELDS
 
     def save_model(self, request, obj, form, change):
         # Saved in save_related, together with the variants, through the services.

@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 ONE_SIZE = "ONE"
 _RULE_FIELDS = ("price", "sale_starts_at", "purchase_limit")
-_EDITABLE = (
+EDITABLE_FIELDS = (
     "name",
     "brand",
     "category",
@@ -152,7 +152,7 @@ def register_with_inventory(cloth: Cloth) -> str | None:
 def update_cloth(*, cloth_id: int, new_sizes: list[tuple[str, int]] | None = None, **changes: Any) -> Cloth:
     """Change a cloth's fields (and add sizes). ``ClothUpdated`` when the inventory must know:
     price, sale start, purchase limit or new sizes."""
-    unknown = set(changes) - set(_EDITABLE)
+    unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
         raise ValidationFailed(fields={f: ["not editable"] for f in sorted(unknown)})
     with transaction.atomic():

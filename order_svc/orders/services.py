@@ -375,18 +375,7 @@ def _request_refund_locked(
         )
     order.refund_reason = reason
     _transition(order, OrderStatus.REFUND_REQUESTED, cause=f"refund:{reason}", event_id=event_id, actor=actor)
-    record_event(
-        "RefundRequested",
-        aggregate_type="order",
-        aggregate_id=order.order_id,
-        payload={
-            "order_id": order.order_id,
-            "member_id": order.member_id,
-            "payment_id": payment_id,
-            "amount": order.total,
-            "reason": reason,
-        },
-    )
+    _refund_requested(order, payment_id=payment_id, amount=order.total, reason=reason)
 
 
 # ---------------------------------------------------------------------------------------
@@ -429,18 +418,7 @@ def record_payment_completed(*, order_id: int, payment_id: int, amount: Decimal,
         event_id=event_id,
         actor=f"payment:{payment_id}",
     )
-    record_event(
-        "RefundRequested",
-        aggregate_type="order",
-        aggregate_id=order.order_id,
-        payload={
-            "order_id": order.order_id,
-            "member_id": order.member_id,
-            "payment_id": payment_id,
-            "amount": amount,
-            "reason": reason,
-        },
-    )
+    _refund_requested(order, payment_id=payment_id, amount=amount, reason=reason)
     logger.warning(
         "payment %s arrived for order %s in state %s; refund requested (%s)", payment_id, order_id, order.status, reason
     )
@@ -558,3 +536,19 @@ def expire_overdue_orders(*, now: dt.datetime | None = None, batch_size: int | N
     if expired:
         logger.info("expired %d unpaid orders", expired)
     return expired
+
+
+def _refund_requested(order: Order, *, payment_id, amount, reason: str) -> None:
+    """Announce that the order's money must go back (the payment service refunds once)."""
+    record_event(
+        "RefundRequested",
+        aggregate_type="order",
+        aggregate_id=order.order_id,
+        payload={
+            "order_id": order.order_id,
+            "member_id": order.member_id,
+            "payment_id": payment_id,
+            "amount": amount,
+            "reason": reason,
+        },
+    )
