@@ -56,8 +56,9 @@ def start_catalog(stack: Stack, *, cache_seconds: int, log: Path) -> tuple[subpr
     args[args.index("--bind") + 1] = f"127.0.0.1:{port}"
     args[args.index("--name") + 1] = "shop-catalog-cachecompare"
     env = {**os.environ, **program.env, "CATALOG_CACHE_SECONDS": str(cache_seconds)}
-    proc = subprocess.Popen(args, cwd=ROOT / "catalog_svc", env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        args, cwd=ROOT / "catalog_svc", env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True
+    )
     url = f"http://127.0.0.1:{port}"
     _wait_up(url)
     return proc, url
@@ -79,14 +80,22 @@ def run(args: Any, stack: Stack, gateway: str, out: Path, *, run_locust: Callabl
     run_seconds = int(args.duration + args.users / args.spawn_rate)
     prefixes: dict[str, Path] = {}
     summaries: dict[str, dict[str, Any]] = {}
-    for label, seconds in (("cache on", int(stack.setting("catalog", "CATALOG_CACHE_SECONDS", "30")) or 30),
-                           ("cache off", 0)):
+    for label, seconds in (
+        ("cache on", int(stack.setting("catalog", "CATALOG_CACHE_SECONDS", "30")) or 30),
+        ("cache off", 0),
+    ):
         tag = "browse-cache-on" if seconds else "browse-cache-off"
         proc, url = start_catalog(stack, cache_seconds=seconds, log=out / f"{tag}-catalog.log")
         try:
             print(f"[{label}] private catalog at {url} (CATALOG_CACHE_SECONDS={seconds})", flush=True)
-            prefix, _ = run_locust(args, host=url, data={"users": args.users, "rate": args.rate, "clothes": clothes},
-                                   out=out, tag=tag, run_seconds=run_seconds)
+            prefix, _ = run_locust(
+                args,
+                host=url,
+                data={"users": args.users, "rate": args.rate, "clothes": clothes},
+                out=out,
+                tag=tag,
+                run_seconds=run_seconds,
+            )
         finally:
             stop(proc)
         prefixes[label] = prefix
@@ -95,15 +104,24 @@ def run(args: Any, stack: Stack, gateway: str, out: Path, *, run_locust: Callabl
         for name in ("throughput.png", "latency.png"):
             (out / name).rename(out / f"{tag}-{name}")
     on, off = summaries["cache on"]["total"]["req_per_s"], summaries["cache off"]["total"]["req_per_s"]
-    figures = {"cache_speedup_req_per_s": round(on / off, 2) if on and off else None,
-               "p95_ms": {k: s["total"].get("p95_ms") for k, s in summaries.items()}}
+    figures = {
+        "cache_speedup_req_per_s": round(on / off, 2) if on and off else None,
+        "p95_ms": {k: s["total"].get("p95_ms") for k, s in summaries.items()},
+    }
     report.plot_compare(prefixes, summaries, out / "cache-on-vs-off.png", "browse: catalog cache on vs off")
     errors = sum(s["server_errors_5xx"] for s in summaries.values())
     summary = {
-        "scenario": "browse --compare-cache", "target": "a private catalog process (same command and environment "
+        "scenario": "browse --compare-cache",
+        "target": "a private catalog process (same command and environment "
         "as the stack's, other port), called directly: the gateway is not in this measurement",
-        "load_generator": load_generator(args), "measured_seconds": run_seconds, "runs": summaries,
-        "figures": figures, "invariants": None, "ok": errors == 0, "stack": stack.sizing(), "machine": machine(),
+        "load_generator": load_generator(args),
+        "measured_seconds": run_seconds,
+        "runs": summaries,
+        "figures": figures,
+        "invariants": None,
+        "ok": errors == 0,
+        "stack": stack.sizing(),
+        "machine": machine(),
         "plots": sorted(p.name for p in out.glob("*.png")),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))

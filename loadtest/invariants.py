@@ -45,8 +45,12 @@ class Verdict:
         return self.settled and all(c.ok for c in self.checks)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "settled": self.settled, "settle_seconds": self.settle_seconds,
-                "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks]}
+        return {
+            "ok": self.ok,
+            "settled": self.settled,
+            "settle_seconds": self.settle_seconds,
+            "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks],
+        }
 
 
 def _rows(url: str, sql: str, params: tuple = ()) -> list[tuple]:
@@ -59,8 +63,9 @@ def dead_letters(stack: Stack) -> dict[str, int]:
     found = {}
     for service in OUTBOX_SERVICES:
         try:
-            found[service] = _rows(stack.database_url(service),
-                                   "SELECT count(*) FROM messaging_deadletter WHERE state = 'OPEN'")[0][0]
+            found[service] = _rows(
+                stack.database_url(service), "SELECT count(*) FROM messaging_deadletter WHERE state = 'OPEN'"
+            )[0][0]
         except psycopg.errors.UndefinedTable:
             found[service] = 0
     return found
@@ -72,28 +77,50 @@ class Snapshot:
     def __init__(self, stack: Stack, *, since: float, cloth_ids: list[int]):
         self.stack, self.since, self.cloth_ids = stack, since, cloth_ids
         order_db = stack.database_url("order")
-        self.outbox = {s: _rows(stack.database_url(s),
-                                "SELECT count(*) FROM messaging_outboxevent WHERE published_at IS NULL")[0][0]
-                       for s in OUTBOX_SERVICES}
-        self.by_status = dict(_rows(order_db, "SELECT status, count(*) FROM orders_order "
-                                              "WHERE created_at >= to_timestamp(%s) GROUP BY status", (since,)))
-        self.overdue = _rows(order_db, "SELECT count(*) FROM orders_order WHERE status = 'PENDING_PAYMENT' "
-                                       "AND payment_deadline < now() - make_interval(secs => %s)",
-                             (EXPIRY_SLACK_SECONDS,))[0][0]
-        self.pending_not_due = _rows(order_db, "SELECT count(*), max(payment_deadline) FROM orders_order "
-                                               "WHERE status = 'PENDING_PAYMENT' AND created_at >= to_timestamp(%s) "
-                                               "AND payment_deadline >= now() - make_interval(secs => %s)",
-                                     (since, EXPIRY_SLACK_SECONDS))[0]
-        orders = dict(_rows(order_db, "SELECT order_id, status FROM orders_order WHERE created_at >= to_timestamp(%s)",
-                            (since,)))
-        payments = _rows(stack.database_url("payment"),
-                         "SELECT order_id, status FROM payments_payment WHERE created_at >= to_timestamp(%s)", (since,))
+        self.outbox = {
+            s: _rows(stack.database_url(s), "SELECT count(*) FROM messaging_outboxevent WHERE published_at IS NULL")[0][
+                0
+            ]
+            for s in OUTBOX_SERVICES
+        }
+        self.by_status = dict(
+            _rows(
+                order_db,
+                "SELECT status, count(*) FROM orders_order WHERE created_at >= to_timestamp(%s) GROUP BY status",
+                (since,),
+            )
+        )
+        self.overdue = _rows(
+            order_db,
+            "SELECT count(*) FROM orders_order WHERE status = 'PENDING_PAYMENT' "
+            "AND payment_deadline < now() - make_interval(secs => %s)",
+            (EXPIRY_SLACK_SECONDS,),
+        )[0][0]
+        self.pending_not_due = _rows(
+            order_db,
+            "SELECT count(*), max(payment_deadline) FROM orders_order "
+            "WHERE status = 'PENDING_PAYMENT' AND created_at >= to_timestamp(%s) "
+            "AND payment_deadline >= now() - make_interval(secs => %s)",
+            (since, EXPIRY_SLACK_SECONDS),
+        )[0]
+        orders = dict(
+            _rows(order_db, "SELECT order_id, status FROM orders_order WHERE created_at >= to_timestamp(%s)", (since,))
+        )
+        payments = _rows(
+            stack.database_url("payment"),
+            "SELECT order_id, status FROM payments_payment WHERE created_at >= to_timestamp(%s)",
+            (since,),
+        )
         charged = {o for o, s in payments if s in CHARGED}
-        self.paid_without_charge = sorted(o for o, s in orders.items() if s in ("PAID", "REFUND_REQUESTED")
-                                          and o not in charged)[:20]
+        self.paid_without_charge = sorted(
+            o for o, s in orders.items() if s in ("PAID", "REFUND_REQUESTED") and o not in charged
+        )[:20]
         # A charge whose order ended otherwise must be on its way back (REFUND_PENDING/REFUNDED), not kept.
-        self.charge_without_paid = sorted(o for o, s in payments if s == "COMPLETED"
-                                          and orders.get(o, "PAID") not in ("PAID", "REFUND_REQUESTED", "REFUNDED"))[:20]
+        self.charge_without_paid = sorted(
+            o
+            for o, s in payments
+            if s == "COMPLETED" and orders.get(o, "PAID") not in ("PAID", "REFUND_REQUESTED", "REFUNDED")
+        )[:20]
         self.payments_by_status: dict[str, int] = {}
         for _, s in payments:
             self.payments_by_status[s] = self.payments_by_status.get(s, 0) + 1
@@ -101,25 +128,42 @@ class Snapshot:
 
     def _stock(self, order_db: str) -> list[dict[str, Any]]:
         """Per variant of the run's clothes: inventory counts, what the orders say they should be, shown stock."""
-        inv = _rows(self.stack.database_url("inventory"),
-                    "SELECT variant_id, total, reserved, sold FROM inventory_stockitem WHERE cloth_id = ANY(%s)",
-                    (self.cloth_ids,))
-        expected = _rows(order_db,
-                         "SELECT l.variant_id, "
-                         "coalesce(sum(l.quantity) FILTER (WHERE o.status = ANY(%s)), 0), "
-                         "coalesce(sum(l.quantity) FILTER (WHERE o.status = 'PENDING_PAYMENT'), 0) "
-                         "FROM orders_orderline l JOIN orders_order o ON o.order_id = l.order_id "
-                         "WHERE l.cloth_id = ANY(%s) GROUP BY l.variant_id",
-                         (list(SOLD_ORDER_STATES), self.cloth_ids))
-        shown = dict(_rows(self.stack.database_url("catalog"),
-                           "SELECT id, shown_stock FROM catalog_variant WHERE cloth_id = ANY(%s)", (self.cloth_ids,)))
+        inv = _rows(
+            self.stack.database_url("inventory"),
+            "SELECT variant_id, total, reserved, sold FROM inventory_stockitem WHERE cloth_id = ANY(%s)",
+            (self.cloth_ids,),
+        )
+        expected = _rows(
+            order_db,
+            "SELECT l.variant_id, "
+            "coalesce(sum(l.quantity) FILTER (WHERE o.status = ANY(%s)), 0), "
+            "coalesce(sum(l.quantity) FILTER (WHERE o.status = 'PENDING_PAYMENT'), 0) "
+            "FROM orders_orderline l JOIN orders_order o ON o.order_id = l.order_id "
+            "WHERE l.cloth_id = ANY(%s) GROUP BY l.variant_id",
+            (list(SOLD_ORDER_STATES), self.cloth_ids),
+        )
+        shown = dict(
+            _rows(
+                self.stack.database_url("catalog"),
+                "SELECT id, shown_stock FROM catalog_variant WHERE cloth_id = ANY(%s)",
+                (self.cloth_ids,),
+            )
+        )
         want = {v: (sold, reserved) for v, sold, reserved in expected}
         out = []
         for variant, total, reserved, sold in inv:
             exp_sold, exp_reserved = want.get(variant, (0, 0))
-            out.append({"variant_id": variant, "total": total, "reserved": reserved, "sold": sold,
-                        "orders_sold": int(exp_sold), "orders_reserved": int(exp_reserved),
-                        "shown_stock": shown.get(variant)})
+            out.append(
+                {
+                    "variant_id": variant,
+                    "total": total,
+                    "reserved": reserved,
+                    "sold": sold,
+                    "orders_sold": int(exp_sold),
+                    "orders_reserved": int(exp_reserved),
+                    "shown_stock": shown.get(variant),
+                }
+            )
         return out
 
     # ------------------------------------------------------------------ judgements
@@ -134,12 +178,19 @@ class Snapshot:
         return [s for s in self.stock if s["shown_stock"] != s["total"] - s["reserved"] - s["sold"]]
 
     def settled(self) -> bool:
-        return (not any(self.outbox.values()) and self.overdue == 0 and not self.paid_without_charge
-                and not self.charge_without_paid and not self.stock_mismatch() and not self.shown_mismatch())
+        return (
+            not any(self.outbox.values())
+            and self.overdue == 0
+            and not self.paid_without_charge
+            and not self.charge_without_paid
+            and not self.stock_mismatch()
+            and not self.shown_mismatch()
+        )
 
 
-def wait_and_check(stack: Stack, *, since: float, cloth_ids: list[int], dead_before: dict[str, int],
-                   timeout: float = 120.0, log=print) -> Verdict:
+def wait_and_check(
+    stack: Stack, *, since: float, cloth_ids: list[int], dead_before: dict[str, int], timeout: float = 120.0, log=print
+) -> Verdict:
     """Poll until the saga settles (or ``timeout``), then run every check on the final state."""
     started = time.monotonic()
     snap = Snapshot(stack, since=since, cloth_ids=cloth_ids)
@@ -155,23 +206,38 @@ def wait_and_check(stack: Stack, *, since: float, cloth_ids: list[int], dead_bef
         Check("outboxes drained", not any(snap.outbox.values()), snap.outbox),
         Check("no order pending past its deadline", snap.overdue == 0, {"overdue": snap.overdue}),
         Check("every PAID order has its charge", not snap.paid_without_charge, snap.paid_without_charge),
-        Check("every charge belongs to a PAID order or is refunded", not snap.charge_without_paid,
-              snap.charge_without_paid),
-        Check("inventory counts match the orders (events applied once)", not snap.stock_mismatch(),
-              snap.stock_mismatch()[:10]),
+        Check(
+            "every charge belongs to a PAID order or is refunded",
+            not snap.charge_without_paid,
+            snap.charge_without_paid,
+        ),
+        Check(
+            "inventory counts match the orders (events applied once)",
+            not snap.stock_mismatch(),
+            snap.stock_mismatch()[:10],
+        ),
         Check("catalog shows the inventory's available stock", not snap.shown_mismatch(), snap.shown_mismatch()[:10]),
     ]
     dead_after = dead_letters(stack)
     new_dead = {s: dead_after[s] - dead_before.get(s, 0) for s in dead_after if dead_after[s] > dead_before.get(s, 0)}
     checks.append(Check("no new dead letters", not new_dead, new_dead))
     code, report = _inventory_command(stack)
-    checks.append(Check("inventory check_invariants exits 0", code == 0,
-                        {"exit": code, "variants_checked": report.get("variants_checked"),
-                         "differences": (report.get("differences") or [])[:10]}))
+    checks.append(
+        Check(
+            "inventory check_invariants exits 0",
+            code == 0,
+            {
+                "exit": code,
+                "variants_checked": report.get("variants_checked"),
+                "differences": (report.get("differences") or [])[:10],
+            },
+        )
+    )
     pending_count, latest_deadline = snap.pending_not_due
     verdict = Verdict(settled, settle_seconds, checks)
     verdict.orders = {
-        "by_status": snap.by_status, "payments_by_status": snap.payments_by_status,
+        "by_status": snap.by_status,
+        "payments_by_status": snap.payments_by_status,
         "pending_not_yet_due": pending_count,
         "latest_pending_deadline": latest_deadline.isoformat() if latest_deadline else None,
         "stock": snap.stock,

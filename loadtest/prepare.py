@@ -108,6 +108,7 @@ class Api:
 
 # ----------------------------------------------------------------------------- members
 
+
 def _join(api: Api, mail: MailBox, email: str) -> None:
     r = api.call("POST", "/member/email/send", json={"email": email})
     if r.status_code == 429:
@@ -142,8 +143,13 @@ def _fresh_tokens(api: Api, member: dict[str, Any]) -> dict[str, Any] | None:
         pair = _login(api, member["email"], member["password"], member.get("device", "loadtest"))
     if pair is None:
         return None
-    return {**member, "member_id": pair["member_id"], "access_token": pair["access_token"],
-            "refresh_token": pair["refresh_token"], "tokens_at": time.time()}
+    return {
+        **member,
+        "member_id": pair["member_id"],
+        "access_token": pair["access_token"],
+        "refresh_token": pair["refresh_token"],
+        "tokens_at": time.time(),
+    }
 
 
 def _key(member: dict[str, Any]) -> str:
@@ -184,8 +190,16 @@ class MemberCache:
         return len(newest)
 
 
-def prepare_members(stack: Stack, gateway: str, wanted: int, *, mail_dir: Path | None = None,
-                    threads: int = 16, hashing_threads: int = 4, log=print) -> list[dict[str, Any]]:
+def prepare_members(
+    stack: Stack,
+    gateway: str,
+    wanted: int,
+    *,
+    mail_dir: Path | None = None,
+    threads: int = 16,
+    hashing_threads: int = 4,
+    log=print,
+) -> list[dict[str, Any]]:
     """``wanted`` logged-in members (fresh tokens), joining new ones only where the cache falls short.
 
     Refreshing is cheap and runs ``threads`` wide; joining and logging in each cost an
@@ -227,9 +241,15 @@ def prepare_members(stack: Stack, gateway: str, wanted: int, *, mail_dir: Path |
                 return None
             pair = _login(api, email, PASSWORD, "loadtest")
             assert pair is not None
-            member = {"email": email, "password": PASSWORD, "member_id": pair["member_id"], "device": "loadtest",
-                      "access_token": pair["access_token"], "refresh_token": pair["refresh_token"],
-                      "tokens_at": time.time()}
+            member = {
+                "email": email,
+                "password": PASSWORD,
+                "member_id": pair["member_id"],
+                "device": "loadtest",
+                "access_token": pair["access_token"],
+                "refresh_token": pair["refresh_token"],
+                "tokens_at": time.time(),
+            }
             with cache.lock:
                 cache.members.append(member)
                 if len(cache.members) % 100 == 0:
@@ -252,12 +272,16 @@ def prepare_members(stack: Stack, gateway: str, wanted: int, *, mail_dir: Path |
     if len(ready) < wanted:
         distinct = [m for m in ready if m.get("device", "loadtest") == "loadtest"]
         if not distinct:
-            raise SystemExit("no member could be prepared: the member service refuses to mail codes (429). Start "
-                             "the stack with a higher limit, e.g. RATE_LIMIT_SCALE=1000 python manage_all.py up "
-                             "(on a stack that is not running yet).")
+            raise SystemExit(
+                "no member could be prepared: the member service refuses to mail codes (429). Start "
+                "the stack with a higher limit, e.g. RATE_LIMIT_SCALE=1000 python manage_all.py up "
+                "(on a stack that is not running yet)."
+            )
         if rate_limited:
-            log(f"  warning: the e-mail code limit stopped joining at {len(distinct)} distinct members; the rest are "
-                "extra devices of the same members (start the stack with RATE_LIMIT_SCALE=1000 for distinct buyers)")
+            log(
+                f"  warning: the e-mail code limit stopped joining at {len(distinct)} distinct members; the rest are "
+                "extra devices of the same members (start the stack with RATE_LIMIT_SCALE=1000 for distinct buyers)"
+            )
         todo = range(wanted - len(ready))
 
         def extra_device(i: int) -> dict[str, Any]:
@@ -265,8 +289,13 @@ def prepare_members(stack: Stack, gateway: str, wanted: int, *, mail_dir: Path |
             device = f"loadtest-device-{uuid.uuid4().hex[:8]}"
             pair = _login(api, m["email"], m["password"], device)
             assert pair is not None
-            return {**m, "device": device, "access_token": pair["access_token"],
-                    "refresh_token": pair["refresh_token"], "tokens_at": time.time()}
+            return {
+                **m,
+                "device": device,
+                "access_token": pair["access_token"],
+                "refresh_token": pair["refresh_token"],
+                "tokens_at": time.time(),
+            }
 
         with ThreadPoolExecutor(hashing_threads) as pool:
             extra = list(pool.map(extra_device, todo))
@@ -286,19 +315,46 @@ def prepare_members(stack: Stack, gateway: str, wanted: int, *, mail_dir: Path |
         cache.members = [by_key.get(_key(m), m) for m in cache.members]
         cache.save()
 
-    log(f"  members ready: {len(ready)} ({refreshed} from the cache, {len(ready) - refreshed} new or extra devices) "
-        f"in {time.monotonic() - started:.1f}s")
+    log(
+        f"  members ready: {len(ready)} ({refreshed} from the cache, {len(ready) - refreshed} new or extra devices) "
+        f"in {time.monotonic() - started:.1f}s"
+    )
     return ready
 
 
 # ----------------------------------------------------------------------------- clothes
 
-def create_drop(stack: Stack, *, name: str, price: str, sizes: str, starts_at: dt.datetime, limit: int,
-                brand: str = "Loadtest", category: str = "loadtest") -> dict[str, Any]:
+
+def create_drop(
+    stack: Stack,
+    *,
+    name: str,
+    price: str,
+    sizes: str,
+    starts_at: dt.datetime,
+    limit: int,
+    brand: str = "Loadtest",
+    category: str = "loadtest",
+) -> dict[str, Any]:
     """A drop through the operator command; returns its JSON (cloth_id, sale_starts_at, variants)."""
-    code, out = stack.manage_json("catalog", "create_drop", "--name", name, "--price", price, "--sizes", sizes,
-                                  "--starts-at", starts_at.isoformat(), "--limit", str(limit), "--brand", brand,
-                                  "--category", category)
+    code, out = stack.manage_json(
+        "catalog",
+        "create_drop",
+        "--name",
+        name,
+        "--price",
+        price,
+        "--sizes",
+        sizes,
+        "--starts-at",
+        starts_at.isoformat(),
+        "--limit",
+        str(limit),
+        "--brand",
+        brand,
+        "--category",
+        category,
+    )
     if code != 0:
         raise SystemExit(f"create_drop failed ({code}): {out}")
     return out

@@ -95,11 +95,17 @@ def summarize_requests(prefix: Path, *, seconds: float | None = None) -> dict[st
     for f in failures:
         by_error[f"{f['Method']} {f['Name']}: {f['Error']}"] = int(f["Occurrences"])
     server_errors = sum(n for err, n in by_error.items() if re.search(r"HTTP 5\d\d", err))
-    return {"total": total, "endpoints": endpoints, "outcomes": {k: v for k, v in outcomes.items() if len(v) > 1},
-            "failures_by_error": by_error, "server_errors_5xx": server_errors}
+    return {
+        "total": total,
+        "endpoints": endpoints,
+        "outcomes": {k: v for k, v in outcomes.items() if len(v) > 1},
+        "failures_by_error": by_error,
+        "server_errors_5xx": server_errors,
+    }
 
 
 # ----------------------------------------------------------------------------- plots
+
 
 def _series(history: list[dict[str, str]], name: str = "Aggregated") -> dict[str, list[float]]:
     """Per-row series. Throughput is the difference of the running totals between rows (exact per
@@ -187,8 +193,12 @@ def plot_compare(runs: dict[str, Path], summaries: dict[str, dict[str, Any]], ou
     b.bar(labels, [summaries[k]["total"].get("req_per_s") or 0 for k in labels], color=["tab:green", "tab:orange"])
     b.set_title("requests/s (whole run)")
     for i, k in enumerate(labels):
-        b.annotate(f"{summaries[k]['total'].get('req_per_s') or 0:.0f}", (i, summaries[k]["total"].get("req_per_s") or 0),
-                   ha="center", va="bottom")
+        b.annotate(
+            f"{summaries[k]['total'].get('req_per_s') or 0:.0f}",
+            (i, summaries[k]["total"].get("req_per_s") or 0),
+            ha="center",
+            va="bottom",
+        )
     width = 0.8 / max(1, len(labels))
     for i, k in enumerate(labels):
         vals = [summaries[k]["total"].get(f"p{p.rstrip('%')}_ms") or 0 for p in PERCENTILES]
@@ -207,6 +217,7 @@ def plot_compare(runs: dict[str, Path], summaries: dict[str, dict[str, Any]], ou
 
 # ----------------------------------------------------------------------------- printing
 
+
 def format_summary(summary: dict[str, Any]) -> str:
     """A few lines a person reads in the terminal; summary.json holds the rest."""
     lines = [f"scenario {summary['scenario']}: {summary['load_generator']['description']}"]
@@ -214,12 +225,16 @@ def format_summary(summary: dict[str, Any]) -> str:
     for label, req in runs.items():
         t = req["total"]
         prefix = f"[{label}] " if label else ""
-        lines.append(f"{prefix}total: {t.get('requests')} requests, {t.get('failures')} failures, "
-                     f"{t.get('req_per_s')} req/s, p50 {t.get('p50_ms')} / p95 {t.get('p95_ms')} / "
-                     f"p99 {t.get('p99_ms')} ms, 5xx {req.get('server_errors_5xx')}")
+        lines.append(
+            f"{prefix}total: {t.get('requests')} requests, {t.get('failures')} failures, "
+            f"{t.get('req_per_s')} req/s, p50 {t.get('p50_ms')} / p95 {t.get('p95_ms')} / "
+            f"p99 {t.get('p99_ms')} ms, 5xx {req.get('server_errors_5xx')}"
+        )
         for name, e in req["endpoints"].items():
-            lines.append(f"  {name:<44} {e['requests']:>7} req {e['failures']:>5} fail {e['req_per_s'] or 0:>8} /s  "
-                         f"p50 {e['p50_ms']} p95 {e['p95_ms']} p99 {e['p99_ms']} ms")
+            lines.append(
+                f"  {name:<44} {e['requests']:>7} req {e['failures']:>5} fail {e['req_per_s'] or 0:>8} /s  "
+                f"p50 {e['p50_ms']} p95 {e['p95_ms']} p99 {e['p99_ms']} ms"
+            )
         for err, n in list(req.get("failures_by_error", {}).items())[:8]:
             lines.append(f"  failure x{n}: {err}")
     for key, value in (summary.get("figures") or {}).items():

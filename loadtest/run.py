@@ -46,8 +46,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="loadtest/run.py", description=__doc__.split("\n")[0])
     p.add_argument("scenario", choices=SCENARIOS)
     p.add_argument("--users", type=int, help="concurrent users (default per scenario)")
-    p.add_argument("--rate", type=float, help="total requests/s to offer (paced users); default: seed 500, "
-                                              "others as fast as the users go")
+    p.add_argument(
+        "--rate",
+        type=float,
+        help="total requests/s to offer (paced users); default: seed 500, others as fast as the users go",
+    )
     p.add_argument("--duration", type=int, help="seconds of load (drop: seconds after the sale opens)")
     p.add_argument("--spawn-rate", type=float, help="users started per second (default: all within ~2 s)")
     p.add_argument("--processes", type=int, default=1, help="locust processes (2 uses both cores; default 1)")
@@ -65,8 +68,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     d.add_argument("--shares", default="80,10,10", help="winners who pay, cancel, let the deadline pass (%%)")
     d.add_argument("--retry-wait", default="0.5,1.5", help="a loser's think time between clicks (s, min,max)")
     b = p.add_argument_group("browse / hop")
-    b.add_argument("--compare-cache", action="store_true",
-                   help="browse twice on a private catalog process, its cache on then off, and plot side by side")
+    b.add_argument(
+        "--compare-cache",
+        action="store_true",
+        help="browse twice on a private catalog process, its cache on then off, and plot side by side",
+    )
     b.add_argument("--direct-url", help="hop: the service called directly (default: the stack's catalog)")
     args = p.parse_args(argv)
     for key, value in DEFAULTS[args.scenario].items():
@@ -89,27 +95,60 @@ def _health(url: str) -> int:
 
 # ----------------------------------------------------------------------------- locust
 
-def run_locust(args: argparse.Namespace, *, host: str, data: dict[str, Any], out: Path, tag: str,
-               run_seconds: int) -> tuple[Path, float]:
+
+def run_locust(
+    args: argparse.Namespace, *, host: str, data: dict[str, Any], out: Path, tag: str, run_seconds: int
+) -> tuple[Path, float]:
     """One headless locust run; returns its CSV prefix and the wall time it took."""
     data_file = out / f".data-{tag}.json"
     data_file.write_text(json.dumps(data))
     data_file.chmod(0o600)
     prefix = out / tag
-    cmd = [sys.executable, "-m", "locust", "-f", str(HERE / "scenarios" / f"{args.scenario}.py"), "--headless",
-           "-u", str(args.users), "-r", str(args.spawn_rate), "-t", f"{run_seconds}s", "--host", host,
-           "--csv", str(prefix), "--csv-full-history", "--html", str(out / f"{tag}.html"), "--only-summary",
-           "--stop-timeout", "10", "--loglevel", "WARNING", "--exit-code-on-error", "0"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(HERE / "scenarios" / f"{args.scenario}.py"),
+        "--headless",
+        "-u",
+        str(args.users),
+        "-r",
+        str(args.spawn_rate),
+        "-t",
+        f"{run_seconds}s",
+        "--host",
+        host,
+        "--csv",
+        str(prefix),
+        "--csv-full-history",
+        "--html",
+        str(out / f"{tag}.html"),
+        "--only-summary",
+        "--stop-timeout",
+        "10",
+        "--loglevel",
+        "WARNING",
+        "--exit-code-on-error",
+        "0",
+    ]
     if args.processes > 1:
         cmd += ["--processes", str(args.processes)]
-    env = {**os.environ, "LOADTEST_DATA": str(data_file), "LOADTEST_PROCESSES": str(args.processes),
-           "LOADTEST_TOKENS_DIR": str(out), "PYTHONPATH": str(HERE / "scenarios")}
-    print(f"  locust: {args.users} users, spawn {args.spawn_rate}/s, {run_seconds}s, {args.processes} process(es) "
-          f"-> {host}", flush=True)
+    env = {
+        **os.environ,
+        "LOADTEST_DATA": str(data_file),
+        "LOADTEST_PROCESSES": str(args.processes),
+        "LOADTEST_TOKENS_DIR": str(out),
+        "PYTHONPATH": str(HERE / "scenarios"),
+    }
+    print(
+        f"  locust: {args.users} users, spawn {args.spawn_rate}/s, {run_seconds}s, {args.processes} process(es) "
+        f"-> {host}",
+        flush=True,
+    )
     started = time.monotonic()
     with open(out / f"{tag}-locust.log", "w") as log:
-        result = subprocess.run(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                timeout=run_seconds + 180)
+        result = subprocess.run(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=run_seconds + 180)
     elapsed = time.monotonic() - started
     data_file.unlink(missing_ok=True)
     if result.returncode not in (0, 1) or not Path(f"{prefix}_stats.csv").exists():
@@ -121,22 +160,28 @@ def run_locust(args: argparse.Namespace, *, host: str, data: dict[str, Any], out
 def load_generator(args: argparse.Namespace) -> dict[str, Any]:
     # Not imported: locust monkey-patches the process with gevent when imported.
     version = importlib.metadata.version("locust")
-    return {"tool": f"locust {version}", "user_class": "FastHttpUser (geventhttpclient)",
-            "processes": args.processes, "users": args.users, "spawn_rate": args.spawn_rate,
-            "offered_rate": args.rate,
-            "description": f"locust {version} FastHttpUser, {args.processes} process(es), {args.users} users"
-                           f"{f', paced to {args.rate:g} req/s' if args.rate else ', unpaced'}, "
-                           "on the same machine as the stack"}
+    return {
+        "tool": f"locust {version}",
+        "user_class": "FastHttpUser (geventhttpclient)",
+        "processes": args.processes,
+        "users": args.users,
+        "spawn_rate": args.spawn_rate,
+        "offered_rate": args.rate,
+        "description": f"locust {version} FastHttpUser, {args.processes} process(es), {args.users} users"
+        f"{f', paced to {args.rate:g} req/s' if args.rate else ', unpaced'}, "
+        "on the same machine as the stack",
+    }
 
 
 # ----------------------------------------------------------------------------- scenarios
+
 
 def prepare_members(args: argparse.Namespace, stack: Stack, gateway: str) -> list[dict[str, Any]]:
     wanted = args.members or args.users
     print(f"preparing {wanted} members ...", flush=True)
     members = prepare.prepare_members(stack, gateway, wanted, mail_dir=args.mail_dir)
     # Distinct members first, then devices: user i acts as member i.
-    return members[:args.users] if len(members) >= args.users else members
+    return members[: args.users] if len(members) >= args.users else members
 
 
 def scenario_data(args: argparse.Namespace, stack: Stack, gateway: str, *, lead: float) -> tuple[dict, list[int]]:
@@ -152,8 +197,14 @@ def scenario_data(args: argparse.Namespace, stack: Stack, gateway: str, *, lead:
     base["members"] = members
     now = dt.datetime.now(dt.UTC)
     if args.scenario == "seed":
-        seed = prepare.create_drop(stack, name=f"Loadtest seed stock {now:%H%M%S}", price="29000",
-                                   sizes="S:100000,M:100000,L:100000", starts_at=now - dt.timedelta(seconds=1), limit=0)
+        seed = prepare.create_drop(
+            stack,
+            name=f"Loadtest seed stock {now:%H%M%S}",
+            price="29000",
+            sizes="S:100000,M:100000,L:100000",
+            starts_at=now - dt.timedelta(seconds=1),
+            limit=0,
+        )
         base["seed"] = {"cloth_id": seed["cloth_id"], "variant_ids": [v["variant_id"] for v in seed["variants"]]}
         base["clothes"] = prepare.cloth_ids(gateway)
         return base, [seed["cloth_id"]]
@@ -162,22 +213,34 @@ def scenario_data(args: argparse.Namespace, stack: Stack, gateway: str, *, lead:
     per, extra = divmod(args.units, len(sizes))
     spec = ",".join(f"{s}:{per + (1 if i < extra else 0)}" for i, s in enumerate(sizes))
     starts = now + dt.timedelta(seconds=lead + 3)  # + the operator command's own start-up
-    drop = prepare.create_drop(stack, name=f"Loadtest drop {now:%H%M%S}", price="59000", sizes=spec,
-                               starts_at=starts, limit=args.limit)
+    drop = prepare.create_drop(
+        stack, name=f"Loadtest drop {now:%H%M%S}", price="59000", sizes=spec, starts_at=starts, limit=args.limit
+    )
     pay, cancel, lapse = (float(x) for x in args.shares.split(","))
     lo, hi = (float(x) for x in args.retry_wait.split(","))
-    base.update({"drop": {**drop, "limit": args.limit}, "pay_share": pay, "cancel_share": cancel, "lapse_share": lapse,
-                 "retry_wait": [lo, hi]})
+    base.update(
+        {
+            "drop": {**drop, "limit": args.limit},
+            "pay_share": pay,
+            "cancel_share": cancel,
+            "lapse_share": lapse,
+            "retry_wait": [lo, hi],
+        }
+    )
     print(f"  drop {drop['cloth_id']}: {spec}, limit {args.limit}, opens {drop['sale_starts_at']}", flush=True)
     return base, [drop["cloth_id"]]
 
 
-def drop_figures(summary: dict[str, Any], verdict: invariants.Verdict, data: dict[str, Any], stack: Stack,
-                 seconds: float) -> dict[str, Any]:
+def drop_figures(
+    summary: dict[str, Any], verdict: invariants.Verdict, data: dict[str, Any], stack: Stack, seconds: float
+) -> dict[str, Any]:
     """Won / sold out / other, placements answered per second, time to sell out, what became of the winners."""
     eps = summary["requests"]["endpoints"]
-    place = {k.split("[")[-1].rstrip("]") if "[" in k else "unlabelled": v for k, v in eps.items()
-             if k.startswith("POST /orders/add")}
+    place = {
+        k.split("[")[-1].rstrip("]") if "[" in k else "unlabelled": v
+        for k, v in eps.items()
+        if k.startswith("POST /orders/add")
+    }
     answered = sum(v["requests"] for v in place.values())
     won = place.get("won", {}).get("requests", 0)
     figures: dict[str, Any] = {
@@ -187,8 +250,9 @@ def drop_figures(summary: dict[str, Any], verdict: invariants.Verdict, data: dic
         "sold_out": place.get("sold_out", {}).get("requests", 0),
         "limit_exceeded": place.get("limit_exceeded", {}).get("requests", 0),
         "not_on_sale": place.get("not_on_sale", {}).get("requests", 0),
-        "other": sum(v["requests"] for k, v in place.items()
-                     if k not in ("won", "sold_out", "limit_exceeded", "not_on_sale")),
+        "other": sum(
+            v["requests"] for k, v in place.items() if k not in ("won", "sold_out", "limit_exceeded", "not_on_sale")
+        ),
         "latency_won_ms": {p: place.get("won", {}).get(f"{p}_ms") for p in ("p50", "p95", "p99")},
         "latency_sold_out_ms": {p: place.get("sold_out", {}).get(f"{p}_ms") for p in ("p50", "p95", "p99")},
         "units": sum(v["stock"] for v in data["drop"]["variants"]),
@@ -198,7 +262,9 @@ def drop_figures(summary: dict[str, Any], verdict: invariants.Verdict, data: dic
             stack.database_url("order"),
             "SELECT extract(epoch FROM min(o.created_at)), extract(epoch FROM max(o.created_at)), count(*) "
             "FROM orders_order o WHERE EXISTS (SELECT 1 FROM orders_orderline l WHERE l.order_id = o.order_id "
-            "AND l.cloth_id = %s)", (data["drop"]["cloth_id"],))
+            "AND l.cloth_id = %s)",
+            (data["drop"]["cloth_id"],),
+        )
         first, last, n = rows[0]
         opens = dt.datetime.fromisoformat(data["drop"]["sale_starts_at"].replace("Z", "+00:00")).timestamp()
         if first is not None:
@@ -208,10 +274,14 @@ def drop_figures(summary: dict[str, Any], verdict: invariants.Verdict, data: dic
     except Exception as exc:  # noqa: BLE001 - a figure, not a check
         figures["time_to_sell_out_error"] = str(exc)[:200]
     by = verdict.orders.get("by_status", {})
-    figures["orders"] = {"paid": by.get("PAID", 0), "cancelled": by.get("CANCELLED", 0),
-                         "expired": by.get("EXPIRED", 0), "payment_failed": by.get("PAYMENT_FAILED", 0),
-                         "pending_not_yet_due": verdict.orders.get("pending_not_yet_due", 0),
-                         "latest_pending_deadline": verdict.orders.get("latest_pending_deadline")}
+    figures["orders"] = {
+        "paid": by.get("PAID", 0),
+        "cancelled": by.get("CANCELLED", 0),
+        "expired": by.get("EXPIRED", 0),
+        "payment_failed": by.get("PAYMENT_FAILED", 0),
+        "pending_not_yet_due": verdict.orders.get("pending_not_yet_due", 0),
+        "latest_pending_deadline": verdict.orders.get("latest_pending_deadline"),
+    }
     return figures
 
 
@@ -251,26 +321,42 @@ def main(argv: list[str]) -> int:
     requests = report.summarize_requests(prefix, seconds=measure_seconds)
     requests["peak_req_per_s_in_one_second"] = report.peak_rps(prefix)
     print("load done; waiting for the saga to settle ...", flush=True)
-    verdict = invariants.wait_and_check(stack, since=since, cloth_ids=cloth_ids, dead_before=dead_before,
-                                        timeout=args.settle_timeout)
+    verdict = invariants.wait_and_check(
+        stack, since=since, cloth_ids=cloth_ids, dead_before=dead_before, timeout=args.settle_timeout
+    )
     checks_ok = verdict.ok and requests["server_errors_5xx"] == 0
     summary: dict[str, Any] = {
-        "scenario": args.scenario, "started_utc": stamp, "gateway": gateway,
-        "load_generator": load_generator(args), "measured_seconds": measure_seconds, "requests": requests,
+        "scenario": args.scenario,
+        "started_utc": stamp,
+        "gateway": gateway,
+        "load_generator": load_generator(args),
+        "measured_seconds": measure_seconds,
+        "requests": requests,
         "invariants": {**verdict.as_dict(), "no_5xx": requests["server_errors_5xx"] == 0},
-        "orders": {k: v for k, v in verdict.orders.items() if k != "stock"}, "stock": verdict.orders.get("stock"),
-        "stack": stack.sizing(), "machine": machine(), "tokens_merged_into_cache": merged,
+        "orders": {k: v for k, v in verdict.orders.items() if k != "stock"},
+        "stock": verdict.orders.get("stock"),
+        "stack": stack.sizing(),
+        "machine": machine(),
+        "tokens_merged_into_cache": merged,
     }
-    summary["invariants"]["checks"].append({"name": "no 5xx answers", "ok": requests["server_errors_5xx"] == 0,
-                                            "detail": requests["server_errors_5xx"]})
+    summary["invariants"]["checks"].append(
+        {"name": "no 5xx answers", "ok": requests["server_errors_5xx"] == 0, "detail": requests["server_errors_5xx"]}
+    )
     if args.scenario == "drop":
         summary["figures"] = drop_figures(summary, verdict, data, stack, measure_seconds)
     elif args.scenario == "hop":
         eps = requests["endpoints"]
         g, d = eps.get("gateway GET /cloth/detail/{id}", {}), eps.get("direct GET /cloth/detail/{id}", {})
-        summary["figures"] = {"gateway_hop_ms": {p: (round(g[f"{p}_ms"] - d[f"{p}_ms"], 1)
-                                                     if g.get(f"{p}_ms") is not None and d.get(f"{p}_ms") is not None
-                                                     else None) for p in ("p50", "p95", "p99")}}
+        summary["figures"] = {
+            "gateway_hop_ms": {
+                p: (
+                    round(g[f"{p}_ms"] - d[f"{p}_ms"], 1)
+                    if g.get(f"{p}_ms") is not None and d.get(f"{p}_ms") is not None
+                    else None
+                )
+                for p in ("p50", "p95", "p99")
+            }
+        }
     summary["ok"] = checks_ok
     summary["plots"] = [p.name for p in report.plot_run(prefix, out, f"{args.scenario} ({stamp})")]
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))

@@ -22,9 +22,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("gateway", "member", "catalog", "order", "inventory", "payment")
 #: environment keys worth recording with a result (settings that change what is measured)
-RECORDED_ENV = ("STOCK_READS_FROM_CACHE", "CATALOG_CACHE_SECONDS", "ORDER_PAYMENT_DEADLINE_SECONDS",
-                "RATE_LIMIT_SCALE", "LOG_LEVEL", "JWT_ACCESS_TTL_SECONDS", "PAYMENT_FAKE_DECLINE_RATE",
-                "PAYMENT_FAKE_TIMEOUT_RATE")
+RECORDED_ENV = (
+    "STOCK_READS_FROM_CACHE",
+    "CATALOG_CACHE_SECONDS",
+    "ORDER_PAYMENT_DEADLINE_SECONDS",
+    "RATE_LIMIT_SCALE",
+    "LOG_LEVEL",
+    "JWT_ACCESS_TTL_SECONDS",
+    "PAYMENT_FAKE_DECLINE_RATE",
+    "PAYMENT_FAKE_TIMEOUT_RATE",
+)
 
 
 @dataclass
@@ -43,8 +50,12 @@ class Program:
         def opt(flag: str, default: str = "") -> str:
             return args[args.index(flag) + 1] if flag in args else default
 
-        return {"bind": opt("--bind"), "workers": int(opt("--workers", "1")), "threads": int(opt("--threads", "1")),
-                "worker_class": opt("--worker-class", "sync")}
+        return {
+            "bind": opt("--bind"),
+            "workers": int(opt("--workers", "1")),
+            "threads": int(opt("--threads", "1")),
+            "worker_class": opt("--worker-class", "sync"),
+        }
 
 
 @dataclass
@@ -84,8 +95,13 @@ class Stack:
 
     def manage(self, service: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         """An operator command through ``manage_all.py manage`` (the documented way in)."""
-        return subprocess.run([sys.executable, str(ROOT / "manage_all.py"), "--stack", self.name, "manage", service,
-                               *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [sys.executable, str(ROOT / "manage_all.py"), "--stack", self.name, "manage", service, *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def manage_json(self, service: str, *args: str, timeout: float = 120) -> tuple[int, dict]:
         """Run an operator command that prints JSON (possibly after other lines); return (exit code, JSON)."""
@@ -127,8 +143,9 @@ def load_stack(name: str = "dev") -> Stack:
     for section in parser.sections():
         if section.startswith("program:"):
             pname = section.split(":", 1)[1]
-            programs[pname] = Program(pname, parser.get(section, "command"),
-                                      _parse_env(parser.get(section, "environment", fallback="")))
+            programs[pname] = Program(
+                pname, parser.get(section, "command"), _parse_env(parser.get(section, "environment", fallback=""))
+            )
     missing = [s for s in SERVICES if s not in programs]
     if missing:
         raise SystemExit(f"the {name} stack's configuration lacks {', '.join(missing)}")
@@ -153,5 +170,11 @@ def machine() -> dict[str, object]:
         pass
     # Other work on the machine (test suites, builds) takes cores from both sides: say how busy it was.
     load = [round(x, 2) for x in os.getloadavg()]
-    return {"load_average_1_5_15_min_at_start": load, "cpus": os.cpu_count(), "cpu_model": cpu, "memory_gb": mem_gb, "python": platform.python_version(),
-            "platform": platform.platform()}
+    return {
+        "load_average_1_5_15_min_at_start": load,
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu,
+        "memory_gb": mem_gb,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }

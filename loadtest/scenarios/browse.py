@@ -13,8 +13,15 @@ import random
 from common import data, judge
 from locust import FastHttpUser, constant, constant_throughput, task
 
-LIST_QUERIES = ["", "?sort=price", "?sort=-price", "?in_stock=true", "?on_sale=true", "?page_size=10",
-                "?page=2&page_size=2"]
+LIST_QUERIES = [
+    "",
+    "?sort=price",
+    "?sort=-price",
+    "?in_stock=true",
+    "?on_sale=true",
+    "?page_size=10",
+    "?page=2&page_size=2",
+]
 
 
 class Browser(FastHttpUser):
@@ -30,12 +37,14 @@ class Browser(FastHttpUser):
 
     @task(1)
     def cloth_list(self) -> None:
-        with self.client.get(f"/cloth/list{random.choice(LIST_QUERIES)}", name="GET /cloth/list",
-                             catch_response=True) as resp:
+        with self.client.get(
+            f"/cloth/list{random.choice(LIST_QUERIES)}", name="GET /cloth/list", catch_response=True
+        ) as resp:
             judge(resp, ok=(200,))
 
     @task(2)
     def cloth_detail(self) -> None:
-        with self.client.get(f"/cloth/detail/{random.choice(self.clothes)}", name="GET /cloth/detail/{id}",
-                             catch_response=True) as resp:
+        with self.client.get(
+            f"/cloth/detail/{random.choice(self.clothes)}", name="GET /cloth/detail/{id}", catch_response=True
+        ) as resp:
             judge(resp, ok=(200,))

@@ -92,8 +92,12 @@ def judge(resp: Any, *, ok: tuple[int, ...], expected: dict[tuple[int, str], str
 
 def refresh_member(client: Any, member: dict[str, Any]) -> bool:
     """Rotate the member's tokens (``GET /member/refresh``); keep the new pair for this user and the cache."""
-    with client.get("/member/refresh", headers={"Refresh-Token": member["refresh_token"]},
-                    name="GET /member/refresh", catch_response=True) as resp:
+    with client.get(
+        "/member/refresh",
+        headers={"Refresh-Token": member["refresh_token"]},
+        name="GET /member/refresh",
+        catch_response=True,
+    ) as resp:
         if judge(resp, ok=(200,)) != "":
             return False
         body = resp.json()
@@ -115,8 +119,11 @@ def token_expired(resp: Any) -> bool:
 
 
 def remember_tokens(member: dict[str, Any]) -> None:
-    latest_tokens[f"{member['email']}|{member.get('device', 'loadtest')}"] = {"access_token": member["access_token"],
-                                      "refresh_token": member["refresh_token"], "at": str(time.time())}
+    latest_tokens[f"{member['email']}|{member.get('device', 'loadtest')}"] = {
+        "access_token": member["access_token"],
+        "refresh_token": member["refresh_token"],
+        "at": str(time.time()),
+    }
 
 
 @events.test_stop.add_listener

@@ -24,8 +24,11 @@ from common import auth, data, judge, member_for, refresh_member, token_expired
 from locust import FastHttpUser, between, constant_throughput, task
 
 CARD_OK = "4242424242424242"
-EXPECTED = {(409, "sold_out"): "sold_out", (409, "limit_exceeded"): "limit_exceeded",
-            (409, "not_on_sale"): "not_on_sale"}
+EXPECTED = {
+    (409, "sold_out"): "sold_out",
+    (409, "limit_exceeded"): "limit_exceeded",
+    (409, "not_on_sale"): "not_on_sale",
+}
 
 
 def _sale_start() -> float:
@@ -49,8 +52,9 @@ class Buyer(FastHttpUser):
         self.weights: list[int] = [max(1, v["stock"]) for v in variants]
         self.all_variants = list(self.candidates)
         self.done = False
-        self.fate = random.choices(["pay", "cancel", "lapse"],
-                                   weights=[d["pay_share"], d["cancel_share"], d["lapse_share"]])[0]
+        self.fate = random.choices(
+            ["pay", "cancel", "lapse"], weights=[d["pay_share"], d["cancel_share"], d["lapse_share"]]
+        )[0]
         wait = _sale_start() - time.time()
         if wait > 0:
             gevent.sleep(wait)
@@ -66,8 +70,9 @@ class Buyer(FastHttpUser):
             variant = random.choice(self.all_variants)  # everything is gone: refreshing the sold-out answer
         body = {"lines": [{"variant_id": variant, "quantity": 1}]}
         headers = {**auth(self.member["access_token"]), "Idempotency-Key": uuid.uuid4().hex}
-        with self.client.post("/orders/add", json=body, headers=headers, name="POST /orders/add",
-                              catch_response=True) as resp:
+        with self.client.post(
+            "/orders/add", json=body, headers=headers, name="POST /orders/add", catch_response=True
+        ) as resp:
             if token_expired(resp):
                 refresh_member(self.client, self.member)
                 return
@@ -87,16 +92,27 @@ class Buyer(FastHttpUser):
     def _after_winning(self, order_id: int) -> None:
         token = self.member["access_token"]
         if self.fate == "cancel":
-            with self.client.put("/orders/cancel", json={"order_id": order_id}, headers=auth(token),
-                                 name="PUT /orders/cancel", catch_response=True) as resp:
+            with self.client.put(
+                "/orders/cancel",
+                json={"order_id": order_id},
+                headers=auth(token),
+                name="PUT /orders/cancel",
+                catch_response=True,
+            ) as resp:
                 judge(resp, ok=(200,))
             return
         if self.fate == "lapse":
             return
-        with self.client.post("/payment", json={"order_id": order_id}, headers=auth(token), name="POST /payment",
-                              catch_response=True) as resp:
+        with self.client.post(
+            "/payment", json={"order_id": order_id}, headers=auth(token), name="POST /payment", catch_response=True
+        ) as resp:
             if judge(resp, ok=(200, 201)) != "":
                 return
-        with self.client.put(f"/payment/{order_id}", json={"card_number": CARD_OK}, headers=auth(token),
-                             name="PUT /payment/{order_id}", catch_response=True) as resp:
+        with self.client.put(
+            f"/payment/{order_id}",
+            json={"card_number": CARD_OK},
+            headers=auth(token),
+            name="PUT /payment/{order_id}",
+            catch_response=True,
+        ) as resp:
             judge(resp, ok=(200,))

@@ -28,12 +28,16 @@ class Hopper(FastHttpUser):
 
     @task
     def through_gateway(self) -> None:
-        with self.client.get(f"/cloth/detail/{random.choice(self.clothes)}", name="gateway GET /cloth/detail/{id}",
-                             catch_response=True) as resp:
+        with self.client.get(
+            f"/cloth/detail/{random.choice(self.clothes)}", name="gateway GET /cloth/detail/{id}", catch_response=True
+        ) as resp:
             judge(resp, ok=(200,))
 
     @task
     def direct(self) -> None:
-        with self.client.get(f"{self.direct}/cloth/detail/{random.choice(self.clothes)}",
-                             name="direct GET /cloth/detail/{id}", catch_response=True) as resp:
+        with self.client.get(
+            f"{self.direct}/cloth/detail/{random.choice(self.clothes)}",
+            name="direct GET /cloth/detail/{id}",
+            catch_response=True,
+        ) as resp:
             judge(resp, ok=(200,))

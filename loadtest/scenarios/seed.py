@@ -37,7 +37,7 @@ class Shopper(FastHttpUser):
         self.clothes: list[int] = data()["clothes"]
         self.variants: list[int] = data()["seed"]["variant_ids"]
         self.unpaid: list[int] = []  # placed, no payment opened yet
-        self.open: list[int] = []    # payment opened, not completed yet
+        self.open: list[int] = []  # payment opened, not completed yet
 
     # ---------------------------------------------------------------- browsing
 
@@ -59,8 +59,9 @@ class Shopper(FastHttpUser):
     def place_order(self) -> None:
         body = {"lines": [{"variant_id": random.choice(self.variants), "quantity": 1}]}
         headers = {**auth(self.member["access_token"]), "Idempotency-Key": uuid.uuid4().hex}
-        with self.client.post("/orders/add", json=body, headers=headers, name="POST /orders/add",
-                              catch_response=True) as resp:
+        with self.client.post(
+            "/orders/add", json=body, headers=headers, name="POST /orders/add", catch_response=True
+        ) as resp:
             if self._expired(resp):
                 return
             if judge(resp, ok=(201,), expected={(409, "sold_out"): "sold_out"}) == "":
@@ -71,8 +72,13 @@ class Shopper(FastHttpUser):
         if not self.unpaid:
             return self.cloth_list()
         order_id = self.unpaid.pop(0)
-        with self.client.post("/payment", json={"order_id": order_id}, headers=auth(self.member["access_token"]),
-                              name="POST /payment", catch_response=True) as resp:
+        with self.client.post(
+            "/payment",
+            json={"order_id": order_id},
+            headers=auth(self.member["access_token"]),
+            name="POST /payment",
+            catch_response=True,
+        ) as resp:
             if self._expired(resp):
                 return
             if judge(resp, ok=(200, 201)) == "":
@@ -83,9 +89,13 @@ class Shopper(FastHttpUser):
         if not self.open:
             return self.cloth_detail()
         order_id = self.open.pop(0)
-        with self.client.put(f"/payment/{order_id}", json={"card_number": CARD_OK},
-                             headers=auth(self.member["access_token"]), name="PUT /payment/{order_id}",
-                             catch_response=True) as resp:
+        with self.client.put(
+            f"/payment/{order_id}",
+            json={"card_number": CARD_OK},
+            headers=auth(self.member["access_token"]),
+            name="PUT /payment/{order_id}",
+            catch_response=True,
+        ) as resp:
             if self._expired(resp):
                 return
             judge(resp, ok=(200,))
@@ -99,8 +109,11 @@ class Shopper(FastHttpUser):
     @task(2)
     def login(self) -> None:
         """A login on another device: a new session (Argon2 check), not kept by this user."""
-        body = {"email": self.member["email"], "password": self.member["password"],
-                "device_name": f"loadtest-{uuid.uuid4().hex[:6]}"}
+        body = {
+            "email": self.member["email"],
+            "password": self.member["password"],
+            "device_name": f"loadtest-{uuid.uuid4().hex[:6]}",
+        }
         with self.client.post("/member/login", json=body, name="POST /member/login", catch_response=True) as resp:
             judge(resp, ok=(200,))
 

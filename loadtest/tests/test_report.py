@@ -41,16 +41,27 @@ def test_plots_are_written(tmp_path):
     made = report.plot_run(prefix, tmp_path, "sample")
     assert {p.name for p in made} == {"throughput.png", "latency.png"}
     assert all(p.stat().st_size > 1000 for p in made)
-    summaries = {"cache on": report.summarize_requests(prefix, seconds=10),
-                 "cache off": report.summarize_requests(prefix, seconds=20)}
+    summaries = {
+        "cache on": report.summarize_requests(prefix, seconds=10),
+        "cache off": report.summarize_requests(prefix, seconds=20),
+    }
     out = report.plot_compare({"cache on": prefix, "cache off": prefix}, summaries, tmp_path / "c.png", "t")
     assert out.stat().st_size > 1000
 
 
 def test_summary_prints_the_verdict(tmp_path):
     requests = report.summarize_requests(_sample(tmp_path), seconds=10)
-    text = report.format_summary({"scenario": "drop", "load_generator": {"description": "locust"},
-                                  "requests": requests, "ok": False,
-                                  "invariants": {"settled": True, "settle_seconds": 1.5,
-                                                 "checks": [{"name": "no oversell", "ok": True, "detail": []}]}})
+    text = report.format_summary(
+        {
+            "scenario": "drop",
+            "load_generator": {"description": "locust"},
+            "requests": requests,
+            "ok": False,
+            "invariants": {
+                "settled": True,
+                "settle_seconds": 1.5,
+                "checks": [{"name": "no oversell", "ok": True, "detail": []}],
+            },
+        }
+    )
     assert "POST /orders/add [sold_out]" in text and "verdict: FAIL" in text
