@@ -59,6 +59,9 @@ GATEWAY_ROUTES = [
 
 #: Client request headers passed on (everything else, identity headers above all, is dropped).
 GATEWAY_FORWARD_HEADERS = [
+    # The client's Host: links a service builds (a page's next/previous) point at the
+    # gateway the client used, not at the service's own address.
+    "Host",
     "Content-Type",
     "Accept",
     "Accept-Language",

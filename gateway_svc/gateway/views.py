@@ -7,6 +7,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
+from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from redis.exceptions import RedisError
@@ -56,6 +57,11 @@ def proxy(request: HttpRequest) -> HttpResponse:
             response["Allow"] = ", ".join(sorted(allowed))
             return response
         return JsonResponse(error_body("not_found", "Not found."), status=404)
+
+    try:
+        request.get_host()  # the Host goes on to the service: it must be one of ours
+    except DisallowedHost:
+        return JsonResponse(error_body("bad_request", "Unknown host."), status=400)
 
     # Only the headers we name go on: identity headers a client sent never reach a service.
     meta = request.META

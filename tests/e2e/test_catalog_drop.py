@@ -48,3 +48,11 @@ def test_concurrent_orders_never_oversell_and_the_invariants_hold(gw, buyer, cre
     assert report["ok"] is True, report
     operator("inventory", "rebuild_stock", "--cloth", str(drop["cloth_id"]))
     assert json.loads(operator("inventory", "check_invariants"))["ok"] is True
+
+
+def test_page_links_point_at_the_gateway(gw, create_drop):
+    create_drop(sizes="M:1")
+    create_drop(sizes="M:1")
+    page = gw.get("/cloth/list?page_size=1").json()
+    assert page["next"].startswith(gw.base + "/cloth/list?"), page["next"]
+    assert gw.get(page["next"][len(gw.base) :]).status_code == 200

@@ -182,3 +182,13 @@ def test_the_request_id_goes_to_the_service_and_back(client):
 def test_the_path_sent_is_the_path_checked(client):
     got = seen(client.get("/cloth/detail/42"))
     assert got["path"] == "/cloth/detail/42"
+
+
+def test_the_clients_host_goes_on_so_links_point_at_the_gateway(client):
+    got = seen(client.get("/cloth/list", HTTP_HOST="localhost:8000"))["headers"]
+    assert got["host"] == "localhost:8000"
+
+
+def test_an_unknown_host_is_refused_with_json(client):
+    r = client.get("/cloth/list", HTTP_HOST="evil.example.com")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "bad_request"
