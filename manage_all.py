@@ -519,6 +519,10 @@ def cmd_up(args: argparse.Namespace, stack: Stack | None = None) -> int:
         supervisorctl(stack, "update")
         supervisorctl(stack, "start", "all", capture=True)
     else:
+        # A broker of a stack stopped a moment ago may still hold the port for a few seconds.
+        deadline = time.monotonic() + 15
+        while stack.own_kafka and _port_open("127.0.0.1", stack.kafka_port) and time.monotonic() < deadline:
+            time.sleep(0.5)
         if stack.own_kafka and _port_open("127.0.0.1", stack.kafka_port):
             die(
                 f"port {stack.kafka_port} is taken by something else; set KAFKA_BOOTSTRAP_SERVERS to use it, "
