@@ -43,5 +43,10 @@ class RequestIdMiddleware:
 
 class RequestIdLogFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
+        rid = request_id_var.get()
+        if rid == "-":
+            # django.request writes its line after the middleware chain has returned (and the
+            # context variable is reset), but it passes the request along with the record.
+            rid = getattr(getattr(record, "request", None), "request_id", "-")
+        record.request_id = rid
         return True
