@@ -360,6 +360,9 @@ def supervisor_config(stack: Stack) -> str:
                 {"RUST_LOG": "warn"},
                 stack,
                 priority=1,
+                # It keeps nothing on disk, so a graceful stop saves nothing; it otherwise
+                # waits seconds for its clients' connections.
+                stopwait=2,
             )
         )
     for service in ["gateway", *SERVICES]:
@@ -373,7 +376,7 @@ def supervisor_config(stack: Stack) -> str:
         gunicorn = (
             f"{py / 'gunicorn'} config.wsgi:application --bind 127.0.0.1:{stack.port(service)} "
             f"--workers {workers} {concurrency} --worker-class {worker_class} --backlog 2048 "
-            f"--keep-alive 30 --graceful-timeout 10 --timeout 30 --name shop-{service}"
+            f"--keep-alive 30 --graceful-timeout 10 --timeout 30 --name shop-{service} --no-control-socket"
         )
         # One PostgreSQL connection per thread at most: a request keeps its connection until it
         # ends (the order service's includes the inventory call), so fewer would queue threads.
@@ -551,13 +554,61 @@ def cmd_down(args: argparse.Namespace, stack: Stack | None = None) -> int:
     if not supervisord_running(stack):
         say(f"the {stack.name} stack is not running")
         return 0
+    pidfile = stack.dir / "supervisord.pid"
+    pid = int(pidfile.read_text()) if pidfile.exists() else None
+    _stop_programs_at_once(stack)
     supervisorctl(stack, "shutdown", capture=True)
-    for _ in range(60):
-        if not supervisord_running(stack):
-            break
-        time.sleep(0.5)
+    # supervisord stops answering as soon as it begins shutting down; "stopped" means its
+    # process has exited, so the ports are free for the next `up`.
+    deadline = time.monotonic() + 90
+    while pid and _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if pid and _alive(pid):
+        say(f"the {stack.name} stack is still stopping (supervisord pid {pid})")
+        return 1
     say(f"the {stack.name} stack is stopped")
     return 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_STOP_ALL = """
+import sys, time, xmlrpc.client
+from supervisor.xmlrpc import SupervisorTransport
+rpc = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=SupervisorTransport(None, None, sys.argv[1])).supervisor
+running = [p["name"] for p in rpc.getAllProcessInfo() if p["statename"] in ("RUNNING", "STARTING", "BACKOFF")]
+for name in running:
+    if name != "kafka":
+        rpc.stopProcess(name, False)
+deadline = time.monotonic() + 30
+while time.monotonic() < deadline:
+    states = {p["name"]: p["statename"] for p in rpc.getAllProcessInfo()}
+    if all(state not in ("STOPPING", "RUNNING") for name, state in states.items() if name != "kafka"):
+        break
+    time.sleep(0.2)
+if "kafka" in running:
+    rpc.stopProcess("kafka", True)  # last: the others leave their groups while it is up
+"""
+
+
+def _stop_programs_at_once(stack: Stack) -> None:
+    """Signal every program but the broker together, rather than one after another as
+    supervisord's shutdown does (each web server takes seconds to finish its requests);
+    the broker goes last."""
+    subprocess.run(
+        [str(VENV_PY), "-c", _STOP_ALL, f"unix://{stack.sock}"],
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
 
 
 def cmd_status(args: argparse.Namespace) -> int:
