@@ -21,11 +21,20 @@ INVENTORY_GATE_RECORD_TTL_SECONDS = env.int("INVENTORY_GATE_RECORD_TTL_SECONDS",
 # How long a request waits for another one loading a cloth's gate from PostgreSQL.
 INVENTORY_GATE_LOAD_WAIT_SECONDS = env.float("INVENTORY_GATE_LOAD_WAIT_SECONDS", default=5.0)
 
+# A gate record PostgreSQL contradicts is repaired once it is this old (younger ones may
+# belong to a request still under way).
+INVENTORY_GATE_REPAIR_AGE_SECONDS = env.float("INVENTORY_GATE_REPAIR_AGE_SECONDS", default=120.0)
+
 CELERY_BEAT_SCHEDULE = {
     **CELERY_BEAT_SCHEDULE,  # noqa: F821 - set by service_settings above
     "release-expired-reservations": {
         "task": "inventory.tasks.release_expired_reservations",
         "schedule": env.float("INVENTORY_EXPIRY_SWEEP_SECONDS", default=15.0),
         "options": {"expires": 30},
+    },
+    "repair-gate": {
+        "task": "inventory.tasks.repair_gate",
+        "schedule": env.float("INVENTORY_GATE_REPAIR_SWEEP_SECONDS", default=60.0),
+        "options": {"expires": 60},
     },
 }

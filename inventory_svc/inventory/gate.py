@@ -122,12 +122,12 @@ def sell(*, cloth_id: int, order_id: int, member_id: int, lines: list[tuple[int,
     )
 
 
-def forget(*, cloth_id: int, order_id: int, give_back: Iterable[int] = ()) -> list[str]:
+def forget(*, cloth_id: int, order_id: int, give_back: Iterable[int] = (), state: str = "R") -> list[str]:
     k = Keys(cloth_id)
     return _decode(
         _script("forget")(
             keys=[k.avail, k.bought, k.record(order_id), k.orders],
-            args=[order_id, ",".join(str(int(v)) for v in give_back)],
+            args=[order_id, ",".join(str(int(v)) for v in give_back), state],
         )
     )
 
@@ -172,6 +172,32 @@ def snapshot(cloth_id: int) -> dict:
         "bought": {int(m): int(n) for m, n in bought.items()},
         "orders": {int(o) for o in orders},
     }
+
+
+@dataclass(frozen=True)
+class Record:
+    order_id: int
+    state: str
+    member_id: int
+    lines: list[tuple[int, int]]
+    at_ms: int | None  # when the gate reserved it; None for a record loaded from PostgreSQL
+
+
+def records(cloth_id: int) -> list[Record]:
+    """The records of the orders the gate holds units for (reserved or sold) in ``cloth_id``."""
+    k = Keys(cloth_id)
+    client = get_redis()
+    order_ids = sorted(int(o) for o in client.smembers(k.orders))
+    pipe = client.pipeline(transaction=False)
+    for order_id in order_ids:
+        pipe.hmget(k.record(order_id), "state", "member", "lines", "at")
+    found = []
+    for order_id, (state, member, lines, at) in zip(order_ids, pipe.execute(), strict=True):
+        if state is None:
+            continue  # the set names an order whose record just ended
+        pairs = [tuple(int(x) for x in part.split(":")) for part in (lines or b"").decode().split(",") if part]
+        found.append(Record(order_id, state.decode(), int(member or 0), pairs, int(at) if at else None))
+    return found
 
 
 # --- loading from PostgreSQL ---------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Each function is the one path for its use case (views, consumers, commands and the admin
 call it). The order of Redis and PostgreSQL is chosen so a crash between them can only
-leave Redis *under*-counting (a unit briefly unsellable, fixed by ``rebuild_stock``), and
+leave Redis *under*-counting (a unit briefly unsellable, until ``repair_gate`` runs), and
 PostgreSQL's guarded updates refuse any unit that is not there: no oversell, ever.
 """
 
@@ -153,8 +153,8 @@ def _after_commit(func, *args, **kwargs) -> None:
         try:
             func(*args, **kwargs)
         except redis.RedisError as exc:
-            # Safe: the gate then holds fewer units than PostgreSQL; rebuild_stock repairs it.
-            logger.warning("stock gate not updated after commit (%s); rebuild_stock will repair it", exc)
+            # Safe: the gate then holds fewer units than PostgreSQL; repair_gate finishes it.
+            logger.warning("stock gate not updated after commit (%s); the gate repair job finishes it", exc)
 
     transaction.on_commit(run)
 
@@ -303,18 +303,23 @@ def _gate_call(cloth_id: int, call):
     return answer
 
 
-def _undo(order_id: int, held: dict[int, list[Line]], *, short: set[int] = frozenset()) -> None:
-    """Drop the order's gate records; units go back unless PostgreSQL said they were not there."""
+def _undo(order_id: int, held: dict[int, list[Line]], *, short: set[int] = frozenset(), state: str = "R") -> None:
+    """Drop the order's gate records this call left in ``state`` (R after a reserve, S after a
+    sell); units go back unless PostgreSQL said they were not there."""
     for cloth_id, lines in held.items():
         try:
             gate.forget(
                 cloth_id=cloth_id,
                 order_id=order_id,
                 give_back=[ln.variant_id for ln in lines if ln.variant_id not in short],
+                state=state,
             )
         except redis.RedisError as exc:
             logger.warning(
-                "order %s: gate record of cloth %s not dropped (%s); rebuild_stock repairs it", order_id, cloth_id, exc
+                "order %s: gate record of cloth %s not dropped (%s); the gate repair job finishes it",
+                order_id,
+                cloth_id,
+                exc,
             )
 
 
@@ -602,7 +607,7 @@ def _sell_released(reservation: Reservation, lines: list[Line], *, actor: str) -
                 failed_variant = int(answer[1]) if answer[0] == "SOLD_OUT" else cloth_lines[0].variant_id
                 break
     except redis.RedisError as exc:
-        _undo(order_id, taken)
+        _undo(order_id, taken, state="S")
         raise UpstreamUnavailable("The stock gate is unavailable; try again.") from exc
     if failed_variant is None:
         try:
@@ -624,9 +629,9 @@ def _sell_released(reservation: Reservation, lines: list[Line], *, actor: str) -
             return {"order_id": order_id, "status": "SOLD"}
         except _Short as exc:
             failed_variant = exc.variants[0]
-            _undo(order_id, taken, short=set(exc.variants))
+            _undo(order_id, taken, short=set(exc.variants), state="S")
             taken = {}
-    _undo(order_id, taken)
+    _undo(order_id, taken, state="S")
     return _sell_failed(reservation, variant_id=failed_variant, reason="released_and_sold_out")
 
 
@@ -701,6 +706,76 @@ def release_expired_reservations(*, now: dt.datetime | None = None, limit: int =
     if released:
         logger.info("released %d reservations past their deadline", released)
     return released
+
+
+def repair_gate(*, cloth_ids: list[int] | None = None, min_age_seconds: float | None = None) -> dict:
+    """Finish the gate updates that a crash, a Redis error or a concurrent rebuild left undone.
+
+    Every path changes PostgreSQL first and the gate after, so what can be left behind is a
+    gate record still holding units that PostgreSQL has released, sold or returned, or
+    never reserved at all (the process died between the two). Each repair is the same
+    idempotent, state-checked gate step the normal path runs, decided by PostgreSQL's word:
+
+    - PostgreSQL released or returned the order, the gate still holds it reserved: release.
+    - PostgreSQL sold it, the gate still holds it reserved: sell.
+    - PostgreSQL returned it, the gate still holds it sold: give back.
+    - PostgreSQL never heard of it, and the gate reserved it more than ``min_age_seconds``
+      ago: the order id is first marked released in PostgreSQL (a reserve still under way
+      for it can then no longer be written), then the units go back.
+
+    Records younger than ``min_age_seconds`` are left for the request that made them.
+    Answers counts per repair kind and what the gate and PostgreSQL still disagree on.
+    """
+    min_age = settings.INVENTORY_GATE_REPAIR_AGE_SECONDS if min_age_seconds is None else min_age_seconds
+    cutoff_ms = gate.now_ms() - int(min_age * 1000)
+    done: dict[str, int] = defaultdict(int)
+    for cloth_id in cloth_ids if cloth_ids is not None else gate.loaded_cloth_ids():
+        held = [r for r in gate.records(cloth_id) if r.at_ms is None or r.at_ms <= cutoff_ms]
+        if not held:
+            continue
+        states = dict(
+            Reservation.objects.filter(order_id__in=[r.order_id for r in held]).values_list("order_id", "state")
+        )
+        for record in held:
+            kind = _repair_record(cloth_id, record, states.get(record.order_id))
+            if kind:
+                done[kind] += 1
+                logger.warning(
+                    "order %s: gate of cloth %s held it %s against PostgreSQL; repaired (%s)",
+                    record.order_id,
+                    cloth_id,
+                    record.state,
+                    kind,
+                )
+    return {"repaired": dict(done), "total": sum(done.values())}
+
+
+def _repair_record(cloth_id: int, record: gate.Record, pg_state: str | None) -> str | None:
+    order_id = record.order_id
+    if record.state == "R":
+        if pg_state is None:
+            try:
+                with transaction.atomic():
+                    Reservation.objects.create(
+                        order_id=order_id,
+                        member_id=record.member_id,
+                        cloth_ids=[cloth_id],
+                        state=ReservationState.RELEASED,
+                        deadline=timezone.now(),
+                        release_reason="never_written",
+                    )
+            except IntegrityError:
+                return None  # written just now after all: the next sweep sees its state
+            answer = gate.release(cloth_id=cloth_id, order_id=order_id)
+            return "never_written" if answer[0] == "OK" else None
+        if pg_state in (ReservationState.RELEASED, ReservationState.RETURNED):
+            return "released" if gate.release(cloth_id=cloth_id, order_id=order_id)[0] == "OK" else None
+        if pg_state == ReservationState.SOLD:
+            answer = gate.sell(cloth_id=cloth_id, order_id=order_id, member_id=record.member_id, lines=record.lines)
+            return "sold" if answer[0] == "OK" else None
+    elif record.state == "S" and pg_state == ReservationState.RETURNED:
+        return "returned" if gate.give_back_sold(cloth_id=cloth_id, order_id=order_id)[0] == "OK" else None
+    return None
 
 
 def report_unsellable(*, order_id: int, member_id: int | None) -> None:

@@ -2,7 +2,8 @@
 -- KEYS[1] {cloth:<id>}:avail    hash variant_id -> units available
 -- KEYS[2] {cloth:<id>}:rule     hash start_ms, limit; the cloth is loaded iff avail and rule exist
 -- KEYS[3] {cloth:<id>}:bought   hash member_id -> units the member holds (reserved or sold)
--- KEYS[4] {cloth:<id>}:res:<order_id>   the order's record: hash state (R|S|X|T), member, n, lines
+-- KEYS[4] {cloth:<id>}:res:<order_id>   the order's record: hash state (R|S|X|T), member, n, lines,
+--         at (ms when reserved; a record loaded from PostgreSQL has none)
 -- KEYS[5] {cloth:<id>}:orders   set of order ids that have a record (so a rebuild can drop them)
 -- ARGV[1] order_id  ARGV[2] member_id  ARGV[3] now in ms (server time)  ARGV[4] lines "v:q,v:q"
 -- Answers: {"OK"} reserved now; {"AGAIN", state} the order already has a record (a retry);
@@ -47,6 +48,6 @@ for _, line in ipairs(lines) do
   redis.call("HINCRBY", KEYS[1], line[1], -line[2])
 end
 redis.call("HINCRBY", KEYS[3], ARGV[2], n)
-redis.call("HSET", KEYS[4], "state", "R", "member", ARGV[2], "n", n, "lines", ARGV[4])
+redis.call("HSET", KEYS[4], "state", "R", "member", ARGV[2], "n", n, "lines", ARGV[4], "at", ARGV[3])
 redis.call("SADD", KEYS[5], ARGV[1])
 return {"OK"}
