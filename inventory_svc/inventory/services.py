@@ -733,9 +733,10 @@ def repair_gate(*, cloth_ids: list[int] | None = None, min_age_seconds: float | 
         held = [r for r in gate.records(cloth_id) if r.at_ms is None or r.at_ms <= cutoff_ms]
         if not held:
             continue
-        states = dict(
-            Reservation.objects.filter(order_id__in=[r.order_id for r in held]).values_list("order_id", "state")
-        )
+        states: dict[int, str] = {}
+        for start in range(0, len(held), 1000):  # a long-sold drop holds thousands of records
+            chunk = [r.order_id for r in held[start : start + 1000]]
+            states.update(Reservation.objects.filter(order_id__in=chunk).values_list("order_id", "state"))
         for record in held:
             kind = _repair_record(cloth_id, record, states.get(record.order_id))
             if kind:
