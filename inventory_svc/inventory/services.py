@@ -742,10 +742,10 @@ def repair_gate(*, cloth_ids: list[int] | None = None, min_age_seconds: float | 
             if kind:
                 done[kind] += 1
                 logger.warning(
-                    "order %s: gate of cloth %s held it %s against PostgreSQL; repaired (%s)",
+                    "order %s: gate of cloth %s held its units as %s, PostgreSQL disagreed; repaired (%s)",
                     record.order_id,
                     cloth_id,
-                    record.state,
+                    "reserved" if record.state == "R" else "sold",
                     kind,
                 )
     return {"repaired": dict(done), "total": sum(done.values())}
