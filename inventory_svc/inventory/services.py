@@ -724,7 +724,8 @@ def repair_gate(*, cloth_ids: list[int] | None = None, min_age_seconds: float | 
       for it can then no longer be written), then the units go back.
 
     Records younger than ``min_age_seconds`` are left for the request that made them.
-    Answers counts per repair kind and what the gate and PostgreSQL still disagree on.
+    Answers ``{"repaired": {kind: count}, "total": n}``; ``check_invariants`` lists any
+    difference left (a gate holding *more* than PostgreSQL, which only a rebuild mends).
     """
     min_age = settings.INVENTORY_GATE_REPAIR_AGE_SECONDS if min_age_seconds is None else min_age_seconds
     cutoff_ms = gate.now_ms() - int(min_age * 1000)
