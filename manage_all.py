@@ -24,6 +24,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -763,6 +764,8 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
+    # `status | head` and the like: a closed pipe ends the output quietly, not with a traceback.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     parser = argparse.ArgumentParser(prog="manage_all.py", description=__doc__.split("\n")[0])
     parser.add_argument("--stack", default="dev", choices=["dev", "e2e"], help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True)
