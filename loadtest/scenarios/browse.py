@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import random
 
-from common import data, judge
-from locust import FastHttpUser, constant, constant_throughput, task
+from common import data, judge, pacing
+from locust import FastHttpUser, constant, task
 
 LIST_QUERIES = [
     "",
@@ -32,7 +32,7 @@ class Browser(FastHttpUser):
 
     def on_start(self) -> None:
         d = data()
-        self._pace = constant_throughput(float(d["rate"]) / max(1, int(d["users"]))) if d.get("rate") else constant(0)
+        self._pace = pacing(d, constant(0))
         self.clothes: list[int] = d["clothes"]
 
     @task(1)

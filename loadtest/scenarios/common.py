@@ -14,10 +14,11 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from locust import events
+from locust import constant_throughput, events
 from locust.env import Environment
 from locust.runners import WorkerRunner
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
@@ -39,6 +40,12 @@ def data() -> dict[str, Any]:
             raise RuntimeError("LOADTEST_DATA is not set: start scenarios through loadtest/run.py")
         _data = json.loads(Path(path).read_text())
     return _data
+
+
+def pacing(d: dict[str, Any], unpaced: Callable[..., float]) -> Callable[..., float]:
+    """A user's wait time: its share of ``--rate`` when the run is paced, else ``unpaced``."""
+    rate = d.get("rate")
+    return constant_throughput(float(rate) / max(1, int(d["users"]))) if rate else unpaced
 
 
 def member_for(environment: Environment) -> dict[str, Any]:

@@ -20,8 +20,8 @@ import uuid
 from typing import Any
 
 import gevent
-from common import auth, data, judge, member_for, refresh_member, token_expired
-from locust import FastHttpUser, between, constant_throughput, task
+from common import auth, data, judge, member_for, pacing, refresh_member, token_expired
+from locust import FastHttpUser, between, task
 
 CARD_OK = "4242424242424242"
 EXPECTED = {
@@ -44,8 +44,7 @@ class Buyer(FastHttpUser):
 
     def on_start(self) -> None:
         d = data()
-        rate = d.get("rate")
-        self._pace = constant_throughput(float(rate) / max(1, int(d["users"]))) if rate else between(*d["retry_wait"])
+        self._pace = pacing(d, between(*d["retry_wait"]))
         self.member: dict[str, Any] = member_for(self.environment)
         variants = d["drop"]["variants"]
         self.candidates: list[int] = [v["variant_id"] for v in variants]
