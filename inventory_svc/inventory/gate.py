@@ -12,6 +12,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -210,14 +211,23 @@ def _rule_ms(rule: ClothRule | None) -> tuple[int, int]:
     return start, int(rule.purchase_limit or 0)
 
 
-def state_from_database(cloth_id: int) -> dict:
-    """What the gate of ``cloth_id`` must hold, computed from one consistent PostgreSQL snapshot."""
+@contextmanager
+def one_snapshot():
+    """A transaction whose reads all see one PostgreSQL snapshot (REPEATABLE READ).
+
+    Inside a caller's transaction, that transaction's own isolation applies.
+    """
     outer = connection.in_atomic_block
     with transaction.atomic():
-        # One snapshot for all three reads; inside a caller's transaction its own isolation applies.
         if connection.vendor == "postgresql" and not outer:
             with connection.cursor() as cur:
                 cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        yield
+
+
+def state_from_database(cloth_id: int) -> dict:
+    """What the gate of ``cloth_id`` must hold, computed from one consistent PostgreSQL snapshot."""
+    with one_snapshot():
         items = list(StockItem.objects.filter(cloth_id=cloth_id).values_list("variant_id", "total", "reserved", "sold"))
         rule = ClothRule.objects.filter(cloth_id=cloth_id).first()
         held = list(

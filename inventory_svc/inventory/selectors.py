@@ -109,29 +109,34 @@ def invariant_differences(*, with_gate: bool = True) -> tuple[int, list[dict]]:
     Per variant: counts within bounds; reserved and sold equal to what the reservations
     hold; every counter equal to the ledger replayed; and the gate's available units equal
     to PostgreSQL's (for clothes loaded in Redis).
+
+    PostgreSQL is read in one snapshot. The gate follows PostgreSQL a moment after each
+    commit, so a cloth whose gate disagrees is read again (both sides) before the
+    difference is reported: a check during traffic reports drift, not requests in flight.
     """
-    from django.db.models import Q, Sum
+    from django.db.models import Sum
 
     from inventory import gate
     from inventory.models import MovementKind, ReservationLine, ReservationState, StockMovement
 
-    items = list(StockItem.objects.all())
-    held = {
-        (v, s): n
-        for v, s, n in ReservationLine.objects.filter(
-            reservation__state__in=[ReservationState.ACTIVE, ReservationState.SOLD]
-        )
-        .values_list("variant_id", "reservation__state")
-        .annotate(n=Sum("quantity"))
-        .values_list("variant_id", "reservation__state", "n")
-    }
-    ledger: dict[int, dict[str, int]] = {}
-    for v, kind, n in (
-        StockMovement.objects.values_list("variant_id", "kind")
-        .annotate(n=Sum("quantity"))
-        .values_list("variant_id", "kind", "n")
-    ):
-        ledger.setdefault(v, {})[kind] = n
+    with gate.one_snapshot():
+        items = list(StockItem.objects.all())
+        held = {
+            (v, s): n
+            for v, s, n in ReservationLine.objects.filter(
+                reservation__state__in=[ReservationState.ACTIVE, ReservationState.SOLD]
+            )
+            .values_list("variant_id", "reservation__state")
+            .annotate(n=Sum("quantity"))
+            .values_list("variant_id", "reservation__state", "n")
+        }
+        ledger: dict[int, dict[str, int]] = {}
+        for v, kind, n in (
+            StockMovement.objects.values_list("variant_id", "kind")
+            .annotate(n=Sum("quantity"))
+            .values_list("variant_id", "kind", "n")
+        ):
+            ledger.setdefault(v, {})[kind] = n
     diffs: list[dict] = []
 
     def diff(item: StockItem, what: str, expected, actual) -> None:
@@ -178,15 +183,26 @@ def invariant_differences(*, with_gate: bool = True) -> tuple[int, list[dict]]:
         diff(item, "available + reserved + sold = total", item.total, item.available + item.reserved + item.sold)
 
     if with_gate:
-        by_cloth: dict[int, list[StockItem]] = {}
-        for item in items:
-            by_cloth.setdefault(item.cloth_id, []).append(item)
-        for cloth_id, cloth_items in by_cloth.items():
-            snap = gate.snapshot(cloth_id)
-            if not snap["loaded"]:
-                continue  # loaded from PostgreSQL on first use: nothing to disagree with yet
-            for item in cloth_items:
-                diff(item, "gate available = PostgreSQL available", item.available, snap["avail"].get(item.variant_id))
+        for cloth_id in sorted({item.cloth_id for item in items}):
+            diffs.extend(_gate_differences(cloth_id))
+    return len(items), diffs
+
+
+def _gate_differences(cloth_id: int, *, reads: int = 3, pause: float = 0.2) -> list[dict]:
+    """The gate of ``cloth_id`` against PostgreSQL; a difference must survive ``reads`` reads."""
+    import time
+
+    from django.db.models import Q
+
+    from inventory import gate
+    from inventory.models import ReservationState
+
+    found: list[dict] = []
+    for attempt in range(reads):
+        if attempt:
+            time.sleep(pause)
+        with gate.one_snapshot():
+            items = list(StockItem.objects.filter(cloth_id=cloth_id))
             active = set(
                 Reservation.objects.filter(
                     Q(state=ReservationState.ACTIVE) | Q(state=ReservationState.SOLD), lines__cloth_id=cloth_id
@@ -194,13 +210,29 @@ def invariant_differences(*, with_gate: bool = True) -> tuple[int, list[dict]]:
                 .values_list("order_id", flat=True)
                 .distinct()
             )
-            if snap["orders"] != active:
-                diffs.append(
-                    {
-                        "cloth_id": cloth_id,
-                        "check": "gate records = active and sold reservations",
-                        "only_in_gate": sorted(snap["orders"] - active),
-                        "only_in_postgresql": sorted(active - snap["orders"]),
-                    }
-                )
-    return len(items), diffs
+        snap = gate.snapshot(cloth_id)
+        if not snap["loaded"]:
+            return []  # loaded from PostgreSQL on first use: nothing to disagree with yet
+        found = [
+            {
+                "variant_id": item.variant_id,
+                "cloth_id": cloth_id,
+                "check": "gate available = PostgreSQL available",
+                "expected": item.available,
+                "actual": snap["avail"].get(item.variant_id),
+            }
+            for item in items
+            if snap["avail"].get(item.variant_id) != item.available
+        ]
+        if snap["orders"] != active:
+            found.append(
+                {
+                    "cloth_id": cloth_id,
+                    "check": "gate records = active and sold reservations",
+                    "only_in_gate": sorted(snap["orders"] - active),
+                    "only_in_postgresql": sorted(active - snap["orders"]),
+                }
+            )
+        if not found:
+            return []
+    return found

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 from django.core.management import CommandError, call_command
 
-from inventory import gate
+from inventory import gate, selectors
 from inventory.models import StockItem
 from inventory.tests.conftest import counts, gate_avail, reserve
 
@@ -24,6 +25,21 @@ def test_check_invariants_lists_differences_and_exits_non_zero(cloth, redis_db, 
     assert exc.value.code == 1
     checks = {d["check"] for d in json.loads(capsys.readouterr().out)["differences"]}
     assert {"total = ledger", "gate available = PostgreSQL available"} <= checks
+
+
+def test_a_gate_step_still_in_flight_is_not_reported_but_a_lasting_difference_is(cloth, redis_db):
+    cloth(1, {11: 5})
+    avail = gate.Keys(1).avail
+    redis_db.hset(avail, 11, 4)  # PostgreSQL has committed a release; the gate's step is on its way
+    assert [d["expected"] for d in selectors._gate_differences(1, reads=1)] == [5]
+    catch_up = threading.Timer(0.1, lambda: redis_db.hset(avail, 11, 5))
+    catch_up.start()
+    try:
+        assert selectors._gate_differences(1, reads=3, pause=0.2) == []
+    finally:
+        catch_up.join()
+    redis_db.hset(avail, 11, 4)  # and this time it never comes
+    assert [(d["expected"], d["actual"]) for d in selectors._gate_differences(1, reads=3, pause=0.05)] == [(5, 4)]
 
 
 def test_rebuild_stock_restores_the_gate_from_postgresql(cloth, redis_db, capsys):
