@@ -672,7 +672,7 @@ def cmd_restart(args: argparse.Namespace) -> int:
     ]
     services = args.services or ["gateway", *SERVICES]
     if "kafka" in services:
-        say("note: the bundled broker keeps nothing on disk; after its restart, replay_events re-publishes")
+        say("note: the bundled broker keeps nothing on disk; after its restart the relays publish again")
     # The broker is restarted only when named: a restart loses its topics and offsets.
     targets = [p for s in services for p in (s, f"{s}-worker", f"{s}-consumer") if p in known and p not in changed]
     if targets:

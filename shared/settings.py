@@ -127,6 +127,10 @@ def service_settings(name: str, *, base_dir: Path, apps: list[str], database: bo
         "KAFKA_TOPIC_PREFIX": env.str("KAFKA_TOPIC_PREFIX", default=""),
         "OUTBOX_BATCH_SIZE": env.int("OUTBOX_BATCH_SIZE", default=500),
         "OUTBOX_WAKE_MS": env.int("OUTBOX_WAKE_MS", default=200),
+        # How often the relay asks whether the broker came back empty, and how far back it
+        # then publishes again (shared.messaging.recovery). 0 turns the check off.
+        "OUTBOX_BROKER_CHECK_SECONDS": env.float("OUTBOX_BROKER_CHECK_SECONDS", default=5.0),
+        "OUTBOX_REPLAY_WINDOW_SECONDS": env.int("OUTBOX_REPLAY_WINDOW_SECONDS", default=3600),
         "CONSUMER_MAX_ATTEMPTS": env.int("CONSUMER_MAX_ATTEMPTS", default=3),
         # Celery: Redis broker, one queue per service so services never take each other's jobs.
         "CELERY_BROKER_URL": env.str("CELERY_BROKER_URL", default=redis_url),

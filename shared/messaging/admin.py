@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from shared.messaging.models import DeadLetter, OutboxEvent, ProcessedEvent
+from shared.messaging.models import BrokerEpoch, DeadLetter, OutboxEvent, ProcessedEvent
 
 
 @admin.register(OutboxEvent)
@@ -42,3 +42,14 @@ class DeadLetterAdmin(admin.ModelAdmin):
         "created_at",
         "resolved_at",
     )
+
+
+@admin.register(BrokerEpoch)
+class BrokerEpochAdmin(admin.ModelAdmin):
+    """The brokers this service published into, and what it published again on finding each."""
+
+    list_display = ("epoch", "first_seen_at", "last_seen_at", "replayed")
+    readonly_fields = ("epoch", "first_seen_at", "last_seen_at", "replayed")
+
+    def has_add_permission(self, request):
+        return False

@@ -14,7 +14,7 @@ logger = logging.getLogger(__name__)
 _producer: Producer | None = None
 
 
-def _base() -> dict[str, Any]:
+def base_config() -> dict[str, Any]:
     return {"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS, "client.id": settings.SERVICE_NAME}
 
 
@@ -24,7 +24,7 @@ def get_producer() -> Producer:
     if _producer is None:
         _producer = Producer(
             {
-                **_base(),
+                **base_config(),
                 "acks": "all",
                 "linger.ms": 2,
                 "message.timeout.ms": 5000,
@@ -47,7 +47,7 @@ def make_consumer(group_id: str, **overrides: Any) -> Consumer:
     take seconds instead of the ~23 s of librdkafka's defaults on this broker.
     """
     config = {
-        **_base(),
+        **base_config(),
         "group.id": group_id,
         "enable.auto.commit": True,
         "auto.commit.interval.ms": 500,
@@ -64,7 +64,7 @@ def make_consumer(group_id: str, **overrides: Any) -> Consumer:
 
 def ensure_topics(names: list[str], partitions: int = 3) -> None:
     """Create topics that do not exist yet (a fresh broker has none)."""
-    admin = AdminClient(_base())
+    admin = AdminClient(base_config())
     existing = set(admin.list_topics(timeout=5).topics)
     missing = [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in names if n not in existing]
     if not missing:
@@ -78,7 +78,7 @@ def ensure_topics(names: list[str], partitions: int = 3) -> None:
 
 def broker_reachable(timeout: float = 1.0) -> bool:
     try:
-        AdminClient(_base()).list_topics(timeout=timeout)
+        AdminClient(base_config()).list_topics(timeout=timeout)
         return True
     except Exception:  # noqa: BLE001 - any failure means "not reachable" for a health check
         return False

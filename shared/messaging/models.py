@@ -93,3 +93,24 @@ class DeadLetter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.consumer} {self.event_type or '?'} {self.state}"
+
+
+class BrokerEpoch(models.Model):
+    """One broker lifetime this service has published into, known by its marker topic's id.
+
+    A broker that comes back empty (the bundled one after any restart, a cluster rebuilt
+    from nothing) gives the marker topic a new id. The outbox rows published into the
+    broker before it may never have been consumed, so they are published again; this table
+    remembers which broker they went to and since when (``shared.messaging.recovery``).
+    """
+
+    epoch = models.CharField(max_length=64, unique=True)
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    replayed = models.PositiveIntegerField(default=0, help_text="events published again when this broker was found")
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"broker {self.epoch} (since {self.first_seen_at:%Y-%m-%d %H:%M:%S})"

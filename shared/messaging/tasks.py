@@ -1,4 +1,4 @@
-"""Celery jobs every service runs: the outbox relay."""
+"""Celery jobs every service runs: the outbox relay (and its check for a broker that lost its data)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from celery import shared_task
 from django.conf import settings
 
 from shared.messaging.publisher import publish_all_pending
+from shared.messaging.recovery import check_broker_if_due
 from shared.redis import get_redis
 
 logger = logging.getLogger(__name__)
@@ -20,6 +21,10 @@ def publish_outbox() -> int:
     if not lock.acquire(blocking=False):
         return 0
     try:
+        try:
+            check_broker_if_due()
+        except Exception:  # noqa: BLE001 - the check must never stop publishing; it runs again soon
+            logger.exception("broker epoch check failed; publishing anyway, the next check tries again")
         return publish_all_pending()
     finally:
         try:
