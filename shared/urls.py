@@ -1,13 +1,15 @@
-"""URL patterns every service mounts: health, admin, OpenAPI schema."""
+"""URL patterns every service mounts: health, admin, OpenAPI schema, the internal event replay."""
 
 from django.contrib import admin
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 
 from shared.health import health
+from shared.messaging.api import ReplayEventsView
 
 common_urlpatterns = [
     path("health", health, name="health"),
     path("admin/", admin.site.urls),
+    path("internal/events/replay", ReplayEventsView.as_view(), name="events-replay"),
     path("api/schema", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
 ]

@@ -70,3 +70,22 @@ class RegisterStockView(APIView):
         s = serializers.RegisterStockSerializer(data=request.data)
         s.is_valid(raise_exception=True)
         return Response(services.register_stock(**s.validated_data, actor=_caller(request)))
+
+
+@extend_schema(exclude=True)
+class ReservationLookupView(APIView):
+    """Reservation states by order (``order_ids``), and ACTIVE ones made in ``[active_since, active_until)``.
+
+    The order service's reconciliation compares them with its orders.
+    """
+
+    permission_classes = [IsInternal]
+
+    def post(self, request):
+        s = serializers.ReservationLookupSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        data = s.validated_data
+        answer = {"reservations": selectors.reservation_states(data.get("order_ids") or [])}
+        if "active_since" in data:
+            answer["active"] = selectors.active_reservations(since=data["active_since"], until=data["active_until"])
+        return Response(answer)

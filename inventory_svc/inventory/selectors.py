@@ -1,14 +1,15 @@
-"""Reads of stock: which cloth a variant belongs to, counts for other services."""
+"""Reads of stock: which cloth a variant belongs to, counts and reservations for other services."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 
 from django.conf import settings
 from django.core.cache import cache
 
-from inventory.models import Reservation, StockItem
+from inventory.models import Reservation, ReservationState, StockItem
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +102,22 @@ def reservation_answer(reservation: Reservation) -> dict:
         "lines": reservation_lines(reservation),
         "deadline": reservation.deadline,
     }
+
+
+def reservation_states(order_ids: list[int]) -> list[dict]:
+    """``[{order_id, state, sell_failed}]`` of the reservations of these orders (unknown ones left out)."""
+    rows = Reservation.objects.filter(order_id__in=order_ids).values_list("order_id", "state", "sell_failed_at")
+    return [{"order_id": o, "state": state, "sell_failed": failed is not None} for o, state, failed in rows]
+
+
+def active_reservations(*, since: dt.datetime, until: dt.datetime, limit: int = 5000) -> list[dict]:
+    """ACTIVE reservations made in ``[since, until)``: ``[{order_id, member_id, created_at}]``."""
+    rows = (
+        Reservation.objects.filter(state=ReservationState.ACTIVE, created_at__gte=since, created_at__lt=until)
+        .order_by("created_at")
+        .values("order_id", "member_id", "created_at")[:limit]
+    )
+    return [{**row, "created_at": row["created_at"].isoformat()} for row in rows]
 
 
 def invariant_differences(*, with_gate: bool = True) -> tuple[int, list[dict]]:

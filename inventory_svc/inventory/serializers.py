@@ -54,3 +54,16 @@ class RegisterStockSerializer(serializers.Serializer):
         if len(ids) != len(set(ids)):
             raise serializers.ValidationError("variant ids must be distinct")
         return value
+
+
+class ReservationLookupSerializer(serializers.Serializer):
+    """Either the reservations of some orders, or the ACTIVE ones made in a time window (or both)."""
+
+    order_ids = serializers.ListField(child=IdField(), required=False, max_length=1000)
+    active_since = serializers.DateTimeField(required=False)
+    active_until = serializers.DateTimeField(required=False)
+
+    def validate(self, attrs):
+        if ("active_since" in attrs) != ("active_until" in attrs):
+            raise serializers.ValidationError({"active_until": ["active_since and active_until go together."]})
+        return attrs

@@ -23,8 +23,19 @@ ORDER_MAX_LINE_QUANTITY = env.int("ORDER_MAX_LINE_QUANTITY", default=10)
 ORDER_IDEMPOTENCY_TTL_SECONDS = env.int("ORDER_IDEMPOTENCY_TTL_SECONDS", default=24 * 3600)
 WISHLIST_MAX_ITEMS = env.int("WISHLIST_MAX_ITEMS", default=100)
 
+# The saga's reconciliation (orders/reconcile.py): how often, how long events in flight get
+# to land before a disagreement counts, and how far back it looks.
+SAGA_RECONCILE_EVERY_SECONDS = env.float("SAGA_RECONCILE_EVERY_SECONDS", default=60.0)
+SAGA_RECONCILE_GRACE_SECONDS = env.float("SAGA_RECONCILE_GRACE_SECONDS", default=60.0)
+SAGA_RECONCILE_WINDOW_SECONDS = env.float("SAGA_RECONCILE_WINDOW_SECONDS", default=6 * 3600.0)
+
 CELERY_BEAT_SCHEDULE = {
     **_shared["CELERY_BEAT_SCHEDULE"],
+    "reconcile-saga": {
+        "task": "orders.tasks.reconcile_saga",
+        "schedule": SAGA_RECONCILE_EVERY_SECONDS,
+        "options": {"expires": SAGA_RECONCILE_EVERY_SECONDS},
+    },
     "expire-overdue-orders": {
         "task": "orders.tasks.expire_overdue_orders",
         "schedule": ORDER_EXPIRY_SWEEP_SECONDS,

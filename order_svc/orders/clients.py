@@ -124,3 +124,37 @@ def reserve_stock(*, order_id: int, member_id: int, lines: list[dict[str, int]],
 def release_stock(*, order_id: int, reason: str) -> None:
     """Give a reservation back (idempotent on the inventory side)."""
     upstream.call_ok("inventory", "POST", f"/internal/reservations/{order_id}/release", body={"reason": reason})
+
+
+# --------------------------------------------------------------------------------------
+# The saga's reconciliation (orders/reconcile.py): what the other services hold
+# --------------------------------------------------------------------------------------
+
+
+def charged_payments(*, since: dt.datetime, until: dt.datetime) -> list[dict[str, Any]]:
+    """Payments still COMPLETED that last changed in ``[since, until)``: ``[{payment_id, order_id, ...}]``."""
+    answer = upstream.call_ok(
+        "payment", "POST", "/internal/payments/charged", body={"since": since.isoformat(), "until": until.isoformat()}
+    )
+    return answer["payments"]
+
+
+def reservations(
+    order_ids: list[int], *, active_since: dt.datetime | None = None, active_until: dt.datetime | None = None
+) -> dict[str, Any]:
+    """Inventory's reservation states of ``order_ids``, and its ACTIVE reservations made in a window."""
+    body: dict[str, Any] = {"order_ids": order_ids}
+    if active_since is not None and active_until is not None:
+        body |= {"active_since": active_since.isoformat(), "active_until": active_until.isoformat()}
+    return upstream.call_ok("inventory", "POST", "/internal/reservations/lookup", body=body)
+
+
+def replay_events(service: str, *, aggregate_type: str, aggregate_ids: list[Any]) -> int:
+    """Ask ``service`` to publish the events of these aggregates again; returns how many it sent."""
+    answer = upstream.call_ok(
+        service,
+        "POST",
+        "/internal/events/replay",
+        body={"aggregate_type": aggregate_type, "aggregate_ids": [str(i) for i in aggregate_ids]},
+    )
+    return int(answer["replayed"])

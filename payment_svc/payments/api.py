@@ -8,8 +8,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from payments import services
-from payments.serializers import CompletePaymentSerializer, OpenPaymentSerializer, PaymentSerializer
+from payments import selectors, services
+from payments.serializers import (
+    ChargedPaymentsQuerySerializer,
+    CompletePaymentSerializer,
+    OpenPaymentSerializer,
+    PaymentSerializer,
+)
+from shared.internal_auth import IsInternal
 
 
 class OpenPaymentView(APIView):
@@ -40,3 +46,18 @@ class CompletePaymentView(APIView):
             member_id=request.user.member_id, order_id=order_id, card_number=body.validated_data["card_number"]
         )
         return Response(PaymentSerializer(payment).data)
+
+
+@extend_schema(exclude=True)
+class ChargedPaymentsView(APIView):
+    """Internal: payments still charged (COMPLETED) whose last change falls in ``[since, until)``.
+
+    The order service's reconciliation compares them with its orders.
+    """
+
+    permission_classes = [IsInternal]
+
+    def post(self, request: Request) -> Response:
+        s = ChargedPaymentsQuerySerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        return Response({"payments": selectors.charged_payments(**s.validated_data)})

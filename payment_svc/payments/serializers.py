@@ -29,3 +29,9 @@ class PaymentSerializer(serializers.ModelSerializer):
     class Meta:
         model = Payment
         fields = ["payment_id", "order_id", "amount", "status"]
+
+
+class ChargedPaymentsQuerySerializer(serializers.Serializer):
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField()
+    limit = serializers.IntegerField(min_value=1, max_value=10000, default=5000)

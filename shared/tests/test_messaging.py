@@ -140,3 +140,21 @@ def test_replay_republishes_by_type(capsys):
     assert publish_pending() == 2
     call_command("replay_events", "--type", "ParcelPacked", "--aggregate-id", "8")
     assert json.loads(capsys.readouterr().out) == {"replayed": 1}
+
+
+@pytest.mark.django_db
+def test_replay_endpoint_publishes_one_aggregates_events_again(internal_client, anon_client):
+    ensure_topics([topic_name("parcels")])
+    _record(9)
+    _record(10)
+    assert publish_pending() == 2
+    body = {"aggregate_type": "parcel", "aggregate_ids": ["10"]}
+    r = internal_client.post("/internal/events/replay", body, format="json")
+    assert r.status_code == 200 and r.json() == {"replayed": 1}
+    r = internal_client.post("/internal/events/replay", {**body, "event_types": ["Other"]}, format="json")
+    assert r.json() == {"replayed": 0}
+    r = internal_client.post(
+        "/internal/events/replay", {"aggregate_type": "parcel", "aggregate_ids": []}, format="json"
+    )
+    assert r.status_code == 400 and "aggregate_ids" in r.json()["error"]["fields"]
+    assert anon_client.post("/internal/events/replay", body, format="json").status_code == 404

@@ -58,6 +58,8 @@ def test_outsiders_get_404_on_every_internal_route(cloth, anon_client):
     assert anon_client.post("/cloth/inventory", {"variant_ids": [11]}, format="json").status_code == 404
     assert anon_client.put("/cloth/inventory", {"order_id": 1}, format="json").status_code == 404
     assert anon_client.post("/internal/stock", {}, format="json").status_code == 404
+    assert anon_client.post("/internal/reservations/lookup", {}, format="json").status_code == 404
+    assert anon_client.post("/internal/events/replay", {}, format="json").status_code == 404
 
 
 def test_release_and_sell_endpoints(cloth, internal_client):
@@ -96,3 +98,41 @@ def test_register_stock_endpoint_loads_the_gate(transactional_db, internal_clien
     assert internal_client.post("/internal/stock", body, format="json").status_code == 200
     assert gate.snapshot(5)["avail"] == {51: 3}
     assert counts(51) == (3, 0, 0)
+
+
+def test_reservation_lookup_gives_states_by_order_and_the_active_ones_in_a_window(cloth, internal_client):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    cloth(1, {11: 5})
+    for order_id in (200, 201):
+        internal_client.post(
+            "/internal/reservations",
+            {"order_id": order_id, "member_id": 7, "lines": [{"variant_id": 11, "quantity": 1}]},
+            format="json",
+        )
+    internal_client.post("/internal/reservations/200/release", {"reason": "cancelled"}, format="json")
+    now = timezone.now()
+    r = internal_client.post(
+        "/internal/reservations/lookup",
+        {
+            "order_ids": [200, 201, 999],
+            "active_since": (now - dt.timedelta(minutes=1)).isoformat(),
+            "active_until": (now + dt.timedelta(minutes=1)).isoformat(),
+        },
+        format="json",
+    )
+    assert r.status_code == 200
+    states = {x["order_id"]: x["state"] for x in r.json()["reservations"]}
+    assert states == {200: "RELEASED", 201: "ACTIVE"}
+    assert [x["order_id"] for x in r.json()["active"]] == [201]
+    # a window in the past holds none; half a window is refused, naming the field
+    r = internal_client.post(
+        "/internal/reservations/lookup",
+        {"active_since": "2020-01-01T00:00:00Z", "active_until": "2020-01-02T00:00:00Z"},
+        format="json",
+    )
+    assert r.json() == {"reservations": [], "active": []}
+    r = internal_client.post("/internal/reservations/lookup", {"active_since": now.isoformat()}, format="json")
+    assert r.status_code == 400 and "active_until" in r.json()["error"]["fields"]

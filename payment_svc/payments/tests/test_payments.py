@@ -207,3 +207,28 @@ def test_after_a_decline_no_new_payment_opens_for_the_order(member_client, order
     resp = _open(member_client(1))
     assert resp.status_code == 409 and resp.json()["error"]["code"] == "illegal_transition"
     assert Payment.objects.count() == 1
+
+
+def test_charged_payments_lists_the_completed_ones_of_a_window(member_client, orders, internal_client, anon_client):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    orders.add(2)
+    _open(member_client(1), 1)
+    _pay(member_client(1), 1)
+    _open(member_client(1), 2)
+    _pay(member_client(1), 2, DECLINED)
+    now = timezone.now()
+    window = {
+        "since": (now - dt.timedelta(minutes=1)).isoformat(),
+        "until": (now + dt.timedelta(minutes=1)).isoformat(),
+    }
+    r = internal_client.post("/internal/payments/charged", window, format="json")
+    assert r.status_code == 200
+    assert [(p["order_id"], p["amount"]) for p in r.json()["payments"]] == [(1, "59000.00")]
+    past = {"since": "2020-01-01T00:00:00Z", "until": "2020-01-02T00:00:00Z"}
+    assert internal_client.post("/internal/payments/charged", past, format="json").json() == {"payments": []}
+    r = internal_client.post("/internal/payments/charged", {"since": "yesterday"}, format="json")
+    assert r.status_code == 400 and {"since", "until"} <= set(r.json()["error"]["fields"])
+    assert anon_client.post("/internal/payments/charged", window, format="json").status_code == 404
