@@ -235,6 +235,7 @@ def make_stack(name: str) -> Stack:
             {
                 "ORDER_PAYMENT_DEADLINE_SECONDS": "20",
                 "INVENTORY_RESERVATION_GRACE_SECONDS": "4",
+                "INVENTORY_GATE_REPAIR_SWEEP_SECONDS": "5",
                 "EMAIL_SEND_COOLDOWN_SECONDS": "0",
                 "RATE_LIMIT_SCALE": "1",
             },

@@ -283,6 +283,20 @@ def load(cloth_id: int) -> bool:
     return True
 
 
+def reload(cloth_id: int) -> bool:
+    """Replace the gate of ``cloth_id`` with PostgreSQL's state, one loader at a time (repairs)."""
+    lock = get_redis().lock(Keys(cloth_id).lock, timeout=30, blocking_timeout=settings.INVENTORY_GATE_LOAD_WAIT_SECONDS)
+    if not lock.acquire():
+        return False
+    try:
+        return load(cloth_id)
+    finally:
+        try:
+            lock.release()
+        except Exception:  # noqa: BLE001 - an expired lock only means another loader may run; loads are whole
+            logger.info("gate load lock of cloth %s had expired", cloth_id)
+
+
 def ensure_loaded(cloth_id: int) -> bool:
     """Load the gate of ``cloth_id`` if its keys are missing; one loader at a time per cloth.
 

@@ -749,7 +749,67 @@ def repair_gate(*, cloth_ids: list[int] | None = None, min_age_seconds: float | 
                     "reserved" if record.state == "R" else "sold",
                     kind,
                 )
+    for cloth_id in cloth_ids if cloth_ids is not None else gate.loaded_cloth_ids():
+        drift = _lasting_drift(cloth_id, cutoff_ms)
+        if drift and gate.reload(cloth_id):
+            done["reloaded"] += 1
+            logger.warning(
+                "gate of cloth %s disagreed with PostgreSQL beyond any record (%s); reloaded from PostgreSQL",
+                cloth_id,
+                drift,
+            )
     return {"repaired": dict(done), "total": sum(done.values())}
+
+
+def _drift(cloth_id: int, cutoff_ms: int) -> tuple:
+    """How the gate of ``cloth_id`` differs from PostgreSQL, leaving out the young records.
+
+    A record younger than ``cutoff_ms`` may be a reserve whose PostgreSQL commit is still
+    under way: its units count as taken on both sides. Answers (per-variant gate minus
+    PostgreSQL, orders only the gate holds, orders only PostgreSQL holds); all empty when
+    they agree.
+    """
+    with gate.one_snapshot():
+        pg_avail = {
+            variant_id: total - reserved - sold
+            for variant_id, total, reserved, sold in StockItem.objects.filter(cloth_id=cloth_id).values_list(
+                "variant_id", "total", "reserved", "sold"
+            )
+        }
+        pg_orders = set(
+            Reservation.objects.filter(
+                state__in=[ReservationState.ACTIVE, ReservationState.SOLD], lines__cloth_id=cloth_id
+            )
+            .values_list("order_id", flat=True)
+            .distinct()
+        )
+    snap = gate.snapshot(cloth_id)
+    if not snap["loaded"]:
+        return ((), (), ())
+    avail = dict(snap["avail"])
+    gate_orders = set(snap["orders"])
+    for record in gate.records(cloth_id):
+        if record.order_id not in pg_orders and record.at_ms is not None and record.at_ms > cutoff_ms:
+            gate_orders.discard(record.order_id)
+            for variant_id, quantity in record.lines:
+                avail[variant_id] = avail.get(variant_id, 0) + quantity
+    deltas = tuple(sorted((v, avail.get(v, 0) - n) for v, n in pg_avail.items() if avail.get(v, 0) != n))
+    return deltas, tuple(sorted(gate_orders - pg_orders)), tuple(sorted(pg_orders - gate_orders))
+
+
+def _lasting_drift(cloth_id: int, cutoff_ms: int, *, reads: int = 3, pause: float = 0.2) -> tuple | None:
+    """The drift of ``cloth_id`` if the same one is seen on ``reads`` reads (requests in flight move it)."""
+    import time
+
+    seen = None
+    for attempt in range(reads):
+        if attempt:
+            time.sleep(pause)
+        drift = _drift(cloth_id, cutoff_ms)
+        if not any(drift) or (seen is not None and drift != seen):
+            return None
+        seen = drift
+    return seen
 
 
 def _repair_record(cloth_id: int, record: gate.Record, pg_state: str | None) -> str | None:

@@ -123,6 +123,40 @@ def test_redis_wiped_mid_drop_is_rebuilt_without_oversell(gw, join_member, login
     assert report["ok"] is True
 
 
+def test_redis_wiped_mid_drop_then_every_order_cancelled_leaves_gate_and_postgresql_agreeing(
+    gw, join_member, login, create_drop
+):
+    drop = create_drop(sizes="M:6", limit=1)
+    variant_id = drop["variants"][0]["variant_id"]
+    buyers = [login(join_member())["access_token"] for _ in range(14)]
+
+    def order(i):
+        r = gw.post("/orders/add", json={"lines": [{"variant_id": variant_id, "quantity": 1}]}, token=buyers[i])
+        return (i, r.json()["order_id"]) if r.status_code == 201 else None
+
+    def wipe_midway(i):
+        if i == 3:
+            redis.Redis.from_url(os.environ.get("E2E_REDIS_URL", "redis://127.0.0.1:6379/1")).flushdb()
+        return order(i)
+
+    with ThreadPoolExecutor(8) as pool:
+        won = [w for w in pool.map(wipe_midway, range(14)) if w]
+    assert len(won) == 6
+    for i, order_id in won:
+        r = gw.put("/orders/cancel", json={"order_id": order_id}, token=buyers[i])
+        assert r.status_code == 200, r.text
+    # No operator command: the releases, and the gate's own repair, bring every unit back.
+    wait_for(lambda: _stock(variant_id) == {"sold": 0, "reserved": 0}, timeout=60, what="every unit released")
+    wait_for(_invariants_hold, timeout=90, interval=2.0, what="gate and PostgreSQL agreeing")
+    # and all six units sell again
+    again = [login(join_member())["access_token"] for _ in range(6)]
+    codes = [
+        gw.post("/orders/add", json={"lines": [{"variant_id": variant_id, "quantity": 1}]}, token=t).status_code
+        for t in again
+    ]
+    assert codes == [201] * 6, codes
+
+
 def test_unpaid_order_expires_and_its_stock_returns(gw, buyer, create_drop):
     # The e2e stack runs with ORDER_PAYMENT_DEADLINE_SECONDS=20.
     drop = create_drop(sizes="M:1", limit=1)

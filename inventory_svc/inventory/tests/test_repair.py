@@ -118,6 +118,48 @@ def test_an_undo_never_gives_back_a_record_someone_else_already_released(cloth):
     assert gate_avail(1, 11) == 3
 
 
+def _gate_missed(cloth_id: int, order_id: int, variant_id: int, quantity: int, redis_db) -> None:
+    """The gate as a rebuild leaves it that read PostgreSQL just before ``order_id``'s reserve committed."""
+    k = gate.Keys(cloth_id)
+    member = redis_db.hget(k.record(order_id), "member")
+    redis_db.delete(k.record(order_id))
+    redis_db.srem(k.orders, order_id)
+    redis_db.hincrby(k.avail, variant_id, quantity)
+    redis_db.hincrby(k.bought, member, -quantity)
+
+
+def test_a_reservation_a_rebuild_missed_leaves_no_unit_stuck_once_released(cloth, redis_db):
+    cloth(1, {11: 1})
+    reserve(100, 7, (11, 1))
+    # Redis wiped mid-drop; the rebuild read PostgreSQL a moment before order 100 was written.
+    _gate_missed(1, 100, 11, 1, redis_db)
+    assert gate_avail(1, 11) == 1 and counts(11) == (0, 1, 0)
+    # The gate says yes to another buyer, PostgreSQL refuses: sold out, and the gate keeps
+    # the unit it was ahead by.
+    with pytest.raises(services.SoldOut):
+        reserve(101, 8, (11, 1))
+    assert gate_avail(1, 11) == 0
+    # Order 100 expires: PostgreSQL frees the unit, the gate has no record of it to give back.
+    services.release_reservation(order_id=100, reason="deadline_passed")
+    assert counts(11) == (1, 0, 0) and gate_avail(1, 11) == 0
+    assert not _gate_agrees()
+
+    report = services.repair_gate()
+    assert report["repaired"] == {"reloaded": 1}
+    assert gate_avail(1, 11) == 1 and _gate_agrees()
+    reserve(102, 9, (11, 1))  # the unit sells again
+    assert counts(11) == (0, 1, 0) and gate_avail(1, 11) == 0
+    assert services.repair_gate()["total"] == 0
+
+
+def test_a_gate_that_only_looks_different_while_requests_are_in_flight_is_not_reloaded(cloth, redis_db):
+    cloth(1, {11: 3})
+    # The gate's yes is made, PostgreSQL's commit is a moment away: young records are the request's own.
+    assert gate.reserve(cloth_id=1, order_id=100, member_id=7, lines=[(11, 1)]) == ["OK"]
+    assert services.repair_gate()["total"] == 0
+    assert gate.snapshot(1)["orders"] == {100}
+
+
 def test_the_command_prints_what_it_repaired(cloth, redis_db):
     cloth(1, {11: 3})
     gate.reserve(cloth_id=1, order_id=100, member_id=7, lines=[(11, 1)])
