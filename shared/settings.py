@@ -103,7 +103,7 @@ def service_settings(name: str, *, base_dir: Path, apps: list[str], database: bo
             "DEFAULT_AUTHENTICATION_CLASSES": ["shared.internal_auth.GatewayIdentityAuthentication"],
             "DEFAULT_PERMISSION_CLASSES": ["shared.internal_auth.IsMember"],
             "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-            "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+            "DEFAULT_PARSER_CLASSES": ["shared.parsers.JSONParser"],
             "EXCEPTION_HANDLER": "shared.errors.exception_handler",
             "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
             "DEFAULT_PAGINATION_CLASS": "shared.pagination.PageNumberPagination",
