@@ -42,6 +42,8 @@ def service_settings(name: str, *, base_dir: Path, apps: list[str], database: bo
         "DEBUG": debug,
         "ALLOWED_HOSTS": env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"]),
         "ROOT_URLCONF": "config.urls",
+        # A body over this is refused (413 payload_too_large) before it is read.
+        "DATA_UPLOAD_MAX_MEMORY_SIZE": env.int("REQUEST_MAX_BODY_BYTES", default=2_621_440),
         "WSGI_APPLICATION": "config.wsgi.application",
         "USE_TZ": True,
         "TIME_ZONE": "UTC",
