@@ -202,3 +202,9 @@ def test_a_body_over_the_limit_is_a_json_413_and_never_forwarded(client, setting
     assert str(limit) in r.json()["error"]["message"]
     got = seen(client.post("/member/login", data=b" " * limit, content_type="application/json"))
     assert len(got["body"]) == limit
+
+
+def test_a_request_without_host_sends_the_gateways_own_name_on(client):
+    # An HTTP/1.0 client may send no Host: links the service builds must still name the gateway.
+    got = seen(client.get("/cloth/list", SERVER_NAME="127.0.0.1", SERVER_PORT="8000"))["headers"]
+    assert got["host"] == "127.0.0.1:8000"
