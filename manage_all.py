@@ -376,7 +376,8 @@ def supervisor_config(stack: Stack) -> str:
         concurrency = f"--threads {threads}" if worker_class == "gthread" else f"--worker-connections {threads}"
         cwd = ROOT / f"{service}_svc"
         gunicorn = (
-            f"{py / 'gunicorn'} config.wsgi:application --bind 127.0.0.1:{stack.port(service)} "
+            f"{py / 'gunicorn'} config.wsgi:application -c python:shared.gunicorn_conf "
+            f"--bind 127.0.0.1:{stack.port(service)} "
             f"--workers {workers} {concurrency} --worker-class {worker_class} --backlog 2048 "
             f"--keep-alive 30 --graceful-timeout 10 --timeout 30 --name shop-{service} --no-control-socket"
         )

@@ -32,7 +32,8 @@ from stack import ROOT, Stack
 PASSWORD = "Loadtest-Drop-2026!"
 #: tokens older than this are refreshed once more before the run (access tokens live 300 s by default)
 FRESH_SECONDS = 60
-_SEPARATOR = "\n" + "-" * 79 + "\n"
+_SEPARATOR = "\n" + "-" * 79 + "\n"  # what Django's file e-mail backend writes after each message
+_SEPARATOR_BYTES = _SEPARATOR.encode()
 
 
 class RateLimitedError(RuntimeError):
@@ -40,11 +41,16 @@ class RateLimitedError(RuntimeError):
 
 
 class MailBox:
-    """The stack's mail folder, read incrementally: one pass over new files serves every waiting thread."""
+    """The stack's mail folder, read incrementally: one pass over new mail serves every waiting thread.
+
+    Django's file backend may append a message to a file it wrote before (a file is named by
+    the second and a connection's ``id()``, which a new connection can reuse), so each file
+    is read on from where the last whole message in it ended.
+    """
 
     def __init__(self, folder: Path):
         self.folder = folder
-        self._seen: set[str] = set()
+        self._read_up_to: dict[str, int] = {}
         self._codes: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -54,16 +60,21 @@ class MailBox:
         except FileNotFoundError:
             return
         for entry in entries:
-            if entry.name in self._seen:
-                continue
+            offset = self._read_up_to.get(entry.name, 0)
             try:
-                text = Path(entry.path).read_text(errors="replace")
+                if entry.stat().st_size <= offset:
+                    continue
+                with open(entry.path, "rb") as f:
+                    f.seek(offset)
+                    data = f.read()
             except OSError:
                 continue
-            if not text.endswith("-" * 79 + "\n"):
-                continue  # still being written: read it on the next pass
-            self._seen.add(entry.name)
-            for message in text.split(_SEPARATOR):
+            whole = data.rfind(_SEPARATOR_BYTES)
+            if whole < 0:
+                continue  # a message still being written: read it on a later pass
+            whole += len(_SEPARATOR_BYTES)
+            self._read_up_to[entry.name] = offset + whole
+            for message in data[:whole].decode(errors="replace").split(_SEPARATOR):
                 to = re.search(r"^To: (.+)$", message, re.M)
                 code = re.search(r"Your code: (\d{6})", message)
                 if to and code:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
@@ -90,6 +92,10 @@ class IllegalTransition(Conflict):
 
 class PaymentDeclined(ShopError):
     status_code, code, default_message = 402, "payment_declined", "The payment was declined."
+
+
+class PayloadTooLarge(ShopError):
+    status_code, code, default_message = 413, "payload_too_large", "The request body is too large."
 
 
 class RateLimited(ShopError):
@@ -193,6 +199,9 @@ class JsonErrorMiddleware:
     def process_exception(self, request, exception):
         if _is_admin(request):
             return None
+        if isinstance(exception, RequestDataTooBig):
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+            exception = PayloadTooLarge(f"The request body is over the limit of {limit} bytes.")
         if isinstance(exception, ShopError):
             resp = JsonResponse(
                 error_body(exception.code, exception.message, exception.fields), status=exception.status_code

@@ -42,6 +42,8 @@ def service_settings(name: str, *, base_dir: Path, apps: list[str], database: bo
         "DEBUG": debug,
         "ALLOWED_HOSTS": env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"]),
         "ROOT_URLCONF": "config.urls",
+        # A body over this is refused (413 payload_too_large) before it is read.
+        "DATA_UPLOAD_MAX_MEMORY_SIZE": env.int("REQUEST_MAX_BODY_BYTES", default=2_621_440),
         "WSGI_APPLICATION": "config.wsgi.application",
         "USE_TZ": True,
         "TIME_ZONE": "UTC",
@@ -103,7 +105,7 @@ def service_settings(name: str, *, base_dir: Path, apps: list[str], database: bo
             "DEFAULT_AUTHENTICATION_CLASSES": ["shared.internal_auth.GatewayIdentityAuthentication"],
             "DEFAULT_PERMISSION_CLASSES": ["shared.internal_auth.IsMember"],
             "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-            "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+            "DEFAULT_PARSER_CLASSES": ["shared.parsers.JSONParser"],
             "EXCEPTION_HANDLER": "shared.errors.exception_handler",
             "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
             "DEFAULT_PAGINATION_CLASS": "shared.pagination.PageNumberPagination",

@@ -57,11 +57,9 @@ GATEWAY_ROUTES = [
     ("PUT", r"/payment/\d+", "payment", False),
 ]
 
-#: Client request headers passed on (everything else, identity headers above all, is dropped).
+#: Client request headers passed on (everything else, identity headers above all, is dropped;
+#: the Host always goes on, checked against ALLOWED_HOSTS, or the gateway's own name).
 GATEWAY_FORWARD_HEADERS = [
-    # The client's Host: links a service builds (a page's next/previous) point at the
-    # gateway the client used, not at the service's own address.
-    "Host",
     "Content-Type",
     "Accept",
     "Accept-Language",

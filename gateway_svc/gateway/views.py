@@ -59,13 +59,16 @@ def proxy(request: HttpRequest) -> HttpResponse:
         return JsonResponse(error_body("not_found", "Not found."), status=404)
 
     try:
-        request.get_host()  # the Host goes on to the service: it must be one of ours
+        # The Host goes on, so links a service builds (a page's next/previous) name the gateway
+        # the client used; without one (HTTP/1.0), the gateway's own name, never the service's.
+        host = request.get_host()
     except DisallowedHost:
         return JsonResponse(error_body("bad_request", "Unknown host."), status=400)
 
     # Only the headers we name go on: identity headers a client sent never reach a service.
     meta = request.META
     headers = {name: meta[key] for name in settings.GATEWAY_FORWARD_HEADERS if (key := _meta_key(name)) in meta}
+    headers["Host"] = host
     headers[INTERNAL_TOKEN_HEADER] = settings.INTERNAL_API_SECRET
     headers[CALLER_HEADER] = "gateway"
     headers[REQUEST_ID_HEADER] = request.request_id

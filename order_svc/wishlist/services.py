@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from orders import clients
 from orders import selectors as order_selectors
 from orders import services as order_services
@@ -12,26 +12,49 @@ from orders.models import Order
 from shared.errors import NotFound, ValidationFailed
 from wishlist.models import WishlistItem
 
+_ONCE_PER_MEMBER = "wishlist_variant_once_per_member"
+
 
 def add_item(*, member_id: int, variant_id: int, quantity: int) -> WishlistItem:
-    """Add a variant (known to the catalog); adding one already there adds to its quantity."""
+    """Add a variant (known to the catalog); adding one already there adds to its quantity.
+
+    Adds of a variant not there yet may race to insert it: the one that loses adds to the
+    row that won, as a second add does, instead of failing on the unique constraint.
+    """
     info = clients.variant_details([variant_id]).get(variant_id)
     if info is None:
         raise ValidationFailed("No such item.", fields={"variant_id": ["Unknown variant."]})
     with transaction.atomic():
-        item = WishlistItem.objects.select_for_update().filter(member_id=member_id, variant_id=variant_id).first()
-        if item is None:
+        while True:
+            item = WishlistItem.objects.select_for_update().filter(member_id=member_id, variant_id=variant_id).first()
+            if item is not None:
+                return _add_quantity(item, info=info, quantity=quantity)
             if WishlistItem.objects.filter(member_id=member_id).count() >= settings.WISHLIST_MAX_ITEMS:
                 raise ValidationFailed(
                     fields={"variant_id": [f"A wishlist holds at most {settings.WISHLIST_MAX_ITEMS} items."]}
                 )
-            item = WishlistItem(member_id=member_id, variant_id=variant_id, quantity=0)
-        item.quantity += quantity
-        if item.quantity > settings.ORDER_MAX_LINE_QUANTITY:
-            raise ValidationFailed(fields={"quantity": [f"At most {settings.ORDER_MAX_LINE_QUANTITY} of one item."]})
-        item.cloth_id, item.name, item.size = info.cloth_id, info.name, info.size
-        item.save()
+            try:
+                with transaction.atomic():  # a savepoint: a lost insert race leaves the transaction usable
+                    new = WishlistItem(member_id=member_id, variant_id=variant_id, quantity=0)
+                    return _add_quantity(new, info=info, quantity=quantity)
+            except IntegrityError as exc:
+                if _constraint_name(exc) != _ONCE_PER_MEMBER:
+                    raise
+                # Another add inserted this variant first and has committed: the next look finds it.
+
+
+def _add_quantity(item: WishlistItem, *, info: clients.VariantInfo, quantity: int) -> WishlistItem:
+    item.quantity += quantity
+    if item.quantity > settings.ORDER_MAX_LINE_QUANTITY:
+        raise ValidationFailed(fields={"quantity": [f"At most {settings.ORDER_MAX_LINE_QUANTITY} of one item."]})
+    item.cloth_id, item.name, item.size = info.cloth_id, info.name, info.size
+    item.save()
     return item
+
+
+def _constraint_name(exc: IntegrityError) -> str | None:
+    diag = getattr(exc.__cause__, "diag", None)
+    return getattr(diag, "constraint_name", None)
 
 
 def update_item(*, member_id: int, variant_id: int, quantity: int) -> WishlistItem:

@@ -96,7 +96,7 @@ class EventConsumer:
             return
         token = request_id_var.set(event.request_id or "-")
         try:
-            attempt = 0
+            attempt = db_waits = 0
             while True:
                 attempt += 1
                 try:
@@ -108,8 +108,9 @@ class EventConsumer:
                         "consumer %s: database unavailable (%s); retrying %s", self.group, exc, event.event_id
                     )
                     close_old_connections()
-                    time.sleep(min(5.0, self.retry_delay * attempt))
-                    attempt = 0
+                    attempt -= 1  # an outage does not count toward dead-lettering
+                    db_waits += 1
+                    time.sleep(min(5.0, self.retry_delay * db_waits))
                     if not self.running:
                         raise
                 except Exception as exc:  # noqa: BLE001 - any handler error counts toward dead-lettering

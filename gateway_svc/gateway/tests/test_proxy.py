@@ -192,3 +192,19 @@ def test_the_clients_host_goes_on_so_links_point_at_the_gateway(client):
 def test_an_unknown_host_is_refused_with_json(client):
     r = client.get("/cloth/list", HTTP_HOST="evil.example.com")
     assert r.status_code == 400 and r.json()["error"]["code"] == "bad_request"
+
+
+def test_a_body_over_the_limit_is_a_json_413_and_never_forwarded(client, settings):
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    r = client.post("/member/login", data=b"x" * (limit + 1), content_type="application/json")
+    assert r.status_code == 413, r.content
+    assert r.json()["error"]["code"] == "payload_too_large"
+    assert str(limit) in r.json()["error"]["message"]
+    got = seen(client.post("/member/login", data=b" " * limit, content_type="application/json"))
+    assert len(got["body"]) == limit
+
+
+def test_a_request_without_host_sends_the_gateways_own_name_on(client):
+    # An HTTP/1.0 client may send no Host: links the service builds must still name the gateway.
+    got = seen(client.get("/cloth/list", SERVER_NAME="127.0.0.1", SERVER_PORT="8000"))["headers"]
+    assert got["host"] == "127.0.0.1:8000"

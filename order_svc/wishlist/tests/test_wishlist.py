@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
+from django.db import connection, connections, transaction
 from orders.models import Order
 
 from shared import errors
@@ -107,3 +111,50 @@ def test_retried_wishlist_order_with_same_key_returns_the_same_order(member_clie
     second = member_client(1).post("/orders/add/Wishlist", {}, format="json", HTTP_IDEMPOTENCY_KEY="w1")
     assert first.status_code == 201 and second.status_code == 200
     assert first.json()["order_id"] == second.json()["order_id"] and upstreams.reserve_calls == 1
+
+
+def _wait_for_blocked_sessions(at_least: int) -> None:
+    """Until ``at_least`` other sessions of this database wait for a lock (a failsafe ends it)."""
+    deadline = time.monotonic() + 30
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute("SELECT pg_stat_clear_snapshot()")  # inside a transaction the view is cached
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0] >= at_least:
+                return
+            time.sleep(0.05)
+    raise AssertionError(f"fewer than {at_least} adds ever waited for the first one")
+
+
+@pytest.mark.django_db(transaction=True)  # each thread commits on its own connection, as in production
+def test_parallel_adds_of_one_variant_each_answer_as_a_second_add_does(member_client, upstreams, settings):
+    adds = 20
+    settings.ORDER_MAX_LINE_QUANTITY = adds + 1
+    answers: list[tuple[int, dict]] = []
+    start = threading.Barrier(adds)
+
+    def add():
+        start.wait()
+        try:
+            resp = _add(member_client(1), 101, 1)
+            answers.append((resp.status_code, resp.json()))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=add) for _ in range(adds)]
+    # The first add of the variant is in flight (inserted, not yet committed) while the others
+    # arrive: they find no row, try to insert theirs and wait for the first one's.
+    with transaction.atomic():
+        WishlistItem.objects.create(member_id=1, variant_id=101, cloth_id=7, name="Drop Tee", size="S", quantity=1)
+        for t in threads:
+            t.start()
+        _wait_for_blocked_sessions(2)
+    for t in threads:
+        t.join()
+
+    assert [code for code, _ in answers] == [201] * adds, answers
+    # Each add was applied on top of the ones before it: the answers count on from the first.
+    assert sorted(body["quantity"] for _, body in answers) == list(range(2, adds + 2))
+    assert WishlistItem.objects.get(member_id=1, variant_id=101).quantity == adds + 1
