@@ -447,13 +447,17 @@ def wait_healthy(stack: Stack, timeout: float = 120.0) -> bool:
     if pending:
         say(f"  not healthy after {timeout:.0f}s: {', '.join(pending)} (see {stack.logs})")
         return False
-    # The broker: services answer "degraded" until they reach it.
+    # The broker and the consumers: a service answers "degraded" until it reaches Kafka and
+    # its consumer holds its partitions, so the first events after `up` are not held up.
+    waiting: dict[str, dict] = {}
     while time.monotonic() < deadline:
-        states = [((fetch_json(stack.url(s) + "/health")[1] or {}).get("status")) for s in SERVICES]
-        if all(st == "ok" for st in states):
+        answers = {s: fetch_json(stack.url(s) + "/health")[1] or {} for s in SERVICES}
+        waiting = {s: a.get("checks", {}) for s, a in answers.items() if a.get("status") != "ok"}
+        if not waiting:
             return True
         time.sleep(0.5)
-    say("  services are up but some do not reach Kafka yet (status 'degraded')")
+    late = ", ".join(f"{s} ({', '.join(f'{k} {v}' for k, v in c.items() if v != 'ok')})" for s, c in waiting.items())
+    say(f"  services are up, but not all reach Kafka or have their consumer joined yet: {late}")
     return True
 
 

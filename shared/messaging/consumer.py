@@ -16,17 +16,38 @@ import time
 from confluent_kafka import KafkaError, KafkaException, Message
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections
+from redis.exceptions import RedisError
 
 from shared.messaging import handlers
 from shared.messaging.events import Event, dead_letter_topic, topic_name
 from shared.messaging.kafka import ensure_topics, get_producer, make_consumer
 from shared.messaging.models import DeadLetter
+from shared.redis import get_redis
 from shared.requests import request_id_var
 
 logger = logging.getLogger(__name__)
 
 _INFRA_ERRORS = (OperationalError, InterfaceError)
 UNASSIGNED_ALARM_SECONDS = 60.0
+#: Set in Redis while this service's consumer holds partitions (health, and `up` waits for it).
+_ASSIGNED_KEY = "consumer:assigned:{service}"
+_ASSIGNED_TTL_SECONDS = 10
+
+
+def has_assigned_consumer() -> bool:
+    """Whether this service's consumer holds partitions now (it renews the mark while it does)."""
+    return bool(get_redis().exists(_ASSIGNED_KEY.format(service=settings.SERVICE_NAME)))
+
+
+def _mark_assigned(assigned: bool) -> None:
+    key = _ASSIGNED_KEY.format(service=settings.SERVICE_NAME)
+    try:
+        if assigned:
+            get_redis().set(key, "1", ex=_ASSIGNED_TTL_SECONDS)
+        else:
+            get_redis().delete(key)
+    except RedisError as exc:  # only health reads it: consuming goes on without Redis
+        logger.info("consumer: readiness mark not written (%s)", exc)
 
 
 class EventConsumer:
@@ -53,11 +74,15 @@ class EventConsumer:
         logger.info("consumer %s subscribed to %s", self.group, ", ".join(names))
         handled = 0
         idle_since = unassigned_since = time.monotonic()
+        marked_at = 0.0
         try:
             while self.running:
                 msg = consumer.poll(0.5)
                 if consumer.assignment():
                     unassigned_since = time.monotonic()
+                    if unassigned_since - marked_at > _ASSIGNED_TTL_SECONDS / 3:
+                        _mark_assigned(True)
+                        marked_at = unassigned_since
                 elif time.monotonic() - unassigned_since > UNASSIGNED_ALARM_SECONDS:
                     # Nothing is consumed while this lasts: say so loudly (a broker whose group
                     # state is stuck needs an operator: restart it, then replay_events).
@@ -82,6 +107,7 @@ class EventConsumer:
                 if max_messages is not None and handled >= max_messages:
                     break
         finally:
+            _mark_assigned(False)
             _settle_join(consumer)
             consumer.close()  # commits the stored offsets, leaves the group
         return handled

@@ -258,6 +258,10 @@ def test_stack_restarted_during_payments_charges_nobody_for_nothing(gw, join_mem
         time.sleep(1.0)
         _stack("down")
         _stack("up")
+        # `up` returns once every consumer holds its partitions: nothing waits on a group join
+        for service in ("catalog", "order", "inventory", "payment"):
+            health = requests.get(os.environ[f"{service.upper()}_SERVICE_URL"] + "/health", timeout=5).json()
+            assert health["checks"]["consumer"] == "ok", health
         time.sleep(1.0)
     finally:
         stop.set()
