@@ -719,7 +719,7 @@ def cmd_test(args: argparse.Namespace) -> int:
             say("\n=== lint (ruff) ===")
             results["lint"] = subprocess.call([str(VENV / "bin" / "ruff"), "check", "."], cwd=ROOT)
         if "loadtest" in selected:
-            say("\n=== loadtest tests (reports and plots from sample results) ===")
+            say("\n=== loadtest tests (reports and plots from sample results, the cost benchmark's /proc parsing) ===")
             results["loadtest"] = _pytest(
                 ROOT, env, ["loadtest/tests", "-q", "-p", "no:django", "-p", "no:cacheprovider", *args.pytest_args]
             )
