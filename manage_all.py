@@ -7,7 +7,7 @@
     python manage_all.py restart [SERVICE...]
     python manage_all.py manage SERVICE COMMAND [ARGS...]   any service's manage.py command
     python manage_all.py test               every service's tests, then end-to-end tests
-    python manage_all.py loadtest SCENARIO  locust against the running stack
+    python manage_all.py loadtest SCENARIO  locust against the running stack (cost: CPU per request)
     python manage_all.py down
 
 Only the standard library is used until the virtualenv (.venv in the repo) exists; then
@@ -725,7 +725,7 @@ def cmd_test(args: argparse.Namespace) -> int:
             say("\n=== lint (ruff) ===")
             results["lint"] = subprocess.call([str(VENV / "bin" / "ruff"), "check", "."], cwd=ROOT)
         if "loadtest" in selected:
-            say("\n=== loadtest tests (reports and plots from sample results) ===")
+            say("\n=== loadtest tests (reports and plots from sample results, the cost benchmark's /proc parsing) ===")
             results["loadtest"] = _pytest(
                 ROOT, env, ["loadtest/tests", "-q", "-p", "no:django", "-p", "no:cacheprovider", *args.pytest_args]
             )

@@ -4,6 +4,7 @@
     python manage_all.py loadtest seed [--users 100 --rate 500 --duration 60]
     python manage_all.py loadtest browse [--compare-cache]
     python manage_all.py loadtest hop
+    python manage_all.py loadtest cost [--only CLASS]   CPU per request (loadtest/cost.py)
 
 Members, tokens and clothes are prepared before the clock starts; locust runs headless
 (FastHttpUser, ``--processes`` to use more cores) and writes its CSV and HTML report into
@@ -286,6 +287,10 @@ def drop_figures(
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["cost"]:
+        import cost  # noqa: PLC0415 - its own runner: no locust, CPU read from /proc
+
+        return cost.main(argv[1:])
     args = parse_args(argv)
     stack = load_stack(args.stack)
     gateway = (args.gateway or stack.url("gateway")).rstrip("/")

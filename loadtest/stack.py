@@ -39,6 +39,7 @@ class Program:
     name: str
     command: str
     env: dict[str, str] = field(default_factory=dict)
+    directory: str = ""
 
     @property
     def gunicorn(self) -> dict[str, int | str] | None:
@@ -62,6 +63,9 @@ class Program:
 class Stack:
     name: str
     programs: dict[str, Program]
+    #: the checkout whose manage_all.py runs this stack (operator commands go through it)
+    root: Path = ROOT
+    run_dir: Path | None = None
 
     def url(self, service: str) -> str:
         g = self.programs[service].gunicorn
@@ -96,8 +100,8 @@ class Stack:
     def manage(self, service: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         """An operator command through ``manage_all.py manage`` (the documented way in)."""
         return subprocess.run(
-            [sys.executable, str(ROOT / "manage_all.py"), "--stack", self.name, "manage", service, *args],
-            cwd=ROOT,
+            [sys.executable, str(self.root / "manage_all.py"), "--stack", self.name, "manage", service, *args],
+            cwd=self.root,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -133,8 +137,10 @@ def _parse_env(line: str) -> dict[str, str]:
     return {k: v for k, v in re.findall(r'([A-Z0-9_]+)="((?:[^"\\]|\\.)*)"', line)}
 
 
-def load_stack(name: str = "dev") -> Stack:
-    conf = ROOT / ".run" / name / "supervisord.conf"
+def load_stack(name: str = "dev", run_dir: Path | None = None) -> Stack:
+    """The stack started from this checkout, or the one whose ``.run/<name>`` folder is ``run_dir``."""
+    run_dir = Path(run_dir).resolve() if run_dir else ROOT / ".run" / name
+    conf = run_dir / "supervisord.conf"
     if not conf.exists():
         raise SystemExit(f"no {name} stack configuration at {conf}: start it with python manage_all.py up")
     parser = configparser.RawConfigParser(strict=False)
@@ -144,12 +150,15 @@ def load_stack(name: str = "dev") -> Stack:
         if section.startswith("program:"):
             pname = section.split(":", 1)[1]
             programs[pname] = Program(
-                pname, parser.get(section, "command"), _parse_env(parser.get(section, "environment", fallback=""))
+                pname,
+                parser.get(section, "command"),
+                _parse_env(parser.get(section, "environment", fallback="")),
+                parser.get(section, "directory", fallback=""),
             )
     missing = [s for s in SERVICES if s not in programs]
     if missing:
         raise SystemExit(f"the {name} stack's configuration lacks {', '.join(missing)}")
-    return Stack(name, programs)
+    return Stack(name, programs, root=run_dir.parents[1], run_dir=run_dir)
 
 
 def machine() -> dict[str, object]:
