@@ -47,8 +47,20 @@ def handles(event_type: str, *, topic: str) -> Callable[[Handler], Handler]:
     return register
 
 
+_discovered = False
+
+
 def discover() -> dict[str, list[Registration]]:
-    autodiscover_modules("events")
+    """The registry, after importing every app's ``events`` module once per process.
+
+    Django's ``autodiscover_modules`` tries the import in every installed app each time it
+    runs (a failed import, with its filesystem look-ups, per app without one), so it must
+    not run per event.
+    """
+    global _discovered
+    if not _discovered:
+        autodiscover_modules("events")
+        _discovered = True
     return _registry
 
 
