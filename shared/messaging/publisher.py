@@ -70,17 +70,18 @@ def publish_pending(*, batch_size: int | None = None) -> int:
             return 0
         outcome = _produce(rows)
         done = timezone.now()
-        sent = 0
-        for row in rows:
-            error = outcome.get(row.id, "no delivery report")
-            if error is None:
-                row.published_at = done
-                sent += 1
-            else:
-                row.attempts += 1
-                row.next_attempt_at = done + dt.timedelta(seconds=backoff_seconds(row.attempts))
-                row.last_error = error[:1000]
-        OutboxEvent.objects.bulk_update(rows, ["published_at", "attempts", "next_attempt_at", "last_error"])
+        published = [row.id for row in rows if outcome.get(row.id, "no delivery report") is None]
+        failed = [row for row in rows if outcome.get(row.id, "no delivery report") is not None]
+        # One UPDATE for the batch: bulk_update's CASE per row was most of the relay's CPU.
+        if published:
+            OutboxEvent.objects.filter(id__in=published).update(published_at=done)
+        for row in failed:
+            row.attempts += 1
+            row.next_attempt_at = done + dt.timedelta(seconds=backoff_seconds(row.attempts))
+            row.last_error = outcome.get(row.id, "no delivery report")[:1000]
+        if failed:
+            OutboxEvent.objects.bulk_update(failed, ["attempts", "next_attempt_at", "last_error"])
+        sent = len(published)
     if sent < len(rows):
         logger.warning(
             "outbox: %d of %d events not acknowledged, will retry (%s)",
