@@ -391,6 +391,7 @@ def supervisor_config(stack: Stack) -> str:
             _program(
                 f"{service}-worker",
                 f"{py / 'celery'} -A config worker -B -Q {service} --concurrency 1 --pool solo "
+                "--without-gossip --without-mingle --without-heartbeat "
                 f"--loglevel INFO -s {stack.dir / ('celerybeat-' + service)} "
                 f"--hostname {service}@{stack.name}",
                 cwd,
