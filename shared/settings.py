@@ -139,11 +139,14 @@ def service_settings(name: str, *, base_dir: Path, apps: list[str], database: bo
         "CELERY_TASK_DEFAULT_QUEUE": name,
         "CELERY_TASK_IGNORE_RESULT": True,
         "CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP": True,
+        # Beat's relay run is the safety net: a commit that wrote an event wakes the relay at
+        # once (OUTBOX_WAKE_MS), so the sweep only finds rows whose wake-up was lost or whose
+        # retry fell due.
         "CELERY_BEAT_SCHEDULE": {
             "publish-outbox": {
                 "task": "shared.messaging.tasks.publish_outbox",
-                "schedule": 1.0,
-                "options": {"expires": 5},
+                "schedule": env.float("OUTBOX_SWEEP_SECONDS", default=5.0),
+                "options": {"expires": 10},
             },
         },
         # Upstream calls (service to service)

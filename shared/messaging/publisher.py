@@ -1,6 +1,6 @@
 """The outbox relay: publish due outbox rows to Kafka, mark them sent, retry with backoff.
 
-Run by Celery beat every second (``shared.messaging.tasks.publish_outbox``) and woken
+Run by Celery beat every OUTBOX_SWEEP_SECONDS (``shared.messaging.tasks.publish_outbox``) and woken
 after each commit that wrote an event. Rows are claimed with ``SKIP LOCKED`` so several
 relays never send the same row at once; a row is marked published only after the broker
 acknowledged it, so Kafka being down just lets the outbox grow until it is back.
@@ -127,7 +127,7 @@ def wake_relay() -> None:
     Under load the events of many commits then leave in one batch instead of one relay run
     (a transaction, a produce and a flush) each.
 
-    Failing to wake is harmless (beat runs the relay every second), so errors are logged,
+    Failing to wake is harmless (beat runs the relay every few seconds), so errors are logged,
     not raised: this runs after the commit and must not turn a success into an error.
     """
     from celery import current_app
@@ -140,4 +140,4 @@ def wake_relay() -> None:
                 "shared.messaging.tasks.publish_outbox", queue=settings.CELERY_TASK_DEFAULT_QUEUE, expires=10
             )
     except Exception as exc:  # noqa: BLE001
-        logger.warning("outbox: could not wake the relay (%s); beat will publish within a second", exc)
+        logger.warning("outbox: could not wake the relay (%s); beat will publish within seconds", exc)
