@@ -122,10 +122,12 @@ _WAKE_KEY = "outbox:wake:{service}"
 
 
 def wake_relay() -> None:
-    """After a commit that wrote an event: ask the relay to run soon, at most every OUTBOX_WAKE_MS.
+    """After a commit that wrote an event: ask the relay to run now, and at most every OUTBOX_WAKE_MS.
 
-    Under load the events of many commits then leave in one batch instead of one relay run
-    (a transaction, a produce and a flush) each.
+    The first commit of a window wakes the relay at once; the commits after it within the
+    window are covered by one more run at the window's end (a trailing wake-up), so an
+    event never waits for beat's sweep and under load the events of many commits leave in
+    one batch instead of one relay run (a transaction, a produce and a flush) each.
 
     Failing to wake is harmless (beat runs the relay every few seconds), so errors are logged,
     not raised: this runs after the commit and must not turn a success into an error.
@@ -134,10 +136,21 @@ def wake_relay() -> None:
 
     from shared.redis import get_redis
 
+    key = _WAKE_KEY.format(service=settings.SERVICE_NAME)
+    window_ms = settings.OUTBOX_WAKE_MS
     try:
-        if get_redis().set(_WAKE_KEY.format(service=settings.SERVICE_NAME), "1", nx=True, px=settings.OUTBOX_WAKE_MS):
-            current_app.send_task(
-                "shared.messaging.tasks.publish_outbox", queue=settings.CELERY_TASK_DEFAULT_QUEUE, expires=10
-            )
+        client = get_redis()
+        if client.set(key, "1", nx=True, px=window_ms):
+            countdown = None
+        elif client.set(f"{key}:trailing", "1", nx=True, px=window_ms):
+            countdown = window_ms / 1000
+        else:
+            return  # a run at the end of this window is already on its way
+        current_app.send_task(
+            "shared.messaging.tasks.publish_outbox",
+            queue=settings.CELERY_TASK_DEFAULT_QUEUE,
+            countdown=countdown,
+            expires=10,
+        )
     except Exception as exc:  # noqa: BLE001
         logger.warning("outbox: could not wake the relay (%s); beat will publish within seconds", exc)

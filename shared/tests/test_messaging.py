@@ -158,3 +158,22 @@ def test_replay_endpoint_publishes_one_aggregates_events_again(internal_client, 
     )
     assert r.status_code == 400 and "aggregate_ids" in r.json()["error"]["fields"]
     assert anon_client.post("/internal/events/replay", body, format="json").status_code == 404
+
+
+def test_commits_within_a_wake_window_get_one_run_now_and_one_at_the_windows_end(redis_db, settings, monkeypatch):
+    import time
+
+    from celery import current_app
+
+    from shared.messaging.publisher import wake_relay
+
+    settings.OUTBOX_WAKE_MS = 300
+    sent: list[float | None] = []
+    monkeypatch.setattr(current_app, "send_task", lambda name, **kw: sent.append(kw.get("countdown")))
+    for _ in range(5):  # five commits in a burst
+        wake_relay()
+    # at once for the first; the four after it are covered by one run when the window ends
+    assert sent == [None, 0.3]
+    time.sleep(0.35)
+    wake_relay()  # a commit after the window: at once again
+    assert sent == [None, 0.3, None]
