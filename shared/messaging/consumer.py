@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections
 from redis.exceptions import RedisError
 
-from shared.messaging import handlers
+from shared.messaging import handlers, recovery
 from shared.messaging.events import Event, dead_letter_topic, topic_name
 from shared.messaging.kafka import ensure_topics, get_producer, make_consumer
 from shared.messaging.models import DeadLetter
@@ -64,36 +64,51 @@ class EventConsumer:
 
     def run(self, *, max_messages: int | None = None, idle_exit_seconds: float | None = None) -> int:
         """Consume until stopped (or until ``max_messages`` / idle time, for tests)."""
-        names = [topic_name(t) for t in self.base_topics]
-        if not names:
+        if not self.base_topics:
             logger.warning("consumer %s: no handlers registered, nothing to consume", self.group)
             return 0
-        ensure_topics(names + [dead_letter_topic(t) for t in self.base_topics])
-        consumer = make_consumer(self.group)
-        consumer.subscribe(names)
-        logger.info("consumer %s subscribed to %s", self.group, ", ".join(names))
+        consumer = self._connect()
+        epoch, epoch_checked = recovery.current_epoch(), time.monotonic()
         handled = 0
         idle_since = unassigned_since = time.monotonic()
         marked_at = 0.0
         try:
             while self.running:
                 msg = consumer.poll(0.5)
+                now = time.monotonic()
                 if consumer.assignment():
-                    unassigned_since = time.monotonic()
-                    if unassigned_since - marked_at > _ASSIGNED_TTL_SECONDS / 3:
+                    unassigned_since = now
+                    if now - marked_at > _ASSIGNED_TTL_SECONDS / 3:
                         _mark_assigned(True)
-                        marked_at = unassigned_since
-                elif time.monotonic() - unassigned_since > UNASSIGNED_ALARM_SECONDS:
+                        marked_at = now
+                elif now - unassigned_since > UNASSIGNED_ALARM_SECONDS:
                     # Nothing is consumed while this lasts: say so loudly (a broker whose group
                     # state is stuck needs an operator: restart it, then replay_events).
                     logger.error(
                         "consumer %s: no partitions assigned for %.0f s; events are not being applied",
                         self.group,
-                        time.monotonic() - unassigned_since,
+                        now - unassigned_since,
                     )
-                    unassigned_since = time.monotonic()
+                    unassigned_since = now
+                if now - epoch_checked > settings.OUTBOX_BROKER_CHECK_SECONDS > 0:
+                    epoch_checked = now
+                    current = recovery.current_epoch(timeout=2.0)
+                    if current is not None and epoch is not None and current != epoch:
+                        # The broker lost its data: its topics were made again (maybe by a
+                        # producer, with the broker's default partitions) and the group's
+                        # offsets are gone. A consumer from before keeps positions and metadata
+                        # of a broker that no longer exists, so start over with a new one.
+                        logger.warning(
+                            "consumer %s: the broker came back without its data; joining it afresh", self.group
+                        )
+                        _mark_assigned(False)
+                        _settle_join(consumer)
+                        consumer.close()
+                        consumer = self._connect()
+                        marked_at = 0.0
+                    epoch = current or epoch
                 if msg is None:
-                    if idle_exit_seconds is not None and time.monotonic() - idle_since > idle_exit_seconds:
+                    if idle_exit_seconds is not None and now - idle_since > idle_exit_seconds:
                         break
                     continue
                 if msg.error():
@@ -111,6 +126,15 @@ class EventConsumer:
             _settle_join(consumer)
             consumer.close()  # commits the stored offsets, leaves the group
         return handled
+
+    def _connect(self):
+        """A consumer of this group subscribed to its topics (made first if the broker lacks them)."""
+        names = [topic_name(t) for t in self.base_topics]
+        ensure_topics(names + [dead_letter_topic(t) for t in self.base_topics])
+        consumer = make_consumer(self.group)
+        consumer.subscribe(names)
+        logger.info("consumer %s subscribed to %s", self.group, ", ".join(names))
+        return consumer
 
     def process(self, msg: Message) -> None:
         """Apply one message, or dead-letter it. Returns only when the offset may be stored."""
