@@ -334,6 +334,23 @@ def _program(
     )
 
 
+def web_server(service: str) -> str:
+    """The WSGI server a service's web process runs: granian, or gunicorn for the gateway.
+
+    granian (HTTP in Rust) costs the services about half the CPU per request of gunicorn's
+    gthread workers (docs/performance.md). The gateway, the only door clients reach, stays
+    on gunicorn by default: gunicorn's own refusals (request line or headers over its
+    limits, a line that is not HTTP) answer in the shop's JSON (shared/gunicorn_conf.py),
+    where granian's have an empty body. ``WEB_SERVER`` sets every service,
+    ``<SERVICE>_WEB_SERVER`` one.
+    """
+    default = "gunicorn" if service == "gateway" else "granian"
+    chosen = os.environ.get(f"{service.upper()}_WEB_SERVER") or os.environ.get("WEB_SERVER") or default
+    if chosen not in ("gunicorn", "granian"):
+        die(f"WEB_SERVER must be gunicorn or granian, not {chosen!r}")
+    return chosen
+
+
 def supervisor_config(stack: Stack) -> str:
     stack.logs.mkdir(parents=True, exist_ok=True)
     stack.mail_dir.mkdir(parents=True, exist_ok=True)
@@ -375,12 +392,20 @@ def supervisor_config(stack: Stack) -> str:
         worker_class = os.environ.get(f"{service.upper()}_WORKER_CLASS", "gthread")
         concurrency = f"--threads {threads}" if worker_class == "gthread" else f"--worker-connections {threads}"
         cwd = ROOT / f"{service}_svc"
-        gunicorn = (
-            f"{py / 'gunicorn'} config.wsgi:application -c python:shared.gunicorn_conf "
-            f"--bind 127.0.0.1:{stack.port(service)} "
-            f"--workers {workers} {concurrency} --worker-class {worker_class} --backlog 2048 "
-            f"--keep-alive 30 --graceful-timeout 10 --timeout 30 --name shop-{service} --no-control-socket"
-        )
+        if web_server(service) == "granian":
+            gunicorn = (
+                f"{py / 'granian'} --interface wsgi config.wsgi:application "
+                f"--host 127.0.0.1 --port {stack.port(service)} --workers {workers} "
+                f"--blocking-threads {threads} --backlog 2048 --no-ws --http 1 "
+                "--workers-kill-timeout 10"
+            )
+        else:
+            gunicorn = (
+                f"{py / 'gunicorn'} config.wsgi:application -c python:shared.gunicorn_conf "
+                f"--bind 127.0.0.1:{stack.port(service)} "
+                f"--workers {workers} {concurrency} --worker-class {worker_class} --backlog 2048 "
+                f"--keep-alive 30 --graceful-timeout 10 --timeout 30 --name shop-{service} --no-control-socket"
+            )
         # One PostgreSQL connection per thread at most: a request keeps its connection until it
         # ends (the order service's includes the inventory call), so fewer would queue threads.
         web_env = {"DB_POOL_MAX_SIZE": str(max(threads, 2)), **env}

@@ -42,16 +42,26 @@ class Program:
     directory: str = ""
 
     @property
-    def gunicorn(self) -> dict[str, int | str] | None:
-        """Bind address, workers and threads when this program is a gunicorn service."""
-        if "gunicorn" not in self.command:
-            return None
+    def web(self) -> dict[str, int | str] | None:
+        """Server, bind address, workers and threads when this program is a web server (gunicorn or granian)."""
         args = shlex.split(self.command)
+        server = next((s for s in ("gunicorn", "granian") if any(a.endswith(f"/{s}") or a == s for a in args)), None)
+        if server is None:
+            return None
 
         def opt(flag: str, default: str = "") -> str:
             return args[args.index(flag) + 1] if flag in args else default
 
+        if server == "granian":
+            return {
+                "server": server,
+                "bind": f"{opt('--host', '127.0.0.1')}:{opt('--port', '8000')}",
+                "workers": int(opt("--workers", "1")),
+                "threads": int(opt("--blocking-threads", "1")),
+                "worker_class": "wsgi",
+            }
         return {
+            "server": server,
             "bind": opt("--bind"),
             "workers": int(opt("--workers", "1")),
             "threads": int(opt("--threads", "1")),
@@ -68,7 +78,7 @@ class Stack:
     run_dir: Path | None = None
 
     def url(self, service: str) -> str:
-        g = self.programs[service].gunicorn
+        g = self.programs[service].web
         assert g, f"{service} is not a web process"
         return f"http://{g['bind']}"
 
@@ -90,9 +100,9 @@ class Stack:
         return self.programs[service].env.get(key, default)
 
     def sizing(self) -> dict[str, object]:
-        """Gunicorn sizing per service and the other processes running: recorded with every result."""
-        web = {name: p.gunicorn for name, p in self.programs.items() if p.gunicorn}
-        others = sorted(name for name, p in self.programs.items() if not p.gunicorn)
+        """Web server sizing per service and the other processes running: recorded with every result."""
+        web = {name: p.web for name, p in self.programs.items() if p.web}
+        others = sorted(name for name, p in self.programs.items() if not p.web)
         env = {k: v for k, v in self.programs["order"].env.items() if k in RECORDED_ENV}
         env.update({k: v for k, v in self.programs["inventory"].env.items() if k in RECORDED_ENV})
         return {"stack": self.name, "web": web, "other_processes": others, "settings_in_supervisor_env": env}
