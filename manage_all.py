@@ -65,14 +65,17 @@ PASSED_PREFIXES = (
     "DJANGO_DEBUG",
 )
 OFFSETS = {"gateway": 0, "member": 1, "catalog": 2, "order": 3, "inventory": 4, "payment": 5}
-#: gunicorn workers x threads per service (2 cores; see docs/performance.md for why)
+#: web workers x threads per service (2 cores; see docs/performance.md for why). Under
+#: granian every extra thread of a worker costs CPU per request in GIL hand-offs, so the
+#: services run few threads: a cached read needs none to wait on, and the order path's
+#: waits (inventory, PostgreSQL) are milliseconds.
 DEFAULT_WORKERS = {
     "gateway": (3, 4),
-    "member": (1, 4),
-    "catalog": (1, 8),
-    "order": (2, 8),
-    "inventory": (2, 8),
-    "payment": (1, 4),
+    "member": (1, 2),
+    "catalog": (2, 1),
+    "order": (2, 2),
+    "inventory": (2, 2),
+    "payment": (1, 2),
 }
 
 
