@@ -25,7 +25,7 @@ class OrderInfo:
 def get_order(order_id: int) -> OrderInfo:
     """The order from ``GET /internal/orders/{order_id}``; a missing one is NotFound."""
     try:
-        raw = upstream.call_ok("order", "GET", f"/internal/orders/{order_id}")
+        raw = upstream.call_ok("order", "GET", f"/internal/orders/{order_id}", idempotent=True)
     except ShopError as exc:
         if exc.status_code == 404:
             raise NotFound("No such order.") from None
