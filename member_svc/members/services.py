@@ -7,6 +7,7 @@ session is never "ended" in the database while its access tokens still pass the 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import logging
@@ -22,6 +23,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from members import ratelimit
 from members.errors import EmailNotVerified
@@ -231,10 +233,21 @@ def _refresh_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _new_refresh_token(session: DeviceSession, generation: int) -> str:
-    token = secrets.token_urlsafe(32)
+def _new_refresh_token(session: DeviceSession, generation: int, *, token: str | None = None) -> str:
+    token = token or secrets.token_urlsafe(32)
     RefreshToken.objects.create(session=session, token_hash=_refresh_hash(token), generation=generation)
     return token
+
+
+def _successor_of(refresh_token: str) -> str:
+    """The token a refresh token is rotated into: derived with the server's key, not drawn.
+
+    So a token presented again within the grace window gets the same successor without the
+    server keeping any token in the clear. Knowing a token is not enough to derive its
+    successor; that takes SECRET_KEY, which would forge sessions anyway.
+    """
+    digest = salted_hmac("members.refresh-successor", refresh_token, algorithm="sha256").digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def _tokens_for(session: DeviceSession, refresh_token: str) -> TokenPair:
@@ -273,7 +286,12 @@ def login(*, email: str, password: str, device_name: str = "", ip: str = "", use
 
 
 def refresh_session(*, refresh_token: str, ip: str = "", user_agent: str = "") -> TokenPair:
-    """Rotate a refresh token. An already rotated one ends its session (it was copied)."""
+    """Rotate a refresh token. An already rotated one ends its session (it was copied).
+
+    Except within ``REFRESH_REUSE_GRACE_SECONDS`` of its rotation: two tabs (or a retried
+    request) refreshing with one token at once all get the same successor, and a fresh
+    access token. After the window a rotated token is a copy, and the session ends.
+    """
     if not refresh_token or len(refresh_token) > REFRESH_TOKEN_MAX_LENGTH:
         raise TokenInvalid("The refresh token is invalid.")
     token_hash = _refresh_hash(refresh_token)
@@ -287,6 +305,10 @@ def refresh_session(*, refresh_token: str, ip: str = "", user_agent: str = "") -
         if session.revoked_at is not None or not session.member.is_active:
             raise TokenInvalid("This session has ended; log in again.")
         if row.rotated_at is not None:
+            successor = _successor_within_grace(session, row, refresh_token, now=now)
+            if successor is not None:
+                logger.info("session %s refreshed again within the grace window", session.sid)
+                return _tokens_for(session, successor)
             _end_session(session, reason="token_reused", now=now)
             reused = True
         elif session.refresh_expires_at <= now:
@@ -303,11 +325,22 @@ def refresh_session(*, refresh_token: str, ip: str = "", user_agent: str = "") -
             if user_agent:
                 session.user_agent = user_agent[:255]
             session.save(update_fields=["rotations", "last_used_at", "refresh_expires_at", "ip", "user_agent"])
-            new_refresh = _new_refresh_token(session, row.generation + 1)
+            new_refresh = _new_refresh_token(session, row.generation + 1, token=_successor_of(refresh_token))
     if reused:
         logger.warning("refresh token reuse on session %s of member %s: session ended", session.sid, session.member_id)
         raise TokenReused()
     return _tokens_for(session, new_refresh)
+
+
+def _successor_within_grace(session: DeviceSession, row: RefreshToken, refresh_token: str, *, now) -> str | None:
+    """The successor of a rotated token if it was rotated within the grace window, else None."""
+    if now - row.rotated_at > timedelta(seconds=settings.REFRESH_REUSE_GRACE_SECONDS):
+        return None
+    successor = _successor_of(refresh_token)
+    issued = RefreshToken.objects.filter(
+        session=session, generation=row.generation + 1, token_hash=_refresh_hash(successor)
+    ).exists()
+    return successor if issued else None  # rotated before successors were derived: treat as reuse
 
 
 def _end_session(session: DeviceSession, *, reason: str, now=None) -> None:
