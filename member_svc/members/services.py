@@ -8,10 +8,13 @@ session is never "ended" in the database while its access tokens still pass the 
 from __future__ import annotations
 
 import base64
+import datetime as dt
+import functools
 import hashlib
 import hmac
 import logging
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -24,6 +27,7 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
+from redis.exceptions import RedisError
 
 from members import ratelimit
 from members.errors import EmailNotVerified
@@ -348,6 +352,23 @@ def _end_session(session: DeviceSession, *, reason: str, now=None) -> None:
     session.revoked_reason = reason
     session.save(update_fields=["revoked_at", "revoked_reason"])
     tokens.revoke_session(session.sid)
+    _again_after_commit(tokens.revoke_session, session.sid)
+
+
+def _again_after_commit(revoke, *args) -> None:
+    """Write a revocation once more after the commit.
+
+    Redis wiped between the write inside the transaction and its commit, while the record
+    was being restored (which cannot see the uncommitted end): the second write closes that.
+    """
+
+    def run() -> None:
+        try:
+            revoke(*args)
+        except RedisError as exc:  # written once already, before the commit
+            logger.warning("revocation not written again after commit (%s)", exc)
+
+    transaction.on_commit(run)
 
 
 def logout(*, member_id: int, session_id: str) -> None:
@@ -372,7 +393,10 @@ def end_all_sessions(*, member_id: int, reason: str = "logout_all") -> int:
         ended = DeviceSession.objects.filter(member_id=member_id, revoked_at__isnull=True).update(
             revoked_at=now, revoked_reason=reason
         )
-        tokens.revoke_all_sessions(member_id)
+        cut = time.time()  # tokens issued up to this millisecond die; the record keeps the same cut
+        Member.objects.filter(pk=member_id).update(tokens_not_before=dt.datetime.fromtimestamp(cut, dt.UTC))
+        tokens.revoke_all_sessions(member_id, at=cut)
+        _again_after_commit(functools.partial(tokens.revoke_all_sessions, at=cut), member_id)
     logger.info("member %s: %s sessions ended (%s)", member_id, ended, reason)
     return ended
 
@@ -385,6 +409,36 @@ def end_session(*, session_id: str, reason: str = "ended_by_staff") -> bool:
             return False
         _end_session(session, reason=reason)
     return True
+
+
+def restore_revocations() -> dict[str, int]:
+    """Write back to Redis every revocation an access token still alive could need.
+
+    For a Redis that lost them (the gateway notices and asks): sessions ended, and members
+    logged out everywhere, within the access-token lifetime (older tokens have expired).
+    """
+    now = timezone.now()
+    keep = settings.JWT_ACCESS_TTL_SECONDS + 60  # as long as the keys a logout writes live
+    since = now - timedelta(seconds=keep)
+
+    def left(at) -> int:
+        return keep - int((now - at).total_seconds())
+
+    sessions = [
+        (sid, left(at))
+        for sid, at in DeviceSession.objects.filter(revoked_at__gte=since).values_list("sid", "revoked_at")
+    ]
+    members = [
+        (member_id, int(at.timestamp() * 1000), left(at))
+        for member_id, at in Member.objects.filter(tokens_not_before__gte=since).values_list("pk", "tokens_not_before")
+    ]
+    tokens.restore_revocations(sessions=sessions, members=members)
+    logger.warning(
+        "revocations restored from the record: %d sessions, %d members logged out everywhere",
+        len(sessions),
+        len(members),
+    )
+    return {"sessions": len(sessions), "members": len(members)}
 
 
 # ----------------------------------------------------------------------------- profile and password

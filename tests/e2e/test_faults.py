@@ -114,13 +114,40 @@ def test_redis_wiped_mid_drop_is_rebuilt_without_oversell(gw, join_member, login
     first = [order(i) for i in range(4)]
     assert first == [201] * 4
     # Lose the stack's Redis database: the gate, caches, token state, queues.
-    redis.Redis.from_url(os.environ.get("E2E_REDIS_URL", "redis://127.0.0.1:6379/1")).flushdb()
-    # Tokens survive (revocation lists are empty, signatures still verify); the gate is rebuilt.
+    _wipe_redis()
+    # Tokens survive (the member service restores the revocations); the gate is rebuilt.
     with ThreadPoolExecutor(8) as pool:
         rest = list(pool.map(order, range(4, 12)))
     assert rest.count(201) == 4 and rest.count(409) == 4, rest
     report = wait_for(_invariants_hold, timeout=30, what="inventory invariants after the rebuild")
     assert report["ok"] is True
+
+
+def _wipe_redis():
+    """Lose the stack's Redis database (only that one: FLUSHDB, never the whole server)."""
+    redis.Redis.from_url(os.environ.get("E2E_REDIS_URL", "redis://127.0.0.1:6379/1")).flushdb()
+
+
+def test_a_logout_survives_a_redis_wipe(gw, join_member, login):
+    member = join_member()
+    phone, laptop = login(member, "phone"), login(member, "laptop")
+    assert gw.delete("/member/logout", token=phone["access_token"]).status_code == 204
+    _wipe_redis()
+    r = gw.get("/member/mypage", token=phone["access_token"])
+    assert r.status_code == 401 and r.json()["error"]["code"] == "token_invalid", r.text
+    # Restored from PostgreSQL, not merely refused: the other device goes on.
+    assert gw.get("/member/mypage", token=laptop["access_token"]).status_code == 200
+    assert gw.get("/member/refresh", headers={"Refresh-Token": phone["refresh_token"]}).status_code == 401
+
+
+def test_a_logout_everywhere_survives_a_redis_wipe(gw, join_member, login):
+    member = join_member()
+    phone, laptop = login(member, "phone"), login(member, "laptop")
+    assert gw.delete("/member/logout/all", token=phone["access_token"]).status_code == 204
+    _wipe_redis()
+    for device in (phone, laptop):
+        assert gw.get("/member/mypage", token=device["access_token"]).status_code == 401
+    assert gw.get("/member/mypage", token=login(member, "tablet")["access_token"]).status_code == 200
 
 
 def test_unpaid_order_expires_and_its_stock_returns(gw, buyer, create_drop):
