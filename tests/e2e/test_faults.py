@@ -150,6 +150,24 @@ def test_a_logout_everywhere_survives_a_redis_wipe(gw, join_member, login):
     assert gw.get("/member/mypage", token=login(member, "tablet")["access_token"]).status_code == 200
 
 
+def test_after_a_cancel_the_member_may_order_again_at_once(gw, buyer, create_drop):
+    # The limit is 1: the cancelled unit must be free when the cancel answers. With the
+    # inventory's consumer stopped, OrderCancelled cannot be what frees it.
+    drop = create_drop(sizes="M:5", limit=1)
+    variant_id = drop["variants"][0]["variant_id"]
+    token = buyer["token"]
+    supervise("stop", "inventory-consumer")
+    try:
+        order = _buy(gw, token, variant_id)
+        r = gw.put("/orders/cancel", json={"order_id": order["order_id"]}, token=token)
+        assert r.status_code == 200 and r.json()["status"] == "CANCELLED", r.text
+        _buy(gw, token, variant_id)
+    finally:
+        supervise("start", "inventory-consumer")
+    wait_for(lambda: outbox("order")["pending"] == 0, timeout=30, what="OrderCancelled published")
+    wait_for(_invariants_hold, timeout=30, what="inventory invariants")
+
+
 def test_unpaid_order_expires_and_its_stock_returns(gw, buyer, create_drop):
     # The e2e stack runs with ORDER_PAYMENT_DEADLINE_SECONDS=20.
     drop = create_drop(sizes="M:1", limit=1)
