@@ -346,6 +346,12 @@ def cancel_order(*, order_id: int, member_id: int | None, actor: str) -> Order:
                 order_id=order.order_id,
                 status=order.status,
             )
+        if order.status == OrderStatus.PENDING_PAYMENT and order.payment_in_progress(timezone.now()):
+            raise IllegalTransition(
+                "This order's payment is in progress; it cannot be cancelled now.",
+                order_id=order.order_id,
+                status=order.status,
+            )
         _transition(order, OrderStatus.CANCELLED, cause="cancelled", actor=actor)
         record_event(
             "OrderCancelled",
@@ -359,6 +365,34 @@ def cancel_order(*, order_id: int, member_id: int | None, actor: str) -> Order:
     except ShopError as exc:
         logger.warning("order %s: stock not released at once (%s); OrderCancelled releases it", order_id, exc)
     return selectors.get_order(order_id=order_id)
+
+
+def hold_for_payment(*, order_id: int, payment_id: int) -> Order:
+    """Hold an order awaiting payment for the payment about to charge it (idempotent per payment).
+
+    Asked by the payment service before it charges, under the order's row lock: a cancel
+    that came first makes this 409 (nothing is charged), and one that comes after is 409
+    itself while the hold stands (``ORDER_PAYMENT_HOLD_SECONDS``, or until the payment's
+    outcome moves the order). So a buyer is never told both "paid" and "cancelled".
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        order = _locked(order_id)
+        if order.status != OrderStatus.PENDING_PAYMENT:
+            raise IllegalTransition(
+                f"This order is {order.status}; it does not await payment.", order_id=order_id, status=order.status
+            )
+        if order.payment_deadline <= now:
+            raise IllegalTransition("This order's payment deadline has passed.", order_id=order_id, status=order.status)
+        if order.payment_in_progress(now) and order.payment_hold_id != payment_id:
+            raise IllegalTransition(
+                "Another payment of this order is in progress.", order_id=order_id, status=order.status
+            )
+        order.payment_hold_id = payment_id
+        order.payment_hold_until = now + dt.timedelta(seconds=settings.ORDER_PAYMENT_HOLD_SECONDS)
+        order.save(update_fields=["payment_hold_id", "payment_hold_until", "updated_at"])
+    logger.info("order %s held for payment %s", order_id, payment_id)
+    return order
 
 
 def request_refund(*, order_id: int, member_id: int | None, actor: str, reason: str = "member_request") -> Order:
@@ -520,6 +554,7 @@ def expire_overdue_orders(*, now: dt.datetime | None = None, batch_size: int | N
             batch = list(
                 Order.objects.select_for_update(skip_locked=True)
                 .filter(status=OrderStatus.PENDING_PAYMENT, payment_deadline__lt=now)
+                .exclude(payment_hold_until__gt=now)  # a payment is charging it: its outcome decides
                 .order_by("payment_deadline")[:batch_size]
             )
             if not batch:

@@ -168,6 +168,24 @@ def test_after_a_cancel_the_member_may_order_again_at_once(gw, buyer, create_dro
     wait_for(_invariants_hold, timeout=30, what="inventory invariants")
 
 
+def test_a_paid_order_cannot_be_cancelled_before_the_payment_reaches_it(gw, buyer, create_drop):
+    # The order service has not yet consumed PaymentCompleted (its consumer is stopped), so
+    # the order still reads PENDING_PAYMENT: the payment's hold is what refuses the cancel.
+    drop = create_drop(sizes="M:2", limit=1)
+    variant_id = drop["variants"][0]["variant_id"]
+    token = buyer["token"]
+    supervise("stop", "order-consumer")
+    try:
+        order = _buy(gw, token, variant_id)
+        _pay(gw, token, order["order_id"])
+        r = gw.put("/orders/cancel", json={"order_id": order["order_id"]}, token=token)
+        assert r.status_code == 409 and r.json()["error"]["code"] == "illegal_transition", r.text
+        assert _order(gw, token, order["order_id"])["status"] == "PENDING_PAYMENT"
+    finally:
+        supervise("start", "order-consumer")
+    wait_for(lambda: _order(gw, token, order["order_id"])["status"] == "PAID", timeout=90, what="order PAID")
+
+
 def test_unpaid_order_expires_and_its_stock_returns(gw, buyer, create_drop):
     # The e2e stack runs with ORDER_PAYMENT_DEADLINE_SECONDS=20.
     drop = create_drop(sizes="M:1", limit=1)
