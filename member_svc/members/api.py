@@ -205,6 +205,7 @@ class LogoutAllView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@extend_schema(exclude=True)
 class RestoreRevocationsView(APIView):
     """For the gateway, when Redis lost the revocations: write them back from PostgreSQL."""
 
