@@ -241,6 +241,7 @@ def make_stack(name: str) -> Stack:
                 "INVENTORY_GATE_REPAIR_SWEEP_SECONDS": "5",
                 "EMAIL_SEND_COOLDOWN_SECONDS": "0",
                 "RATE_LIMIT_SCALE": "1",
+                "REFRESH_REUSE_GRACE_SECONDS": "1",
             },
         )
     die(f"unknown stack {name}")
@@ -777,6 +778,7 @@ def cmd_test(args: argparse.Namespace) -> int:
                 **{f"{s.upper()}_SERVICE_URL": stack.url(s) for s in OFFSETS},
                 "INTERNAL_API_SECRET": stack.secrets()["INTERNAL_API_SECRET"],
                 "E2E_REDIS_URL": stack.redis_url,
+                "E2E_REFRESH_GRACE_SECONDS": stack.extra_env["REFRESH_REUSE_GRACE_SECONDS"],
             }
             results["e2e"] = _pytest(
                 ROOT, e2e_env, ["tests/e2e", "-c", str(ROOT / "tests" / "pytest.ini"), *args.pytest_args]

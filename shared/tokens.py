@@ -7,12 +7,21 @@ Redis where the gateway reads it with one round trip:
 
 - ``auth:sid:<sid>:revoked``      set when one session (device) ends; TTL = access TTL.
 - ``auth:member:<id>:not_before`` unix ms; tokens issued up to it are dead (logout all).
+- ``auth:revocations:complete``   present while Redis holds every revocation.
+
+PostgreSQL (the member service) is the record of sessions; these keys are a cache of it.
+A Redis that restarted empty or was wiped has forgotten logouts, and "no revocation key"
+would then read as "still logged in". The marker goes with the rest of the data, so its
+absence is noticed in the same ``MGET`` (:class:`RevocationsLost`): the gateway then has
+the member service restore the revocations from PostgreSQL (:func:`restore_revocations`,
+which writes the marker last, in one transaction) and refuses tokens until it has.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 import jwt
@@ -30,6 +39,13 @@ def _sid_key(sid: str) -> str:
 
 def _not_before_key(member_id: int | str) -> str:
     return f"auth:member:{member_id}:not_before"
+
+
+COMPLETE_KEY = "auth:revocations:complete"
+
+
+class RevocationsLost(Exception):
+    """Redis lost the revocations (the marker is gone): no token can be trusted until restored."""
 
 
 def issue_access_token(*, member_id: int, session_id: str, now: float | None = None) -> tuple[str, int]:
@@ -89,8 +105,15 @@ def _decode(token: str) -> dict[str, Any]:
 
 
 def is_revoked(claims: dict[str, Any]) -> bool:
-    """True when the token's session was ended or every session of the member was."""
-    revoked, not_before = get_redis().mget(_sid_key(claims["sid"]), _not_before_key(claims["sub"]))
+    """True when the token's session was ended or every session of the member was.
+
+    Raises :class:`RevocationsLost` when Redis no longer holds the revocations.
+    """
+    revoked, not_before, complete = get_redis().mget(
+        _sid_key(claims["sid"]), _not_before_key(claims["sub"]), COMPLETE_KEY
+    )
+    if complete is None:
+        raise RevocationsLost()
     if revoked:
         return True
     issued_ms = int(claims.get("ims", int(claims["iat"]) * 1000))
@@ -113,3 +136,24 @@ def revoke_all_sessions(member_id: int, *, at: float | None = None) -> None:
     """Every access token of the member issued up to now (to the millisecond) stops working."""
     at = time.time() if at is None else at
     get_redis().set(_not_before_key(member_id), int(at * 1000), ex=settings.JWT_ACCESS_TTL_SECONDS + 60)
+
+
+def revocations_complete() -> bool:
+    return bool(get_redis().exists(COMPLETE_KEY))
+
+
+def restore_revocations(*, sessions: Iterable[tuple[str, int]], members: Iterable[tuple[int, int, int]]) -> None:
+    """Write the revocations the record holds, then the marker, in one Redis transaction.
+
+    ``sessions``: (sid, seconds its key must live); ``members``: (member id, not-before in
+    unix ms, seconds). A wipe during the write takes the marker with it: never half restored.
+    A key already there was written by a logout since the wipe, so it is at least as new as
+    the record read for this restore: it is kept (NX), never set back to an older cut.
+    """
+    pipe = get_redis().pipeline(transaction=True)
+    for sid, ttl in sessions:
+        pipe.set(_sid_key(sid), "1", ex=max(1, int(ttl)), nx=True)
+    for member_id, not_before_ms, ttl in members:
+        pipe.set(_not_before_key(member_id), int(not_before_ms), ex=max(1, int(ttl)), nx=True)
+    pipe.set(COMPLETE_KEY, int(time.time() * 1000))  # when: for whoever looks
+    pipe.execute()

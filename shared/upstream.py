@@ -40,29 +40,44 @@ def call(
     method: str,
     path: str,
     *,
+    idempotent: bool,
     body: Any = None,
     member_id: int | None = None,
     timeout: float | None = None,
 ) -> tuple[int, Any]:
     """Call ``service`` (a key of SERVICE_URLS) and return (status, parsed JSON or None).
 
-    Raises ``UpstreamUnavailable`` / ``UpstreamTimeout`` when no answer comes.
+    ``idempotent`` says whether the callee may safely see the call twice (a read, or a write
+    keyed by an id it dedupes). Only such a call is sent again, once and at once on a new
+    connection, when its connection broke before any answer: most often a kept-alive one
+    the callee had just closed. Raises ``UpstreamUnavailable`` / ``UpstreamTimeout`` when
+    no answer comes.
     """
-    url = settings.SERVICE_URLS[service].rstrip("/") + path
+    base = settings.SERVICE_URLS[service].rstrip("/")
     headers = internal_headers(member_id=member_id, request_id=current_request_id())
     data = None
     if body is not None:
         data = json.dumps(body).encode()
         headers["Content-Type"] = "application/json"
     read = timeout or settings.UPSTREAM_TIMEOUT_SECONDS
+    request = {
+        "method": method,
+        "body": data,
+        "headers": headers,
+        "timeout": urllib3.Timeout(connect=settings.UPSTREAM_CONNECT_TIMEOUT_SECONDS, read=read),
+    }
     try:
-        resp = pool().request(
-            method,
-            url,
-            body=data,
-            headers=headers,
-            timeout=urllib3.Timeout(connect=settings.UPSTREAM_CONNECT_TIMEOUT_SECONDS, read=read),
-        )
+        try:
+            resp = pool().request(url=base + path, **request)
+        except urllib3.exceptions.ProtocolError as exc:
+            if not idempotent:
+                raise
+            logger.info(
+                "upstream %s dropped the connection on %s %s (%s); sending it again", service, method, path, exc
+            )
+            # Another pooled connection may be just as stale: this one is new, used once, closed.
+            with urllib3.connection_from_url(base, maxsize=1, retries=False) as fresh:
+                resp = fresh.urlopen(url=path, **request)
     except urllib3.exceptions.NewConnectionError as exc:
         # Checked first: urllib3 makes a refused connection a kind of timeout error too.
         logger.warning("upstream %s unavailable on %s %s: %s", service, method, path, exc)

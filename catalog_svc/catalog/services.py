@@ -142,7 +142,8 @@ def register_with_inventory(cloth: Cloth) -> str | None:
         "variants": [{"variant_id": v["variant_id"], "stock": v["stock"]} for v in p["variants"]],
     }
     try:
-        upstream.call_ok("inventory", "POST", "/internal/stock", body=body)
+        # Idempotent: a variant the inventory knows keeps its counts.
+        upstream.call_ok("inventory", "POST", "/internal/stock", body=body, idempotent=True)
     except ShopError as exc:
         logger.warning("cloth %s: inventory not reached (%s); ClothCreated will register it", cloth.id, exc.message)
         return exc.message

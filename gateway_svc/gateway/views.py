@@ -12,8 +12,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from redis.exceptions import RedisError
 
-from gateway import apidocs, forwarding, routes
-from shared import tokens
+from gateway import apidocs, forwarding, routes, sessions
 from shared.errors import NotAuthenticated, ShopError, TokenInvalid, UpstreamUnavailable, error_body
 from shared.internal_auth import CALLER_HEADER, INTERNAL_TOKEN_HEADER, MEMBER_ID_HEADER, SESSION_ID_HEADER
 from shared.redis import get_redis
@@ -80,12 +79,14 @@ def proxy(request: HttpRequest) -> HttpResponse:
         if token is None:
             return _error(NotAuthenticated(_LOGIN_FIRST), WWW_Authenticate='Bearer realm="shop"')
         try:
-            claims = tokens.verify_access_token(token)
+            claims = sessions.verify(token)
         except TokenInvalid as exc:
             return _error(exc, WWW_Authenticate='Bearer realm="shop", error="invalid_token"')
         except RedisError as exc:
             logger.error("token revocation store unreachable: %s", exc)
             return _error(UpstreamUnavailable("Sign-in cannot be checked right now; try again shortly."))
+        except ShopError as exc:  # the revocations were lost and could not be restored
+            return _error(exc)
         member = claims["sub"]
         headers[MEMBER_ID_HEADER] = member
         headers[SESSION_ID_HEADER] = claims["sid"]

@@ -54,6 +54,10 @@ EMAIL_SEND_COOLDOWN_SECONDS = env.int("EMAIL_SEND_COOLDOWN_SECONDS", default=60)
 # How long a verified address may be used to join.
 EMAIL_VERIFIED_TTL_SECONDS = env.int("EMAIL_VERIFIED_TTL_SECONDS", default=3600)
 
+# A refresh token presented again this soon after its rotation gets the same successor (two
+# tabs refreshing at once); later, it counts as copied and ends the device's session.
+REFRESH_REUSE_GRACE_SECONDS = env.int("REFRESH_REUSE_GRACE_SECONDS", default=5)
+
 # Rate limits: (requests, window seconds). RATE_LIMIT_SCALE multiplies every count
 # (a load test of many members raises it); 0 turns the limits off.
 RATE_LIMIT_SCALE = env.float("RATE_LIMIT_SCALE", default=1.0)

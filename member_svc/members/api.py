@@ -28,6 +28,7 @@ from members.serializers import (
     TokenPairSerializer,
 )
 from shared.errors import NotAuthenticated
+from shared.internal_auth import IsInternal
 
 REFRESH_HEADER = OpenApiParameter(
     "Refresh-Token",
@@ -202,3 +203,13 @@ class LogoutAllView(APIView):
     def delete(self, request: Request) -> Response:
         services.end_all_sessions(member_id=request.user.member_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(exclude=True)
+class RestoreRevocationsView(APIView):
+    """For the gateway, when Redis lost the revocations: write them back from PostgreSQL."""
+
+    permission_classes = [IsInternal]
+
+    def post(self, request: Request) -> Response:
+        return Response(services.restore_revocations())

@@ -44,6 +44,9 @@ class Member(AbstractBaseUser, PermissionsMixin):
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False, help_text="May log into this admin.")
     joined_at = models.DateTimeField(default=timezone.now)
+    tokens_not_before = models.DateTimeField(
+        null=True, blank=True, help_text="Access tokens issued up to this moment are dead (logout everywhere)."
+    )
 
     objects = MemberManager()
 

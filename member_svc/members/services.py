@@ -7,10 +7,14 @@ session is never "ended" in the database while its access tokens still pass the 
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
+import functools
 import hashlib
 import hmac
 import logging
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -22,6 +26,8 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
+from redis.exceptions import RedisError
 
 from members import ratelimit
 from members.errors import EmailNotVerified
@@ -231,10 +237,21 @@ def _refresh_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _new_refresh_token(session: DeviceSession, generation: int) -> str:
-    token = secrets.token_urlsafe(32)
+def _new_refresh_token(session: DeviceSession, generation: int, *, token: str | None = None) -> str:
+    token = token or secrets.token_urlsafe(32)
     RefreshToken.objects.create(session=session, token_hash=_refresh_hash(token), generation=generation)
     return token
+
+
+def _successor_of(refresh_token: str) -> str:
+    """The token a refresh token is rotated into: derived with the server's key, not drawn.
+
+    So a token presented again within the grace window gets the same successor without the
+    server keeping any token in the clear. Knowing a token is not enough to derive its
+    successor; that takes SECRET_KEY, which would forge sessions anyway.
+    """
+    digest = salted_hmac("members.refresh-successor", refresh_token, algorithm="sha256").digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def _tokens_for(session: DeviceSession, refresh_token: str) -> TokenPair:
@@ -273,7 +290,12 @@ def login(*, email: str, password: str, device_name: str = "", ip: str = "", use
 
 
 def refresh_session(*, refresh_token: str, ip: str = "", user_agent: str = "") -> TokenPair:
-    """Rotate a refresh token. An already rotated one ends its session (it was copied)."""
+    """Rotate a refresh token. An already rotated one ends its session (it was copied).
+
+    Except within ``REFRESH_REUSE_GRACE_SECONDS`` of its rotation: two tabs (or a retried
+    request) refreshing with one token at once all get the same successor, and a fresh
+    access token. After the window a rotated token is a copy, and the session ends.
+    """
     if not refresh_token or len(refresh_token) > REFRESH_TOKEN_MAX_LENGTH:
         raise TokenInvalid("The refresh token is invalid.")
     token_hash = _refresh_hash(refresh_token)
@@ -287,6 +309,10 @@ def refresh_session(*, refresh_token: str, ip: str = "", user_agent: str = "") -
         if session.revoked_at is not None or not session.member.is_active:
             raise TokenInvalid("This session has ended; log in again.")
         if row.rotated_at is not None:
+            successor = _successor_within_grace(session, row, refresh_token, now=now)
+            if successor is not None:
+                logger.info("session %s refreshed again within the grace window", session.sid)
+                return _tokens_for(session, successor)
             _end_session(session, reason="token_reused", now=now)
             reused = True
         elif session.refresh_expires_at <= now:
@@ -303,11 +329,22 @@ def refresh_session(*, refresh_token: str, ip: str = "", user_agent: str = "") -
             if user_agent:
                 session.user_agent = user_agent[:255]
             session.save(update_fields=["rotations", "last_used_at", "refresh_expires_at", "ip", "user_agent"])
-            new_refresh = _new_refresh_token(session, row.generation + 1)
+            new_refresh = _new_refresh_token(session, row.generation + 1, token=_successor_of(refresh_token))
     if reused:
         logger.warning("refresh token reuse on session %s of member %s: session ended", session.sid, session.member_id)
         raise TokenReused()
     return _tokens_for(session, new_refresh)
+
+
+def _successor_within_grace(session: DeviceSession, row: RefreshToken, refresh_token: str, *, now) -> str | None:
+    """The successor of a rotated token if it was rotated within the grace window, else None."""
+    if now - row.rotated_at > timedelta(seconds=settings.REFRESH_REUSE_GRACE_SECONDS):
+        return None
+    successor = _successor_of(refresh_token)
+    issued = RefreshToken.objects.filter(
+        session=session, generation=row.generation + 1, token_hash=_refresh_hash(successor)
+    ).exists()
+    return successor if issued else None  # rotated before successors were derived: treat as reuse
 
 
 def _end_session(session: DeviceSession, *, reason: str, now=None) -> None:
@@ -315,6 +352,23 @@ def _end_session(session: DeviceSession, *, reason: str, now=None) -> None:
     session.revoked_reason = reason
     session.save(update_fields=["revoked_at", "revoked_reason"])
     tokens.revoke_session(session.sid)
+    _again_after_commit(tokens.revoke_session, session.sid)
+
+
+def _again_after_commit(revoke, *args) -> None:
+    """Write a revocation once more after the commit.
+
+    Redis wiped between the write inside the transaction and its commit, while the record
+    was being restored (which cannot see the uncommitted end): the second write closes that.
+    """
+
+    def run() -> None:
+        try:
+            revoke(*args)
+        except RedisError as exc:  # written once already, before the commit
+            logger.warning("revocation not written again after commit (%s)", exc)
+
+    transaction.on_commit(run)
 
 
 def logout(*, member_id: int, session_id: str) -> None:
@@ -339,7 +393,10 @@ def end_all_sessions(*, member_id: int, reason: str = "logout_all") -> int:
         ended = DeviceSession.objects.filter(member_id=member_id, revoked_at__isnull=True).update(
             revoked_at=now, revoked_reason=reason
         )
-        tokens.revoke_all_sessions(member_id)
+        cut = time.time()  # tokens issued up to this millisecond die; the record keeps the same cut
+        Member.objects.filter(pk=member_id).update(tokens_not_before=dt.datetime.fromtimestamp(cut, dt.UTC))
+        tokens.revoke_all_sessions(member_id, at=cut)
+        _again_after_commit(functools.partial(tokens.revoke_all_sessions, at=cut), member_id)
     logger.info("member %s: %s sessions ended (%s)", member_id, ended, reason)
     return ended
 
@@ -352,6 +409,36 @@ def end_session(*, session_id: str, reason: str = "ended_by_staff") -> bool:
             return False
         _end_session(session, reason=reason)
     return True
+
+
+def restore_revocations() -> dict[str, int]:
+    """Write back to Redis every revocation an access token still alive could need.
+
+    For a Redis that lost them (the gateway notices and asks): sessions ended, and members
+    logged out everywhere, within the access-token lifetime (older tokens have expired).
+    """
+    now = timezone.now()
+    keep = settings.JWT_ACCESS_TTL_SECONDS + 60  # as long as the keys a logout writes live
+    since = now - timedelta(seconds=keep)
+
+    def left(at) -> int:
+        return keep - int((now - at).total_seconds())
+
+    sessions = [
+        (sid, left(at))
+        for sid, at in DeviceSession.objects.filter(revoked_at__gte=since).values_list("sid", "revoked_at")
+    ]
+    members = [
+        (member_id, int(at.timestamp() * 1000), left(at))
+        for member_id, at in Member.objects.filter(tokens_not_before__gte=since).values_list("pk", "tokens_not_before")
+    ]
+    tokens.restore_revocations(sessions=sessions, members=members)
+    logger.warning(
+        "revocations restored from the record: %d sessions, %d members logged out everywhere",
+        len(sessions),
+        len(members),
+    )
+    return {"sessions": len(sessions), "members": len(members)}
 
 
 # ----------------------------------------------------------------------------- profile and password

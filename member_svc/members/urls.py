@@ -12,4 +12,9 @@ urlpatterns = [
     path("member/password", api.PasswordView.as_view(), name="member-password"),
     path("member/logout", api.LogoutView.as_view(), name="member-logout"),
     path("member/logout/all", api.LogoutAllView.as_view(), name="member-logout-all"),
+    path(
+        "internal/sessions/revocations/restore",
+        api.RestoreRevocationsView.as_view(),
+        name="internal-restore-revocations",
+    ),
 ]

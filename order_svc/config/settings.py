@@ -11,6 +11,9 @@ globals().update(_shared)
 
 # An order unpaid this long after it was placed expires and its stock goes back.
 ORDER_PAYMENT_DEADLINE_SECONDS = env.int("ORDER_PAYMENT_DEADLINE_SECONDS", default=600)
+# How long a payment that started charging holds its order against a cancel or expiry,
+# unless PaymentCompleted / PaymentFailed ends the wait first (the charge plus the event).
+ORDER_PAYMENT_HOLD_SECONDS = env.int("ORDER_PAYMENT_HOLD_SECONDS", default=60)
 # How often the expiry sweep runs, and how many orders one batch ends.
 ORDER_EXPIRY_SWEEP_SECONDS = env.float("ORDER_EXPIRY_SWEEP_SECONDS", default=5.0)
 ORDER_EXPIRY_BATCH_SIZE = env.int("ORDER_EXPIRY_BATCH_SIZE", default=200)

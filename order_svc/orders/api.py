@@ -10,7 +10,13 @@ from rest_framework.views import APIView
 from wishlist import services as wishlist_services
 
 from orders import selectors, services
-from orders.serializers import OrderIdSerializer, OrderSerializer, PlaceOrderSerializer, WishlistOrderSerializer
+from orders.serializers import (
+    OrderIdSerializer,
+    OrderSerializer,
+    PaymentHoldSerializer,
+    PlaceOrderSerializer,
+    WishlistOrderSerializer,
+)
 from shared.errors import PermissionDenied, ValidationFailed
 from shared.internal_auth import IsInternal
 
@@ -128,3 +134,22 @@ class InternalOrderView(APIView):
 
     def get(self, request: Request, order_id: int) -> Response:
         return Response(OrderSerializer(selectors.get_order(order_id=order_id)).data)
+
+
+@extend_schema(exclude=True)
+class InternalPaymentHoldView(APIView):
+    """For the payment service, before it charges: hold the order against a cancel."""
+
+    permission_classes = [IsInternal]
+
+    def post(self, request: Request, order_id: int) -> Response:
+        body = PaymentHoldSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        order = services.hold_for_payment(order_id=order_id, payment_id=body.validated_data["payment_id"])
+        return Response(
+            {
+                "order_id": order.order_id,
+                "payment_id": order.payment_hold_id,
+                "held_until": order.payment_hold_until.isoformat(),
+            }
+        )

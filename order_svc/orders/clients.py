@@ -63,7 +63,8 @@ def variant_details(variant_ids: list[int]) -> dict[int, VariantInfo]:
         found[keys[key]] = VariantInfo(**{**raw, "price": Decimal(raw["price"])})
     missing = [v for v in wanted if v not in found]
     if missing:
-        answer = upstream.call_ok("catalog", "POST", "/cloth/details", body={"variant_ids": missing}) or {}
+        body = {"variant_ids": missing}
+        answer = upstream.call_ok("catalog", "POST", "/cloth/details", body=body, idempotent=True) or {}  # a read
         fresh = {}
         for raw in answer.get("variants", []):
             info = _parse_variant(raw)
@@ -112,6 +113,7 @@ def reserve_stock(*, order_id: int, member_id: int, lines: list[dict[str, int]],
             "/internal/reservations",
             body={"order_id": order_id, "member_id": member_id, "lines": lines, "deadline": deadline.isoformat()},
             member_id=member_id,
+            idempotent=True,  # keyed by the order id: the inventory answers a repeat the same
         )
     except upstream.UpstreamError as exc:
         variant_id = exc.extra.get("variant_id")
@@ -123,7 +125,13 @@ def reserve_stock(*, order_id: int, member_id: int, lines: list[dict[str, int]],
 
 def release_stock(*, order_id: int, reason: str) -> None:
     """Give a reservation back (idempotent on the inventory side)."""
-    upstream.call_ok("inventory", "POST", f"/internal/reservations/{order_id}/release", body={"reason": reason})
+    upstream.call_ok(
+        "inventory",
+        "POST",
+        f"/internal/reservations/{order_id}/release",
+        body={"reason": reason},
+        idempotent=True,  # a released order stays released
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -133,9 +141,8 @@ def release_stock(*, order_id: int, reason: str) -> None:
 
 def charged_payments(*, since: dt.datetime, until: dt.datetime) -> list[dict[str, Any]]:
     """Payments still COMPLETED that last changed in ``[since, until)``: ``[{payment_id, order_id, ...}]``."""
-    answer = upstream.call_ok(
-        "payment", "POST", "/internal/payments/charged", body={"since": since.isoformat(), "until": until.isoformat()}
-    )
+    window = {"since": since.isoformat(), "until": until.isoformat()}
+    answer = upstream.call_ok("payment", "POST", "/internal/payments/charged", body=window, idempotent=True)  # a read
     return answer["payments"]
 
 
@@ -146,7 +153,7 @@ def reservations(
     body: dict[str, Any] = {"order_ids": order_ids}
     if active_since is not None and active_until is not None:
         body |= {"active_since": active_since.isoformat(), "active_until": active_until.isoformat()}
-    return upstream.call_ok("inventory", "POST", "/internal/reservations/lookup", body=body)
+    return upstream.call_ok("inventory", "POST", "/internal/reservations/lookup", body=body, idempotent=True)  # a read
 
 
 def replay_events(service: str, *, aggregate_type: str, aggregate_ids: list[Any]) -> int:
@@ -156,5 +163,6 @@ def replay_events(service: str, *, aggregate_type: str, aggregate_ids: list[Any]
         "POST",
         "/internal/events/replay",
         body={"aggregate_type": aggregate_type, "aggregate_ids": [str(i) for i in aggregate_ids]},
+        idempotent=True,  # events published twice are applied once by every consumer
     )
     return int(answer["replayed"])

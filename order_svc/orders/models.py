@@ -46,6 +46,11 @@ class Order(models.Model):
     # Why a refund was asked for (member_request, stock_unavailable, admin...): the saga needs
     # to know whether stock must come back when the refund completes.
     refund_reason = models.CharField(max_length=32, blank=True, default="")
+    # A payment charging this order holds it until then: a cancel (or expiry) waits or is
+    # refused, so "paid" and "cancelled" are never both told. Moot once the order leaves
+    # PENDING_PAYMENT (PaymentCompleted / PaymentFailed applied).
+    payment_hold_id = models.BigIntegerField(null=True, blank=True)
+    payment_hold_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -74,6 +79,9 @@ class Order(models.Model):
 
     def can_move_to(self, status: str) -> bool:
         return status in ALLOWED_TRANSITIONS.get(self.status, frozenset())
+
+    def payment_in_progress(self, now) -> bool:
+        return self.payment_hold_until is not None and self.payment_hold_until > now
 
 
 class OrderLine(models.Model):

@@ -63,3 +63,7 @@ class OrderSerializer(serializers.ModelSerializer):
     class Meta:
         model = Order
         fields = ["order_id", "member_id", "status", "lines", "total", "created_at", "payment_deadline"]
+
+
+class PaymentHoldSerializer(serializers.Serializer):
+    payment_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)

@@ -332,15 +332,23 @@ def order_payload(order: Order) -> dict:
 
 
 def cancel_order(*, order_id: int, member_id: int | None, actor: str) -> Order:
-    """Cancel an unpaid order; inventory releases its stock on ``OrderCancelled``.
+    """Cancel an unpaid order and give its stock back before answering.
 
-    ``member_id`` None means staff (the admin): any order.
+    The release is asked of inventory at once, so the member's purchase limit is free when
+    the cancel answers; ``OrderCancelled`` releases too (idempotent), which is what does it
+    when inventory cannot be reached now. ``member_id`` None means staff (the admin): any order.
     """
     with transaction.atomic():
         order = _locked(order_id, member_id)
         if order.status in (OrderStatus.PAID, OrderStatus.REFUND_REQUESTED):
             raise IllegalTransition(
                 "A paid order cannot be cancelled; ask for a refund (PUT /orders/refund).",
+                order_id=order.order_id,
+                status=order.status,
+            )
+        if order.status == OrderStatus.PENDING_PAYMENT and order.payment_in_progress(timezone.now()):
+            raise IllegalTransition(
+                "This order's payment is in progress; it cannot be cancelled now.",
                 order_id=order.order_id,
                 status=order.status,
             )
@@ -352,7 +360,39 @@ def cancel_order(*, order_id: int, member_id: int | None, actor: str) -> Order:
             payload={**order_payload(order), "reason": "cancelled"},
         )
     logger.info("order %s cancelled by %s", order_id, actor)
+    try:
+        clients.release_stock(order_id=order_id, reason="cancelled")
+    except ShopError as exc:
+        logger.warning("order %s: stock not released at once (%s); OrderCancelled releases it", order_id, exc)
     return selectors.get_order(order_id=order_id)
+
+
+def hold_for_payment(*, order_id: int, payment_id: int) -> Order:
+    """Hold an order awaiting payment for the payment about to charge it (idempotent per payment).
+
+    Asked by the payment service before it charges, under the order's row lock: a cancel
+    that came first makes this 409 (nothing is charged), and one that comes after is 409
+    itself while the hold stands (``ORDER_PAYMENT_HOLD_SECONDS``, or until the payment's
+    outcome moves the order). So a buyer is never told both "paid" and "cancelled".
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        order = _locked(order_id)
+        if order.status != OrderStatus.PENDING_PAYMENT:
+            raise IllegalTransition(
+                f"This order is {order.status}; it does not await payment.", order_id=order_id, status=order.status
+            )
+        if order.payment_deadline <= now:
+            raise IllegalTransition("This order's payment deadline has passed.", order_id=order_id, status=order.status)
+        if order.payment_in_progress(now) and order.payment_hold_id != payment_id:
+            raise IllegalTransition(
+                "Another payment of this order is in progress.", order_id=order_id, status=order.status
+            )
+        order.payment_hold_id = payment_id
+        order.payment_hold_until = now + dt.timedelta(seconds=settings.ORDER_PAYMENT_HOLD_SECONDS)
+        order.save(update_fields=["payment_hold_id", "payment_hold_until", "updated_at"])
+    logger.info("order %s held for payment %s", order_id, payment_id)
+    return order
 
 
 def request_refund(*, order_id: int, member_id: int | None, actor: str, reason: str = "member_request") -> Order:
@@ -514,6 +554,7 @@ def expire_overdue_orders(*, now: dt.datetime | None = None, batch_size: int | N
             batch = list(
                 Order.objects.select_for_update(skip_locked=True)
                 .filter(status=OrderStatus.PENDING_PAYMENT, payment_deadline__lt=now)
+                .exclude(payment_hold_until__gt=now)  # a payment is charging it: its outcome decides
                 .order_by("payment_deadline")[:batch_size]
             )
             if not batch:

@@ -10,5 +10,10 @@ urlpatterns = [
     path("orders/detail/<int:order_id>", api.OrderDetailView.as_view(), name="orders-detail"),
     path("orders/list/<int:member_id>", api.MemberOrdersView.as_view(), name="orders-list"),
     path("internal/orders/<int:order_id>", api.InternalOrderView.as_view(), name="internal-order"),
+    path(
+        "internal/orders/<int:order_id>/payment-hold",
+        api.InternalPaymentHoldView.as_view(),
+        name="internal-order-payment-hold",
+    ),
     path("", include("wishlist.urls")),
 ]

@@ -85,6 +85,8 @@ def complete_payment(*, member_id: int, order_id: int, card_number: str) -> Paym
     Raises ``PaymentDeclined`` (402) after recording the failure, ``UpstreamTimeout`` (504)
     when the provider did not answer (the payment stays PENDING; retrying is safe), and
     ``IllegalTransition`` (409, nothing charged) when the order no longer awaits payment.
+    Before charging, the order service holds the order for this payment, so a cancel
+    cannot succeed while the charge is under way (``POST /internal/orders/{id}/payment-hold``).
     """
     payment = _current(order_id=order_id, member_id=member_id)
     if payment is None:
@@ -104,6 +106,9 @@ def complete_payment(*, member_id: int, order_id: int, card_number: str) -> Paym
             return payment  # a concurrent request charged it while we waited for the lock
         if payment.status != PaymentStatus.PENDING:
             raise IllegalTransition(f"This payment is {payment.status}.", payment_id=payment.payment_id)
+        # The order may have been cancelled since it was read: it is held against a cancel
+        # now, or this is 409 with nothing charged.
+        clients.hold_order(order_id=order_id, payment_id=payment.payment_id)
         payment.attempts += 1
         payment.card_last4 = card_number[-4:]
         try:

@@ -12,6 +12,13 @@ from shared import tokens
 from shared.errors import TokenInvalid
 
 
+@pytest.fixture(autouse=True)
+def revocations_complete(redis_db):
+    """Redis holds every revocation there is (none): as after the member service restored them."""
+    tokens.restore_revocations(sessions=[], members=[])
+    return redis_db
+
+
 def test_issued_token_verifies(redis_db):
     token, ttl = tokens.issue_access_token(member_id=7, session_id="s1")
     claims = tokens.verify_access_token(token)
@@ -94,3 +101,34 @@ def test_a_checked_token_is_still_refused_after_logout(redis_db):
     tokens.revoke_session("s9")
     with pytest.raises(TokenInvalid):
         tokens.verify_access_token(token)
+
+
+def test_a_revocation_store_that_lost_its_data_is_noticed_not_trusted(redis_db):
+    token, _ = tokens.issue_access_token(member_id=7, session_id="s1")
+    tokens.revoke_session("s1")
+    redis_db.flushdb()  # Redis restarted empty, or was wiped: the logout is forgotten
+    with pytest.raises(tokens.RevocationsLost):
+        tokens.verify_access_token(token)
+
+
+def test_restored_revocations_refuse_ended_sessions_again(redis_db):
+    ended, _ = tokens.issue_access_token(member_id=7, session_id="phone")
+    logged_out_all, _ = tokens.issue_access_token(member_id=8, session_id="tablet", now=time.time() - 1)
+    live, _ = tokens.issue_access_token(member_id=7, session_id="laptop")
+    redis_db.flushdb()
+    tokens.restore_revocations(sessions=[("phone", 60)], members=[(8, int(time.time() * 1000), 60)])
+    for token in (ended, logged_out_all):
+        with pytest.raises(TokenInvalid):
+            tokens.verify_access_token(token)
+    assert tokens.verify_access_token(live)["sid"] == "laptop"
+    assert 0 < redis_db.ttl("auth:sid:phone:revoked") <= 60
+
+
+def test_checking_a_token_is_one_redis_round_trip(redis_db, monkeypatch):
+    token, _ = tokens.issue_access_token(member_id=7, session_id="s1")
+    client = tokens.get_redis()
+    commands = []
+    real = client.execute_command
+    monkeypatch.setattr(client, "execute_command", lambda *args, **kw: commands.append(args[0]) or real(*args, **kw))
+    tokens.verify_access_token(token)
+    assert commands == ["MGET"]

@@ -3,7 +3,7 @@
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 
 import pytest
 
@@ -19,7 +19,7 @@ def _free_port() -> int:
 def test_refused_connection_is_unavailable_not_timeout(settings):
     settings.SERVICE_URLS = {**settings.SERVICE_URLS, "inventory": f"http://127.0.0.1:{_free_port()}"}
     with pytest.raises(errors.UpstreamUnavailable):
-        upstream.call("inventory", "GET", "/health")
+        upstream.call("inventory", "GET", "/health", idempotent=True)
 
 
 def test_slow_service_is_a_timeout(settings):
@@ -37,7 +37,7 @@ def test_slow_service_is_a_timeout(settings):
     try:
         settings.SERVICE_URLS = {**settings.SERVICE_URLS, "inventory": f"http://127.0.0.1:{server.server_port}"}
         with pytest.raises(errors.UpstreamTimeout):
-            upstream.call("inventory", "GET", "/slow", timeout=0.2)
+            upstream.call("inventory", "GET", "/slow", timeout=0.2, idempotent=True)
     finally:
         server.shutdown()
 
@@ -60,7 +60,84 @@ def test_upstream_4xx_keeps_its_code_and_status(settings):
     try:
         settings.SERVICE_URLS = {**settings.SERVICE_URLS, "inventory": f"http://127.0.0.1:{server.server_port}"}
         with pytest.raises(errors.ShopError) as caught:
-            upstream.call_ok("inventory", "POST", "/x", body={})
+            upstream.call_ok("inventory", "POST", "/x", body={}, idempotent=False)
         assert caught.value.status_code == 409 and caught.value.code == "sold_out"
     finally:
         server.shutdown()
+
+
+class _ClosesReusedConnections(BaseHTTPRequestHandler):
+    """Answers the first request of each connection, keeps it alive, then drops the connection
+    at the next request without a word: a kept-alive connection the service closed meanwhile."""
+
+    protocol_version = "HTTP/1.1"
+    received: list[str]
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.received.append(self.path)
+        self.served = getattr(self, "served", 0) + 1
+        if self.served > 1:
+            self.close_connection = True
+            return
+        body = b'{"ok": true}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def closing_service(settings):
+    received: list[str] = []
+    handler = type("Handler", (_ClosesReusedConnections,), {"received": received})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings.SERVICE_URLS = {**settings.SERVICE_URLS, "catalog": f"http://127.0.0.1:{server.server_port}"}
+    upstream.pool().clear()  # no connection kept from another test
+    yield received
+    server.shutdown()
+    server.server_close()
+    upstream.pool().clear()
+
+
+def test_an_idempotent_call_on_a_connection_the_service_closed_is_sent_again_on_a_fresh_one(closing_service):
+    assert upstream.call_ok("catalog", "POST", "/cloth/details", body={}, idempotent=True) == {"ok": True}
+    # The pooled connection is reused, the service drops it: asked again at once, answered.
+    assert upstream.call_ok("catalog", "POST", "/cloth/details", body={}, idempotent=True) == {"ok": True}
+    assert closing_service == ["/cloth/details"] * 3
+
+
+def test_a_call_that_is_not_idempotent_is_never_sent_twice(closing_service):
+    upstream.call_ok("catalog", "POST", "/x", body={}, idempotent=False)
+    with pytest.raises(errors.UpstreamUnavailable):
+        upstream.call_ok("catalog", "POST", "/x", body={}, idempotent=False)
+    assert closing_service == ["/x"] * 2
+
+
+def test_an_idempotent_call_is_sent_again_once_only(settings):
+    class DropsEverything(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        received = []
+
+        def do_POST(self):
+            self.received.append(self.path)
+            self.close_connection = True
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), DropsEverything)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        settings.SERVICE_URLS = {**settings.SERVICE_URLS, "catalog": f"http://127.0.0.1:{server.server_port}"}
+        with pytest.raises(errors.UpstreamUnavailable):
+            upstream.call_ok("catalog", "POST", "/y", body={}, idempotent=True)
+        assert DropsEverything.received == ["/y"] * 2
+    finally:
+        server.shutdown()
+        server.server_close()

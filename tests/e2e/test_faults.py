@@ -114,8 +114,8 @@ def test_redis_wiped_mid_drop_is_rebuilt_without_oversell(gw, join_member, login
     first = [order(i) for i in range(4)]
     assert first == [201] * 4
     # Lose the stack's Redis database: the gate, caches, token state, queues.
-    redis.Redis.from_url(os.environ.get("E2E_REDIS_URL", "redis://127.0.0.1:6379/1")).flushdb()
-    # Tokens survive (revocation lists are empty, signatures still verify); the gate is rebuilt.
+    _wipe_redis()
+    # Tokens survive (the member service restores the revocations); the gate is rebuilt.
     with ThreadPoolExecutor(8) as pool:
         rest = list(pool.map(order, range(4, 12)))
     assert rest.count(201) == 4 and rest.count(409) == 4, rest
@@ -155,6 +155,69 @@ def test_redis_wiped_mid_drop_then_every_order_cancelled_leaves_gate_and_postgre
         for t in again
     ]
     assert codes == [201] * 6, codes
+
+
+def _wipe_redis():
+    """Lose the stack's Redis database (only that one: FLUSHDB, never the whole server)."""
+    redis.Redis.from_url(os.environ.get("E2E_REDIS_URL", "redis://127.0.0.1:6379/1")).flushdb()
+
+
+def test_a_logout_survives_a_redis_wipe(gw, join_member, login):
+    member = join_member()
+    phone, laptop = login(member, "phone"), login(member, "laptop")
+    assert gw.delete("/member/logout", token=phone["access_token"]).status_code == 204
+    _wipe_redis()
+    r = gw.get("/member/mypage", token=phone["access_token"])
+    assert r.status_code == 401 and r.json()["error"]["code"] == "token_invalid", r.text
+    # Restored from PostgreSQL, not merely refused: the other device goes on.
+    assert gw.get("/member/mypage", token=laptop["access_token"]).status_code == 200
+    assert gw.get("/member/refresh", headers={"Refresh-Token": phone["refresh_token"]}).status_code == 401
+
+
+def test_a_logout_everywhere_survives_a_redis_wipe(gw, join_member, login):
+    member = join_member()
+    phone, laptop = login(member, "phone"), login(member, "laptop")
+    assert gw.delete("/member/logout/all", token=phone["access_token"]).status_code == 204
+    _wipe_redis()
+    for device in (phone, laptop):
+        assert gw.get("/member/mypage", token=device["access_token"]).status_code == 401
+    assert gw.get("/member/mypage", token=login(member, "tablet")["access_token"]).status_code == 200
+
+
+def test_after_a_cancel_the_member_may_order_again_at_once(gw, buyer, create_drop):
+    # The limit is 1: the cancelled unit must be free when the cancel answers. With the
+    # inventory's consumer stopped, OrderCancelled cannot be what frees it.
+    drop = create_drop(sizes="M:5", limit=1)
+    variant_id = drop["variants"][0]["variant_id"]
+    token = buyer["token"]
+    supervise("stop", "inventory-consumer")
+    try:
+        order = _buy(gw, token, variant_id)
+        r = gw.put("/orders/cancel", json={"order_id": order["order_id"]}, token=token)
+        assert r.status_code == 200 and r.json()["status"] == "CANCELLED", r.text
+        _buy(gw, token, variant_id)
+    finally:
+        supervise("start", "inventory-consumer")
+    wait_for(lambda: outbox("order")["pending"] == 0, timeout=30, what="OrderCancelled published")
+    wait_for(_invariants_hold, timeout=30, what="inventory invariants")
+
+
+def test_a_paid_order_cannot_be_cancelled_before_the_payment_reaches_it(gw, buyer, create_drop):
+    # The order service has not yet consumed PaymentCompleted (its consumer is stopped), so
+    # the order still reads PENDING_PAYMENT: the payment's hold is what refuses the cancel.
+    drop = create_drop(sizes="M:2", limit=1)
+    variant_id = drop["variants"][0]["variant_id"]
+    token = buyer["token"]
+    supervise("stop", "order-consumer")
+    try:
+        order = _buy(gw, token, variant_id)
+        _pay(gw, token, order["order_id"])
+        r = gw.put("/orders/cancel", json={"order_id": order["order_id"]}, token=token)
+        assert r.status_code == 409 and r.json()["error"]["code"] == "illegal_transition", r.text
+        assert _order(gw, token, order["order_id"])["status"] == "PENDING_PAYMENT"
+    finally:
+        supervise("start", "order-consumer")
+    wait_for(lambda: _order(gw, token, order["order_id"])["status"] == "PAID", timeout=90, what="order PAID")
 
 
 def test_unpaid_order_expires_and_its_stock_returns(gw, buyer, create_drop):

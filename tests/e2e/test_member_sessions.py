@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
 
 from tests.e2e.conftest import PASSWORD, read_mail_code, unique_email
+
+# The stack's REFRESH_REUSE_GRACE_SECONDS (the member service's default unless the test command says).
+REFRESH_GRACE_SECONDS = float(os.environ.get("E2E_REFRESH_GRACE_SECONDS", "5"))
 
 
 def _auth(token: str) -> dict[str, str]:
@@ -46,9 +54,29 @@ def test_a_reused_refresh_token_ends_that_device(gw, join_member, login):
     member = join_member()
     first = login(member)
     rotated = gw.get("/member/refresh", headers={"Refresh-Token": first["refresh_token"]}).json()
+    time.sleep(REFRESH_GRACE_SECONDS + 0.5)  # a copy that comes back after the grace window
     r = gw.get("/member/refresh", headers={"Refresh-Token": first["refresh_token"]})
     assert r.status_code == 401 and r.json()["error"]["code"] == "token_reused"
     assert gw.get("/member/mypage", token=rotated["access_token"]).status_code == 401
+
+
+def test_parallel_refreshes_with_one_token_keep_the_device_logged_in(gw, join_member, login):
+    """Two browser tabs refreshing at once: every one gets the same successor, nobody is logged out."""
+    first = login(join_member())
+    start = threading.Barrier(10)
+
+    def refresh(_):
+        start.wait()
+        return requests.get(f"{gw.base}/member/refresh", headers={"Refresh-Token": first["refresh_token"]}, timeout=15)
+
+    with ThreadPoolExecutor(10) as pool:
+        answers = list(pool.map(refresh, range(10)))
+    assert [r.status_code for r in answers] == [200] * 10, [r.text for r in answers]
+    assert len({r.json()["refresh_token"] for r in answers}) == 1
+    for r in answers:
+        assert gw.get("/member/mypage", token=r.json()["access_token"]).status_code == 200
+    r = gw.get("/member/refresh", headers={"Refresh-Token": answers[0].json()["refresh_token"]})
+    assert r.status_code == 200
 
 
 def test_a_forged_member_id_header_changes_nothing(gw, join_member, login):

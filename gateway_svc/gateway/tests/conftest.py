@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from gateway import apidocs
+from shared import tokens
 
 FAKE_SCHEMA = {
     "openapi": "3.0.3",
@@ -101,6 +102,7 @@ def dead_url():
 @pytest.fixture(autouse=True)
 def services_at_upstream(settings, upstream_url, redis_db):
     settings.SERVICE_URLS = {name: upstream_url for name in ("member", "catalog", "order", "inventory", "payment")}
+    tokens.restore_revocations(sessions=[], members=[])  # Redis holds every revocation (none yet)
     apidocs.clear_cache()
     yield
     apidocs.clear_cache()

@@ -25,7 +25,11 @@ def mailed_code(email: str) -> str:
 
 @pytest.fixture(autouse=True)
 def _clean_redis(redis_db):
-    """Rate limits, cooldowns and revocations live in Redis: every test starts from none."""
+    """Rate limits, cooldowns and revocations live in Redis: every test starts from none,
+    with Redis holding every revocation there is (none yet)."""
+    from shared import tokens
+
+    tokens.restore_revocations(sessions=[], members=[])
     return redis_db
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
+from django.db import connections
 from django.utils import timezone
 
 from members import services
@@ -90,6 +93,7 @@ def test_reusing_a_rotated_refresh_token_ends_that_device_only(anon_client, memb
     phone = login(member, "phone")
     laptop = login(member, "laptop")
     rotated = refresh(anon_client, phone.refresh_token).json()
+    _past_the_grace_window()
     r = refresh(anon_client, phone.refresh_token)  # a copy of the old token comes back
     assert r.status_code == 401 and r.json()["error"]["code"] == "token_reused"
     # The whole phone session is over: the thief's and the owner's newest tokens alike.
@@ -101,6 +105,12 @@ def test_reusing_a_rotated_refresh_token_ends_that_device_only(anon_client, memb
     # The laptop is untouched.
     assert tokens.verify_access_token(laptop.access_token)
     assert refresh(anon_client, laptop.refresh_token).status_code == 200
+
+
+def _past_the_grace_window() -> None:
+    """Date every rotation back beyond the grace window, as if the copy came back later."""
+    ago = timezone.now() - timedelta(seconds=settings.REFRESH_REUSE_GRACE_SECONDS + 1)
+    RefreshToken.objects.filter(rotated_at__isnull=False).update(rotated_at=ago)
 
 
 def test_refresh_without_header_or_with_garbage_is_401(anon_client, member):
@@ -162,3 +172,55 @@ def test_member_routes_need_the_gateways_identity(anon_client, member):
         r = getattr(anon_client, method)(path, HTTP_X_MEMBER_ID=str(member.pk))
         assert r.status_code == 401, path
         assert r.json()["error"]["code"] == "not_authenticated"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parallel_refreshes_with_one_token_all_get_the_same_successor(member, login):
+    """Two tabs refreshing at once: within the grace window a rotated token gets its successor again."""
+    pair = login(member)
+    start = threading.Barrier(10)
+    answers: list[object] = []
+
+    def refresh_once():
+        start.wait()
+        try:
+            answers.append(services.refresh_session(refresh_token=pair.refresh_token))
+        except TokenInvalid as exc:
+            answers.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=refresh_once) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(isinstance(a, services.TokenPair) for a in answers), answers
+    assert len({a.refresh_token for a in answers}) == 1
+    session = DeviceSession.objects.get()
+    assert session.revoked_at is None and session.rotations == 1
+    for a in answers:
+        assert tokens.verify_access_token(a.access_token)["sid"] == session.sid
+    # The successor goes on rotating as usual.
+    assert services.refresh_session(refresh_token=answers[0].refresh_token).refresh_token != answers[0].refresh_token
+
+
+def test_a_rotated_token_within_the_grace_window_gets_the_same_successor(anon_client, member, login, settings):
+    settings.REFRESH_REUSE_GRACE_SECONDS = 10
+    pair = login(member)
+    first = refresh(anon_client, pair.refresh_token).json()
+    again = refresh(anon_client, pair.refresh_token)
+    assert again.status_code == 200 and again.json()["refresh_token"] == first["refresh_token"]
+    assert DeviceSession.objects.get().revoked_at is None
+
+
+def test_a_rotated_token_after_the_grace_window_ends_the_session(anon_client, member, login, settings):
+    settings.REFRESH_REUSE_GRACE_SECONDS = 10
+    pair = login(member)
+    first = refresh(anon_client, pair.refresh_token).json()
+    _past_the_grace_window()
+    r = refresh(anon_client, pair.refresh_token)
+    assert r.status_code == 401 and r.json()["error"]["code"] == "token_reused"
+    assert refresh(anon_client, first["refresh_token"]).status_code == 401
+    with pytest.raises(TokenInvalid):
+        tokens.verify_access_token(first["access_token"])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from orders import services
+from orders import clients, services
 from orders.models import ALLOWED_TRANSITIONS, Order, OrderStatus, OrderTransition
-from shared.errors import IllegalTransition
+from shared.errors import IllegalTransition, UpstreamUnavailable
 from shared.messaging.models import OutboxEvent
 
 pytestmark = pytest.mark.django_db
@@ -24,6 +24,33 @@ def test_cancel_an_unpaid_order_announces_the_release(place, member_client):
     assert event.payload["order_id"] == order_id and event.payload["member_id"] == 1
     assert event.payload["lines"][0]["variant_id"] == 101 and event.payload["lines"][0]["quantity"] == 1
     assert OrderTransition.objects.filter(to_status="CANCELLED", cause="cancelled", actor="member:1").exists()
+
+
+def test_a_cancel_answers_with_the_stock_already_given_back(place, member_client, upstreams):
+    order_id = place(1).json()["order_id"]
+    assert upstreams.stock[101] == 9
+    assert member_client(1).put("/orders/cancel", {"order_id": order_id}, format="json").status_code == 200
+    # Released by the time the member reads the answer (the member's limit too), not when the
+    # event is consumed; the event still goes out, and inventory applies it as a no-op.
+    assert upstreams.released == [order_id] and upstreams.stock[101] == 10
+    assert OutboxEvent.objects.filter(event_type="OrderCancelled", aggregate_id=str(order_id)).exists()
+
+
+def test_a_cancel_succeeds_with_the_inventory_down_and_leaves_the_release_to_the_event(
+    place, member_client, upstreams, monkeypatch
+):
+    order_id = place(1).json()["order_id"]
+    real = upstreams.call_ok
+
+    def inventory_down(service, method, path, **kw):
+        if path.endswith("/release"):
+            raise UpstreamUnavailable("The inventory service is unavailable.")
+        return real(service, method, path, **kw)
+
+    monkeypatch.setattr(clients.upstream, "call_ok", inventory_down)
+    resp = member_client(1).put("/orders/cancel", {"order_id": order_id}, format="json")
+    assert resp.status_code == 200 and resp.json()["status"] == "CANCELLED"
+    assert OutboxEvent.objects.filter(event_type="OrderCancelled", aggregate_id=str(order_id)).exists()
 
 
 def test_cancel_a_paid_order_is_refused_pointing_to_refund(place, member_client):

@@ -18,6 +18,10 @@ class FakeOrders:
     def __init__(self) -> None:
         self.orders: dict[int, dict[str, Any]] = {}
         self.calls = 0
+        self.holds: list[tuple[int, int]] = []
+        #: order id -> status the order has by the time the payment asks to hold it
+        #: (a cancel that came between the payment's read of the order and its charge)
+        self.changed_before_hold: dict[int, str] = {}
 
     def add(
         self,
@@ -38,15 +42,30 @@ class FakeOrders:
             "payment_deadline": (timezone.now() + dt.timedelta(seconds=deadline_in)).isoformat(),
         }
 
-    def call_ok(self, service: str, method: str, path: str, **_kw: Any) -> Any:
-        assert (service, method) == ("order", "GET") and path.startswith("/internal/orders/")
+    def call_ok(self, service: str, method: str, path: str, *, body: Any = None, **_kw: Any) -> Any:
+        assert service == "order" and path.startswith("/internal/orders/")
+        if method == "POST" and path.endswith("/payment-hold"):
+            return self._hold(int(path.split("/")[3]), body["payment_id"])
+        assert method == "GET"
         self.calls += 1
-        order = self.orders.get(int(path.rsplit("/", 1)[1]))
+        return self._order(int(path.rsplit("/", 1)[1]))
+
+    def _order(self, order_id: int) -> dict[str, Any]:
+        order = self.orders.get(order_id)
         if order is None:
             exc = errors.ShopError("No such order.")
             exc.status_code, exc.code = 404, "not_found"
             raise exc
         return order
+
+    def _hold(self, order_id: int, payment_id: int) -> dict[str, Any]:
+        order = self._order(order_id)
+        if order_id in self.changed_before_hold:
+            order["status"] = self.changed_before_hold.pop(order_id)
+        if order["status"] != "PENDING_PAYMENT":
+            raise errors.IllegalTransition(f"This order is {order['status']}; it does not await payment.")
+        self.holds.append((order_id, payment_id))
+        return {"order_id": order_id, "payment_id": payment_id, "held_until": order["payment_deadline"]}
 
 
 @pytest.fixture

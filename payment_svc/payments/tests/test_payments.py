@@ -163,6 +163,23 @@ def test_order_past_its_deadline_is_not_charged(member_client, orders):
     assert Payment.objects.get().attempts == 0
 
 
+def test_the_order_is_held_for_the_payment_before_it_is_charged(member_client, orders):
+    payment_id = _open(member_client(1)).json()["payment_id"]
+    assert _pay(member_client(1)).status_code == 200
+    assert orders.holds == [(1, payment_id)]
+
+
+def test_an_order_cancelled_while_the_payment_starts_is_not_charged(member_client, orders):
+    _open(member_client(1))
+    orders.changed_before_hold[1] = "CANCELLED"  # the cancel won the order's lock first
+    r = _pay(member_client(1))
+    assert r.status_code == 409 and r.json()["error"]["code"] == "illegal_transition"
+    payment = Payment.objects.get()
+    assert payment.status == PaymentStatus.PENDING and payment.attempts == 0
+    assert FakeProvider.charges_for(payment.idempotency_key) == 0
+    assert not OutboxEvent.objects.filter(event_type="PaymentCompleted").exists()
+
+
 def test_database_refuses_a_second_charge_for_one_order(db):
     Payment.objects.create(order_id=5, member_id=1, amount="1.00", provider="fake", status=PaymentStatus.COMPLETED)
     with pytest.raises(IntegrityError), transaction.atomic():
