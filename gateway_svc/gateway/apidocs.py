@@ -114,8 +114,9 @@ def build_schema() -> tuple[dict[str, Any], bool]:
             if name in doc["components"]["schemas"] and doc["components"]["schemas"][name] != body
         }
         part = _rename_refs(part, renames)
+        # The component is stored under its new name too: only the references were renamed.
         for name, body in part.get("components", {}).get("schemas", {}).items():
-            doc["components"]["schemas"][name] = body
+            doc["components"]["schemas"][renames.get(name, name)] = body
         for template, operations in part.get("paths", {}).items():
             for method, operation in operations.items():
                 if method not in _METHODS:
