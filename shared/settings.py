@@ -107,7 +107,7 @@ def service_settings(name: str, *, base_dir: Path, apps: list[str], database: bo
             "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
             "DEFAULT_PARSER_CLASSES": ["shared.parsers.JSONParser"],
             "EXCEPTION_HANDLER": "shared.errors.exception_handler",
-            "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+            "DEFAULT_SCHEMA_CLASS": "shared.openapi.ShopAutoSchema",
             "DEFAULT_PAGINATION_CLASS": "shared.pagination.PageNumberPagination",
             "PAGE_SIZE": 20,
             "UNAUTHENTICATED_USER": None,
