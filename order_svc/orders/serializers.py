@@ -74,3 +74,4 @@ class OrderSerializer(serializers.ModelSerializer):
     class Meta:
         model = Order
         fields = ["order_id", "member_id", "status", "lines", "total", "created_at", "payment_deadline"]
+        read_only_fields = fields  # an answer only: every field is always there
