@@ -117,6 +117,8 @@ def service_settings(name: str, *, base_dir: Path, apps: list[str], database: bo
             "VERSION": "1.0.0",
             "SERVE_INCLUDE_SCHEMA": False,
             "COMPONENT_SPLIT_REQUEST": True,
+            # No route takes part of a resource: a PATCH body (the password change) is a whole one.
+            "COMPONENT_SPLIT_PATCH": False,
         },
         # Shared secret between the gateway and the services: a request carrying it came
         # from inside, so its identity headers can be trusted.

@@ -28,6 +28,7 @@ from members.serializers import (
     TokenPairSerializer,
 )
 from shared.errors import NotAuthenticated
+from shared.openapi import shop_errors
 
 REFRESH_HEADER = OpenApiParameter(
     "Refresh-Token",
@@ -75,6 +76,7 @@ class EmailSendView(PublicView):
         responses={202: EmailSentSerializer},
         summary="Mail a 6-digit verification code (resend cooldown, rate-limited)",
     )
+    @shop_errors(429)
     def post(self, request: Request) -> Response:
         body = EmailSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -91,6 +93,7 @@ class EmailVerifyView(PublicView):
         responses={200: EmailVerifiedSerializer},
         summary="Check a mailed code (a few tries, then the code is dead)",
     )
+    @shop_errors(429)
     def post(self, request: Request) -> Response:
         body = EmailVerifySerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -103,6 +106,7 @@ class JoinView(PublicView):
     @extend_schema(
         request=JoinSerializer, responses={201: JoinedSerializer}, summary="Join with a verified e-mail address"
     )
+    @shop_errors(409)
     def post(self, request: Request) -> Response:
         body = JoinSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -119,6 +123,7 @@ class LoginView(PublicView):
         responses={200: TokenPairSerializer},
         summary="Log in on a device: a short-lived access token and this device's refresh token",
     )
+    @shop_errors(401, 429)
     def post(self, request: Request) -> Response:
         body = LoginSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -134,6 +139,7 @@ class RefreshView(PublicView):
         responses={200: TokenPairSerializer},
         summary="Rotate the refresh token; a reused one ends the device's session",
     )
+    @shop_errors(401)
     def get(self, request: Request) -> Response:
         token = request.headers.get("Refresh-Token", "").strip()
         if not token:
@@ -146,6 +152,7 @@ class RefreshView(PublicView):
 
 class MyPageView(APIView):
     @extend_schema(responses={200: ProfileSerializer}, summary="My profile")
+    @shop_errors(404)
     def get(self, request: Request) -> Response:
         member = selectors.member_profile(member_id=request.user.member_id)
         return Response(ProfileSerializer(member).data)
@@ -155,6 +162,7 @@ class MyPageView(APIView):
         responses={200: ProfileSerializer},
         summary="Change my name, phone and address (e-mail and role are not editable)",
     )
+    @shop_errors(404)
     def put(self, request: Request) -> Response:
         body = ProfileSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -173,6 +181,7 @@ class PasswordView(APIView):
         responses={204: OpenApiResponse(description="Changed")},
         summary="Change my password; every other session ends",
     )
+    @shop_errors(401, 404, 429)
     def patch(self, request: Request) -> Response:
         body = PasswordChangeSerializer(data=request.data)
         body.is_valid(raise_exception=True)
