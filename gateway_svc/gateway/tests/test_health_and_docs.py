@@ -68,3 +68,20 @@ def test_a_component_two_services_name_alike_is_kept_for_each_under_its_own_name
 
     assert enum_of("/orders/detail/{order_id}") == ["PENDING_PAYMENT", "PAID"]
     assert enum_of("/payment/{order_id}") == ["PENDING", "COMPLETED"]
+
+
+def test_the_gateways_own_error_answers_are_documented_on_every_operation_in_the_error_shape(client):
+    doc = client.get("/api/schema").json()
+    assert doc["components"]["schemas"]["Error"]["required"] == ["error"]
+
+    def errors(method: str, path: str) -> set[int]:
+        responses = doc["paths"][path][method]["responses"]
+        for status, answer in responses.items():
+            if int(status) >= 400:
+                assert answer["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+        return {int(status) for status in responses if int(status) >= 400}
+
+    everywhere = {400, 414, 431, 503, 504}
+    assert errors("post", "/member/join") == everywhere | {413}  # public: no 401 from the gateway
+    assert errors("get", "/member/mypage") == everywhere | {401}  # a token needed; no body read
+    assert errors("get", "/cloth/detail/{cloth_id}") == everywhere
