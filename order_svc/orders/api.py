@@ -63,7 +63,7 @@ class PlaceOrderView(APIView):
 class WishlistOrderView(APIView):
     @extend_schema(
         request=WishlistOrderSerializer,
-        responses={201: OrderSerializer},
+        responses={201: OrderSerializer, 200: OrderSerializer},
         parameters=[IDEMPOTENCY_HEADER],
         summary="Order the wishlist (all of it, or the variants named); all or nothing",
     )

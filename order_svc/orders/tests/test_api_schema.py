@@ -50,3 +50,9 @@ def test_the_error_answers_of_each_order_route_are_documented_in_the_error_shape
         errors = documented_errors(api_schema, method, path)
         assert set(errors) >= statuses, (method, path, errors)
         assert set(errors.values()) == {"Error"}, (method, path, errors)
+
+
+def test_an_order_placed_again_with_its_idempotency_key_is_documented_as_200(api_schema):
+    for path in ("/orders/add", "/orders/add/Wishlist"):
+        responses = api_schema["paths"][path]["post"]["responses"]
+        assert {"200", "201"} <= set(responses), path
