@@ -115,6 +115,14 @@ class ShopAutoSchema(AutoSchema):
             responses.setdefault(str(status), error_response(status))
         return responses
 
+    def _get_parameters(self) -> list[dict[str, Any]]:
+        parameters = super()._get_parameters()
+        for parameter in parameters:
+            # An id in the path is a positive bigint: the gateway routes digits only.
+            if parameter["in"] == "path" and parameter["schema"].get("type") == "integer":
+                parameter["schema"] = {**parameter["schema"], "minimum": 1, "maximum": 2**63 - 1}
+        return parameters
+
     def _error_statuses(self) -> set[int]:
         method = getattr(self.view, self.method.lower(), None)
         statuses = set(getattr(method, "shop_error_statuses", ()))

@@ -56,3 +56,10 @@ def test_an_order_placed_again_with_its_idempotency_key_is_documented_as_200(api
     for path in ("/orders/add", "/orders/add/Wishlist"):
         responses = api_schema["paths"][path]["post"]["responses"]
         assert {"200", "201"} <= set(responses), path
+
+
+def test_ids_in_paths_and_page_parameters_are_documented_with_their_bounds(api_schema):
+    parameters = {p["name"]: p["schema"] for p in api_schema["paths"]["/orders/list/{member_id}"]["get"]["parameters"]}
+    assert parameters["member_id"]["minimum"] == 1 and parameters["member_id"]["maximum"] == 2**63 - 1
+    assert parameters["page"]["minimum"] == 1
+    assert parameters["page_size"]["minimum"] == 1 and parameters["page_size"]["maximum"] == 100
