@@ -6,7 +6,7 @@
     python manage_all.py logs [SERVICE] [-f]
     python manage_all.py restart [SERVICE...]
     python manage_all.py manage SERVICE COMMAND [ARGS...]   any service's manage.py command
-    python manage_all.py test               every service's tests, then end-to-end tests
+    python manage_all.py test               every service's tests, then end-to-end tests, then API fuzzing
     python manage_all.py loadtest SCENARIO  locust against the running stack (cost: CPU per request)
     python manage_all.py down
 
@@ -750,7 +750,8 @@ def cmd_test(args: argparse.Namespace) -> int:
     try:
         env = {**os.environ, "TEST_KAFKA_BOOTSTRAP_SERVERS": stack.kafka}
         env.pop("DJANGO_SETTINGS_MODULE", None)
-        selected = args.only or ["lint", "shared", "gateway", *SERVICES, "loadtest", "e2e"]
+        # The API fuzzing comes last: it changes the stack's state (orders, rate-limit counters).
+        selected = args.only or ["lint", "shared", "gateway", *SERVICES, "loadtest", "e2e", "api"]
         if "lint" in selected:
             say("\n=== lint (ruff) ===")
             results["lint"] = subprocess.call([str(VENV / "bin" / "ruff"), "check", "."], cwd=ROOT)
@@ -760,7 +761,7 @@ def cmd_test(args: argparse.Namespace) -> int:
                 ROOT, env, ["loadtest/tests", "-q", "-p", "no:django", "-p", "no:cacheprovider", *args.pytest_args]
             )
         for target in selected:
-            if target in ("e2e", "lint", "loadtest"):
+            if target in ("e2e", "api", "lint", "loadtest"):
                 continue
             say(f"\n=== {target} tests ===")
             cwd = ROOT / ("member_svc" if target == "shared" else f"{target}_svc")
@@ -768,20 +769,25 @@ def cmd_test(args: argparse.Namespace) -> int:
             if target == "shared" and not (ROOT / "shared" / "tests").exists():
                 continue
             results[target] = _pytest(cwd, env, [*paths, *args.pytest_args])
+        e2e_env = {
+            **env,
+            "GATEWAY_URL": stack.url("gateway"),
+            "MAIL_DIR": str(stack.mail_dir),
+            "E2E_STACK": "e2e",
+            **{f"{s.upper()}_SERVICE_URL": stack.url(s) for s in OFFSETS},
+            "INTERNAL_API_SECRET": stack.secrets()["INTERNAL_API_SECRET"],
+            "E2E_REDIS_URL": stack.redis_url,
+            "E2E_REFRESH_GRACE_SECONDS": stack.extra_env["REFRESH_REUSE_GRACE_SECONDS"],
+        }
         if "e2e" in selected:
             say("\n=== end-to-end tests (through the gateway) ===")
-            e2e_env = {
-                **env,
-                "GATEWAY_URL": stack.url("gateway"),
-                "MAIL_DIR": str(stack.mail_dir),
-                "E2E_STACK": "e2e",
-                **{f"{s.upper()}_SERVICE_URL": stack.url(s) for s in OFFSETS},
-                "INTERNAL_API_SECRET": stack.secrets()["INTERNAL_API_SECRET"],
-                "E2E_REDIS_URL": stack.redis_url,
-                "E2E_REFRESH_GRACE_SECONDS": stack.extra_env["REFRESH_REUSE_GRACE_SECONDS"],
-            }
             results["e2e"] = _pytest(
                 ROOT, e2e_env, ["tests/e2e", "-c", str(ROOT / "tests" / "pytest.ini"), *args.pytest_args]
+            )
+        if "api" in selected:
+            say("\n=== API fuzzing (schemathesis against the gateway's OpenAPI document) ===")
+            results["api"] = _pytest(
+                ROOT, e2e_env, ["tests/api", "-c", str(ROOT / "tests" / "pytest.ini"), *args.pytest_args]
             )
     finally:
         if not args.keep:
@@ -820,7 +826,7 @@ def main() -> int:
     p.add_argument("args", nargs=argparse.REMAINDER)
     p = sub.add_parser("test", help="run every test: services, then end to end")
     p.add_argument(
-        "--only", action="append", help="lint, shared, gateway, a service name, loadtest or e2e (repeatable)"
+        "--only", action="append", help="lint, shared, gateway, a service name, loadtest, e2e or api (repeatable)"
     )
     p.add_argument("--keep", action="store_true", help="leave the end-to-end stack running afterwards")
     p.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")

@@ -107,7 +107,7 @@ def service_settings(name: str, *, base_dir: Path, apps: list[str], database: bo
             "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
             "DEFAULT_PARSER_CLASSES": ["shared.parsers.JSONParser"],
             "EXCEPTION_HANDLER": "shared.errors.exception_handler",
-            "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+            "DEFAULT_SCHEMA_CLASS": "shared.openapi.ShopAutoSchema",
             "DEFAULT_PAGINATION_CLASS": "shared.pagination.PageNumberPagination",
             "PAGE_SIZE": 20,
             "UNAUTHENTICATED_USER": None,
@@ -117,6 +117,8 @@ def service_settings(name: str, *, base_dir: Path, apps: list[str], database: bo
             "VERSION": "1.0.0",
             "SERVE_INCLUDE_SCHEMA": False,
             "COMPONENT_SPLIT_REQUEST": True,
+            # No route takes part of a resource: a PATCH body (the password change) is a whole one.
+            "COMPONENT_SPLIT_PATCH": False,
         },
         # Shared secret between the gateway and the services: a request carrying it came
         # from inside, so its identity headers can be trusted.

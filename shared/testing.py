@@ -53,3 +53,21 @@ def member_client():
         return client
 
     return make
+
+
+@pytest.fixture(scope="session")
+def api_schema() -> dict:
+    """The service's OpenAPI document, as /api/schema serves it."""
+    from drf_spectacular.generators import SchemaGenerator  # noqa: PLC0415 - only schema tests need it
+
+    return SchemaGenerator().get_schema(request=None, public=True)
+
+
+def documented_errors(doc: dict, method: str, path: str) -> dict[int, str]:
+    """{status: component name} of an operation's error answers (4xx, 5xx) in ``doc``."""
+    responses = doc["paths"][path][method.lower()]["responses"]
+    return {
+        int(status): answer["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+        for status, answer in responses.items()
+        if int(status) >= 400
+    }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from catalog import selectors, serializers
 from shared.errors import NotFound
 from shared.internal_auth import IsInternal
+from shared.openapi import shop_errors
 
 
 def _page_url(request, params: dict, page: int | None) -> str | None:
@@ -28,13 +29,11 @@ class ClothListView(APIView):
 
     @extend_schema(
         parameters=[serializers.ClothListQuerySerializer],
-        responses={
-            200: serializers.ClothPageSerializer,
-            400: OpenApiResponse(description="validation_error naming the field"),
-        },
+        responses={200: serializers.ClothPageSerializer},
         summary="A page of clothes, filtered and sorted",
         tags=["catalog"],
     )
+    @shop_errors(404)  # a page past the last
     def get(self, request):
         s = serializers.ClothListQuerySerializer(data=request.query_params)
         s.is_valid(raise_exception=True)
@@ -73,10 +72,11 @@ class ClothDetailView(APIView):
     authentication_classes = []
 
     @extend_schema(
-        responses={200: serializers.ClothDetailSerializer, 404: OpenApiResponse(description="not_found")},
+        responses={200: serializers.ClothDetailSerializer},
         summary="One cloth with its sizes and shown stock",
         tags=["catalog"],
     )
+    @shop_errors(404)
     def get(self, request, cloth_id: int):
         if cloth_id > 2**63 - 1:
             raise NotFound("No such cloth.")

@@ -1,8 +1,9 @@
 """The public API's OpenAPI document, merged from the services', and a page that lists it.
 
 Each service describes itself with drf-spectacular (``/api/schema``). The gateway keeps
-only the operations its allowlist forwards, marks which need a token, and caches the
-result (briefly when a service could not be asked, so its part appears once it is up).
+only the operations its allowlist forwards, marks which need a token, adds the error
+answers it gives itself, and caches the result (briefly when a service could not be
+asked, so its part appears once it is up).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from django.conf import settings
 
 from gateway import forwarding, routes
 from shared.internal_auth import internal_headers
+from shared.openapi import ERROR_COMPONENT, ERROR_SCHEMA, error_response
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +29,12 @@ _PARTIAL_CACHE_SECONDS = 10
 _cache: dict[str, Any] = {"at": 0.0, "ttl": 0.0, "doc": None}
 _lock = threading.Lock()
 _METHODS = ("get", "post", "put", "patch", "delete")
+#: What the gateway (or the web server in front of it) may answer to any request: a request
+#: it cannot read (400, and 414 or 431 over the web server's limits), a service down or
+#: overloaded (503) or slow (504).
+_ANY_ROUTE_ERRORS = (400, 414, 431, 503, 504)
+#: A body over REQUEST_MAX_BODY_BYTES is refused where the gateway reads one.
+_BODY_METHODS = ("post", "put", "patch", "delete")
 
 
 def public_schema() -> dict[str, Any]:
@@ -84,6 +92,15 @@ def _rename_refs(node: Any, renames: dict[str, str]) -> Any:
     return node
 
 
+def _gateway_errors(method: str, route: routes.Route) -> dict[str, Any]:
+    statuses = set(_ANY_ROUTE_ERRORS)
+    if not route.public:
+        statuses.add(401)  # no token, or one that is invalid, expired or revoked
+    if method in _BODY_METHODS:
+        statuses.add(413)
+    return {str(status): error_response(status) for status in sorted(statuses)}
+
+
 def build_schema() -> tuple[dict[str, Any], bool]:
     """(merged document, whether every service answered)."""
     doc: dict[str, Any] = {
@@ -96,7 +113,7 @@ def build_schema() -> tuple[dict[str, Any], bool]:
         },
         "paths": {},
         "components": {
-            "schemas": {},
+            "schemas": {ERROR_COMPONENT: ERROR_SCHEMA},
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
         },
     }
@@ -114,8 +131,9 @@ def build_schema() -> tuple[dict[str, Any], bool]:
             if name in doc["components"]["schemas"] and doc["components"]["schemas"][name] != body
         }
         part = _rename_refs(part, renames)
+        # The component is stored under its new name too: only the references were renamed.
         for name, body in part.get("components", {}).get("schemas", {}).items():
-            doc["components"]["schemas"][name] = body
+            doc["components"]["schemas"][renames.get(name, name)] = body
         for template, operations in part.get("paths", {}).items():
             for method, operation in operations.items():
                 if method not in _METHODS:
@@ -126,6 +144,8 @@ def build_schema() -> tuple[dict[str, Any], bool]:
                 operation = copy.deepcopy(operation)
                 operation["security"] = [] if route.public else [{"bearerAuth": []}]
                 operation["tags"] = [service]
+                responses = {**_gateway_errors(method, route), **operation.get("responses", {})}
+                operation["responses"] = dict(sorted(responses.items()))
                 doc["paths"].setdefault(template, {})[method] = operation
     doc["paths"] = dict(sorted(doc["paths"].items()))
     return doc, complete

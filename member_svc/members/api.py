@@ -29,6 +29,7 @@ from members.serializers import (
 )
 from shared.errors import NotAuthenticated
 from shared.internal_auth import IsInternal
+from shared.openapi import shop_errors
 
 REFRESH_HEADER = OpenApiParameter(
     "Refresh-Token",
@@ -76,6 +77,7 @@ class EmailSendView(PublicView):
         responses={202: EmailSentSerializer},
         summary="Mail a 6-digit verification code (resend cooldown, rate-limited)",
     )
+    @shop_errors(429)
     def post(self, request: Request) -> Response:
         body = EmailSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -92,6 +94,7 @@ class EmailVerifyView(PublicView):
         responses={200: EmailVerifiedSerializer},
         summary="Check a mailed code (a few tries, then the code is dead)",
     )
+    @shop_errors(429)
     def post(self, request: Request) -> Response:
         body = EmailVerifySerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -104,6 +107,7 @@ class JoinView(PublicView):
     @extend_schema(
         request=JoinSerializer, responses={201: JoinedSerializer}, summary="Join with a verified e-mail address"
     )
+    @shop_errors(409)
     def post(self, request: Request) -> Response:
         body = JoinSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -120,6 +124,7 @@ class LoginView(PublicView):
         responses={200: TokenPairSerializer},
         summary="Log in on a device: a short-lived access token and this device's refresh token",
     )
+    @shop_errors(401, 429)
     def post(self, request: Request) -> Response:
         body = LoginSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -135,6 +140,7 @@ class RefreshView(PublicView):
         responses={200: TokenPairSerializer},
         summary="Rotate the refresh token; a reused one ends the device's session",
     )
+    @shop_errors(401)
     def get(self, request: Request) -> Response:
         token = request.headers.get("Refresh-Token", "").strip()
         if not token:
@@ -147,6 +153,7 @@ class RefreshView(PublicView):
 
 class MyPageView(APIView):
     @extend_schema(responses={200: ProfileSerializer}, summary="My profile")
+    @shop_errors(404)
     def get(self, request: Request) -> Response:
         member = selectors.member_profile(member_id=request.user.member_id)
         return Response(ProfileSerializer(member).data)
@@ -156,6 +163,7 @@ class MyPageView(APIView):
         responses={200: ProfileSerializer},
         summary="Change my name, phone and address (e-mail and role are not editable)",
     )
+    @shop_errors(404)
     def put(self, request: Request) -> Response:
         body = ProfileSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -174,6 +182,7 @@ class PasswordView(APIView):
         responses={204: OpenApiResponse(description="Changed")},
         summary="Change my password; every other session ends",
     )
+    @shop_errors(401, 404, 429)
     def patch(self, request: Request) -> Response:
         body = PasswordChangeSerializer(data=request.data)
         body.is_valid(raise_exception=True)

@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from rest_framework import serializers
 
 from members.models import Member
+
+
+def _password_min_length() -> int:
+    for validator in settings.AUTH_PASSWORD_VALIDATORS:
+        if validator["NAME"].endswith(".MinimumLengthValidator"):
+            return validator.get("OPTIONS", {}).get("min_length", 8)
+    return 1
+
+
+def new_password_field() -> serializers.CharField:
+    """A password being chosen: the length the password validators ask for, on the field too.
+
+    The validators (common passwords, likeness to the e-mail...) still run in the service;
+    the length is on the field so that the API document states it.
+    """
+    return serializers.CharField(
+        min_length=_password_min_length(), max_length=128, trim_whitespace=False, style={"input_type": "password"}
+    )
 
 
 class EmailSerializer(serializers.Serializer):
@@ -28,7 +47,7 @@ class EmailVerifiedSerializer(serializers.Serializer):
 
 class JoinSerializer(serializers.Serializer):
     email = serializers.EmailField(max_length=254)
-    password = serializers.CharField(max_length=128, trim_whitespace=False, style={"input_type": "password"})
+    password = new_password_field()
     name = serializers.CharField(max_length=100)
     phone = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
     address = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
@@ -69,4 +88,4 @@ class ProfileSerializer(serializers.ModelSerializer):
 
 class PasswordChangeSerializer(serializers.Serializer):
     current_password = serializers.CharField(max_length=128, trim_whitespace=False)
-    new_password = serializers.CharField(max_length=128, trim_whitespace=False)
+    new_password = new_password_field()

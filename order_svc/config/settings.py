@@ -8,6 +8,10 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 _shared = service_settings("order", base_dir=BASE_DIR, apps=["orders", "wishlist"])
 globals().update(_shared)
+SPECTACULAR_SETTINGS = {
+    **_shared["SPECTACULAR_SETTINGS"],
+    "ENUM_NAME_OVERRIDES": {"OrderStatusEnum": "orders.models.OrderStatus"},
+}
 
 # An order unpaid this long after it was placed expires and its stock goes back.
 ORDER_PAYMENT_DEADLINE_SECONDS = env.int("ORDER_PAYMENT_DEADLINE_SECONDS", default=600)

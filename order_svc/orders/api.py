@@ -19,10 +19,11 @@ from orders.serializers import (
 )
 from shared.errors import PermissionDenied, ValidationFailed
 from shared.internal_auth import IsInternal
+from shared.openapi import shop_errors
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
-    str,
+    {"type": "string", "maxLength": 128},
     OpenApiParameter.HEADER,
     required=False,
     description="Retrying with the same key returns the same order instead of placing a second one.",
@@ -49,6 +50,7 @@ class PlaceOrderView(APIView):
         parameters=[IDEMPOTENCY_HEADER],
         summary="Place an order (reserves the stock at once)",
     )
+    @shop_errors(409, 422)
     def post(self, request: Request) -> Response:
         # Most clicks of a drop come after the last unit is gone: answer those before any
         # validation or I/O when the stock gate said so a moment ago (see clients.known_sold_out).
@@ -67,10 +69,11 @@ class PlaceOrderView(APIView):
 class WishlistOrderView(APIView):
     @extend_schema(
         request=WishlistOrderSerializer,
-        responses={201: OrderSerializer},
+        responses={201: OrderSerializer, 200: OrderSerializer},
         parameters=[IDEMPOTENCY_HEADER],
         summary="Order the wishlist (all of it, or the variants named); all or nothing",
     )
+    @shop_errors(409, 422)
     def post(self, request: Request) -> Response:
         body = WishlistOrderSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -84,6 +87,7 @@ class WishlistOrderView(APIView):
 
 class CancelOrderView(APIView):
     @extend_schema(request=OrderIdSerializer, responses={200: OrderSerializer}, summary="Cancel an unpaid order")
+    @shop_errors(404, 409)
     def put(self, request: Request) -> Response:
         body = OrderIdSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -96,6 +100,7 @@ class CancelOrderView(APIView):
 
 class RefundOrderView(APIView):
     @extend_schema(request=OrderIdSerializer, responses={202: OrderSerializer}, summary="Ask for a paid order's refund")
+    @shop_errors(404, 409)
     def put(self, request: Request) -> Response:
         body = OrderIdSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -108,6 +113,7 @@ class RefundOrderView(APIView):
 
 class OrderDetailView(APIView):
     @extend_schema(responses={200: OrderSerializer}, summary="One of one's own orders")
+    @shop_errors(404)
     def get(self, request: Request, order_id: int) -> Response:
         order = selectors.get_member_order(member_id=request.user.member_id, order_id=order_id)
         return Response(OrderSerializer(order).data)
@@ -117,6 +123,7 @@ class MemberOrdersView(generics.ListAPIView):
     serializer_class = OrderSerializer
 
     @extend_schema(summary="One's own orders, newest first (a page)")
+    @shop_errors(403, 404)
     def get(self, request: Request, *args, **kwargs) -> Response:
         return super().get(request, *args, **kwargs)
 

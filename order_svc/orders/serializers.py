@@ -8,25 +8,36 @@ from rest_framework import serializers
 from orders.models import Order, OrderLine
 
 
+def line_quantity(too_many: str) -> serializers.IntegerField:
+    """A quantity of one variant: 1 to ORDER_MAX_LINE_QUANTITY (read when the form is made).
+
+    ``too_many`` is the message past the limit, with ``{max_value}`` in it. The bound is on
+    the field, not in a check after it, so the API document states it too.
+    """
+    return serializers.IntegerField(
+        min_value=1, max_value=settings.ORDER_MAX_LINE_QUANTITY, error_messages={"max_value": too_many}
+    )
+
+
 class LineInSerializer(serializers.Serializer):
     variant_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
-    quantity = serializers.IntegerField(min_value=1)
 
-    def validate_quantity(self, value: int) -> int:
-        if value > settings.ORDER_MAX_LINE_QUANTITY:
-            raise serializers.ValidationError(f"At most {settings.ORDER_MAX_LINE_QUANTITY} per line.")
-        return value
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {**super().get_fields(), "quantity": line_quantity("At most {max_value} per line.")}
 
 
 class PlaceOrderSerializer(serializers.Serializer):
-    # A ListField (not many=True) so errors name "lines" and "lines.N.field" plainly.
-    lines = serializers.ListField(child=LineInSerializer())
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # A ListField (not many=True) so errors name "lines" and "lines.N.field" plainly.
+        lines = serializers.ListField(
+            child=LineInSerializer(),
+            min_length=1,
+            max_length=settings.ORDER_MAX_LINES,
+            error_messages={"min_length": "At least one line is needed.", "max_length": "At most {max_length} lines."},
+        )
+        return {**super().get_fields(), "lines": lines}
 
     def validate_lines(self, lines: list[dict]) -> list[dict]:
-        if not lines:
-            raise serializers.ValidationError("At least one line is needed.")
-        if len(lines) > settings.ORDER_MAX_LINES:
-            raise serializers.ValidationError(f"At most {settings.ORDER_MAX_LINES} lines.")
         seen: set[int] = set()
         errors: list[dict] = []
         for line in lines:
@@ -63,6 +74,7 @@ class OrderSerializer(serializers.ModelSerializer):
     class Meta:
         model = Order
         fields = ["order_id", "member_id", "status", "lines", "total", "created_at", "payment_deadline"]
+        read_only_fields = fields  # an answer only: every field is always there
 
 
 class PaymentHoldSerializer(serializers.Serializer):

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from shared.openapi import shop_errors
 from wishlist import selectors, services
 from wishlist.serializers import ItemInSerializer, ItemSerializer, VariantIdSerializer, WishlistSerializer
+
+VARIANT_ID_QUERY = OpenApiParameter(
+    "variant_id",
+    {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+    OpenApiParameter.QUERY,
+    required=False,
+    description="The variant to remove; a JSON body {variant_id} works too, as in the original API.",
+)
 
 
 class WishlistView(APIView):
@@ -30,6 +39,7 @@ class AddItemView(APIView):
 
 class UpdateItemView(APIView):
     @extend_schema(request=ItemInSerializer, responses={200: ItemSerializer}, summary="Change an item's quantity")
+    @shop_errors(404)
     def put(self, request: Request) -> Response:
         body = ItemInSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -38,7 +48,12 @@ class UpdateItemView(APIView):
 
 
 class DeleteItemView(APIView):
-    @extend_schema(request=VariantIdSerializer, responses={204: None}, summary="Remove an item from the wishlist")
+    @extend_schema(
+        parameters=[VARIANT_ID_QUERY],
+        responses={204: None},
+        summary="Remove an item from the wishlist (the variant_id in the query, or in a JSON body)",
+    )
+    @shop_errors(400, 404)
     def delete(self, request: Request) -> Response:
         # A body on DELETE is what the original API takes; a query parameter works too.
         data = request.data if request.data else request.query_params

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.conf import settings
+from orders.serializers import line_quantity
 from rest_framework import serializers
 
 from wishlist.models import WishlistItem
@@ -10,12 +10,9 @@ from wishlist.models import WishlistItem
 
 class ItemInSerializer(serializers.Serializer):
     variant_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
-    quantity = serializers.IntegerField(min_value=1)
 
-    def validate_quantity(self, value: int) -> int:
-        if value > settings.ORDER_MAX_LINE_QUANTITY:
-            raise serializers.ValidationError(f"At most {settings.ORDER_MAX_LINE_QUANTITY} of one item.")
-        return value
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {**super().get_fields(), "quantity": line_quantity("At most {max_value} of one item.")}
 
 
 class VariantIdSerializer(serializers.Serializer):

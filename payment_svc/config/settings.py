@@ -6,7 +6,12 @@ from shared.settings import env, service_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-globals().update(service_settings("payment", base_dir=BASE_DIR, apps=["payments"]))
+_shared = service_settings("payment", base_dir=BASE_DIR, apps=["payments"])
+globals().update(_shared)
+SPECTACULAR_SETTINGS = {
+    **_shared["SPECTACULAR_SETTINGS"],
+    "ENUM_NAME_OVERRIDES": {"PaymentStatusEnum": "payments.models.PaymentStatus"},
+}
 
 # Dotted path of the PaymentProvider class that charges and refunds.
 PAYMENT_PROVIDER = env.str("PAYMENT_PROVIDER", default="payments.providers.FakeProvider")

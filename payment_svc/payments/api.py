@@ -16,6 +16,7 @@ from payments.serializers import (
     PaymentSerializer,
 )
 from shared.internal_auth import IsInternal
+from shared.openapi import shop_errors
 
 
 class OpenPaymentView(APIView):
@@ -24,6 +25,7 @@ class OpenPaymentView(APIView):
         responses={201: PaymentSerializer, 200: PaymentSerializer},
         summary="Open a payment for one's own order (the amount is the order's)",
     )
+    @shop_errors(404, 409)
     def post(self, request: Request) -> Response:
         body = OpenPaymentSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -39,6 +41,7 @@ class CompletePaymentView(APIView):
         responses={200: PaymentSerializer},
         summary="Complete the order's payment with a card (402 if declined)",
     )
+    @shop_errors(402, 404, 409)
     def put(self, request: Request, order_id: int) -> Response:
         body = CompletePaymentSerializer(data=request.data)
         body.is_valid(raise_exception=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from gateway import apidocs
+
 
 def test_health_is_ok_when_every_service_is(client):
     r = client.get("/health")
@@ -39,3 +41,47 @@ def test_the_docs_page_lists_the_public_operations_and_no_internal_one(client):
     page = r.content.decode()
     assert "/member/join" in page and "<code>email</code>*" in page
     assert "/cloth/inventory" not in page and "/internal/" not in page
+
+
+def _enum_part(method: str, path: str, values: list[str]) -> dict:
+    status = {"type": "object", "properties": {"status": {"$ref": "#/components/schemas/StatusEnum"}}}
+    answer = {"content": {"application/json": {"schema": status}}}
+    return {
+        "paths": {path: {method: {"responses": {"200": answer}}}},
+        "components": {"schemas": {"StatusEnum": {"type": "string", "enum": values}}},
+    }
+
+
+def test_a_component_two_services_name_alike_is_kept_for_each_under_its_own_name(monkeypatch):
+    parts = {
+        "order": _enum_part("get", "/orders/detail/{order_id}", ["PENDING_PAYMENT", "PAID"]),
+        "payment": _enum_part("put", "/payment/{order_id}", ["PENDING", "COMPLETED"]),
+    }
+    monkeypatch.setattr(apidocs, "_fetch", lambda service: parts.get(service, {"paths": {}}))
+    doc, _ = apidocs.build_schema()
+    schemas = doc["components"]["schemas"]
+
+    def enum_of(path: str) -> list[str]:
+        (operation,) = doc["paths"][path].values()
+        ref = operation["responses"]["200"]["content"]["application/json"]["schema"]["properties"]["status"]["$ref"]
+        return schemas[ref.rsplit("/", 1)[-1]]["enum"]
+
+    assert enum_of("/orders/detail/{order_id}") == ["PENDING_PAYMENT", "PAID"]
+    assert enum_of("/payment/{order_id}") == ["PENDING", "COMPLETED"]
+
+
+def test_the_gateways_own_error_answers_are_documented_on_every_operation_in_the_error_shape(client):
+    doc = client.get("/api/schema").json()
+    assert doc["components"]["schemas"]["Error"]["required"] == ["error"]
+
+    def errors(method: str, path: str) -> set[int]:
+        responses = doc["paths"][path][method]["responses"]
+        for status, answer in responses.items():
+            if int(status) >= 400:
+                assert answer["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+        return {int(status) for status in responses if int(status) >= 400}
+
+    everywhere = {400, 414, 431, 503, 504}
+    assert errors("post", "/member/join") == everywhere | {413}  # public: no 401 from the gateway
+    assert errors("get", "/member/mypage") == everywhere | {401}  # a token needed; no body read
+    assert errors("get", "/cloth/detail/{cloth_id}") == everywhere
