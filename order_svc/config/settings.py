@@ -32,7 +32,7 @@ WISHLIST_MAX_ITEMS = env.int("WISHLIST_MAX_ITEMS", default=100)
 
 # The saga's reconciliation (orders/reconcile.py): how often, how long events in flight get
 # to land before a disagreement counts, and how far back it looks.
-SAGA_RECONCILE_EVERY_SECONDS = env.float("SAGA_RECONCILE_EVERY_SECONDS", default=60.0)
+SAGA_RECONCILE_EVERY_SECONDS = env.float("SAGA_RECONCILE_EVERY_SECONDS", default=300.0)
 SAGA_RECONCILE_GRACE_SECONDS = env.float("SAGA_RECONCILE_GRACE_SECONDS", default=60.0)
 SAGA_RECONCILE_WINDOW_SECONDS = env.float("SAGA_RECONCILE_WINDOW_SECONDS", default=6 * 3600.0)
 

@@ -5,7 +5,7 @@ Each step of the saga travels as an event. An event that never arrives (a broker
 it, a consumer that never ran, an outbox row someone deleted) leaves two services telling
 different stories: a card charged for an order still waiting for its payment, a paid order
 whose units inventory never sold, units held for an order that was never written. Every
-minute (and on demand: ``manage.py reconcile_saga``) this compares what the order service
+five minutes (and on demand: ``manage.py reconcile_saga``) this compares what the order service
 holds with what the payment and inventory services hold, for changes older than
 ``SAGA_RECONCILE_GRACE_SECONDS`` (time for events in flight to land) and younger than
 ``SAGA_RECONCILE_WINDOW_SECONDS``, and repairs each disagreement by publishing again the

@@ -10,7 +10,7 @@ from orders.reconcile import reconcile_saga
 class Command(BaseCommand):
     help = (
         "Find charges the orders do not show, orders inventory does not show and reservations without an order; "
-        "repair each through the saga's events (a beat job does this every minute)."
+        "repair each through the saga's events (a beat job does this every five minutes)."
     )
 
     def add_arguments(self, parser):
