@@ -63,6 +63,11 @@ PASSED_PREFIXES = (
     "KAFKA_TOPIC_PREFIX",
     "LOG_LEVEL",
     "DJANGO_DEBUG",
+    "DJANGO_ALLOWED_HOSTS",
+    "ARGON2_",
+    "REFRESH_",
+    "REQUEST_",
+    "SAGA_",
 )
 OFFSETS = {"gateway": 0, "member": 1, "catalog": 2, "order": 3, "inventory": 4, "payment": 5}
 #: web workers x threads per service (2 cores; see docs/performance.md for why). Under
