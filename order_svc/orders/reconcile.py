@@ -96,7 +96,10 @@ def _charges_the_orders_do_not_show(since: dt.datetime, until: dt.datetime) -> l
             continue  # the one charge that paid the order: as it should be
         if order.updated_at >= until:
             continue  # the order moved moments ago (a refund on its way): look again next time
-        asked = (order_id, payment_id) in refund_asked or (
+        asked_at = refund_asked.get((order_id, payment_id))
+        if asked_at is not None and asked_at >= until:
+            continue  # the refund was asked moments ago: it is on its way
+        asked = asked_at is not None or (
             order.status in (OrderStatus.REFUND_REQUESTED, OrderStatus.REFUNDED) and paid_by.get(order_id) == payment_id
         )
         if asked:
@@ -121,12 +124,12 @@ def _paying_payments(order_ids: list[int]) -> dict[int, int]:
     return {order_id: int(actor.split(":", 1)[1]) for order_id, actor in rows if actor.startswith("payment:")}
 
 
-def _refunds_asked(order_ids: list[int]) -> set[tuple[int, int]]:
-    """(order id, payment id) of the late or duplicate payments the order asked to send back."""
+def _refunds_asked(order_ids: list[int]) -> dict[tuple[int, int], dt.datetime]:
+    """(order id, payment id) -> when: the late or duplicate payments the order asked to send back."""
     rows = OrderTransition.objects.filter(order_id__in=order_ids, cause__startswith="refund:").values_list(
-        "order_id", "actor"
+        "order_id", "actor", "at"
     )
-    return {(order_id, int(actor.split(":", 1)[1])) for order_id, actor in rows if actor.startswith("payment:")}
+    return {(order_id, int(actor.split(":", 1)[1])): at for order_id, actor, at in rows if actor.startswith("payment:")}
 
 
 # --------------------------------------------------------------------------- stock

@@ -157,3 +157,15 @@ def test_changes_younger_than_the_grace_period_are_not_judged_yet(place, others)
     others.reservation(order_id, "ACTIVE")  # the release is still on its way
     assert reconcile.reconcile_saga(now=timezone.now()) == []
     assert Order.objects.get().status == OrderStatus.CANCELLED
+
+
+def test_a_refund_asked_moments_ago_is_not_asked_again(place, others):
+    order_id = place(1).json()["order_id"]
+    services.expire_overdue_orders(now=timezone.now() + dt.timedelta(hours=1))
+    apply_event("order", _paid(order_id, 54))  # late payment: RefundRequested written just now
+    others.charge(order_id, 54)  # the payment service has not refunded yet
+    others.reservation(order_id, "RELEASED")
+    Order.objects.filter(order_id=order_id).update(updated_at=timezone.now() - dt.timedelta(hours=1))
+    # the order and the charge are old, the refund request is not: it is still on its way
+    assert reconcile.reconcile_saga(now=timezone.now() + dt.timedelta(seconds=30), grace_seconds=60) == []
+    assert others.own_replayed == [] and others.replayed == []
