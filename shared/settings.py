@@ -154,6 +154,9 @@ def service_settings(name: str, *, base_dir: Path, apps: list[str], database: bo
         # Upstream calls (service to service)
         "UPSTREAM_TIMEOUT_SECONDS": env.float("UPSTREAM_TIMEOUT_SECONDS", default=5.0),
         "UPSTREAM_CONNECT_TIMEOUT_SECONDS": env.float("UPSTREAM_CONNECT_TIMEOUT_SECONDS", default=1.0),
+        # A pooled connection idle longer than this is closed before reuse: the web servers end
+        # idle keep-alive connections after 30 s (shared.upstream.FreshConnectionPool).
+        "UPSTREAM_IDLE_REUSE_SECONDS": env.float("UPSTREAM_IDLE_REUSE_SECONDS", default=15.0),
         "SERVICE_URLS": {
             svc: env.str(f"{svc.upper()}_SERVICE_URL", default=f"http://127.0.0.1:{port}")
             for svc, port in SERVICE_PORTS.items()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 import urllib3
@@ -23,11 +24,40 @@ logger = logging.getLogger(__name__)
 _pool: urllib3.PoolManager | None = None
 
 
+class FreshConnectionPool(urllib3.HTTPConnectionPool):
+    """A connection pool that retires a connection idle for UPSTREAM_IDLE_REUSE_SECONDS.
+
+    The services' web servers end a kept-alive connection idle for 30 s. A request sent on
+    one just as the server ends it is lost without an answer, and a POST may not simply be
+    sent again. Retiring connections well before the server does closes that window; one
+    idle less long is reused (urllib3 already notices one the server closed earlier).
+    """
+
+    def _get_conn(self, timeout: float | None = None):
+        conn = super()._get_conn(timeout)
+        last_used = getattr(conn, "shop_last_used", None)
+        if last_used is not None and time.monotonic() - last_used > settings.UPSTREAM_IDLE_REUSE_SECONDS:
+            conn.close()  # connected again on its next use
+        return conn
+
+    def _put_conn(self, conn) -> None:
+        if conn is not None:
+            conn.shop_last_used = time.monotonic()
+        super()._put_conn(conn)
+
+
+def pool_manager(**kwargs: Any) -> urllib3.PoolManager:
+    """A urllib3 PoolManager whose plain-HTTP pools retire idle connections (FreshConnectionPool)."""
+    manager = urllib3.PoolManager(**kwargs)
+    manager.pool_classes_by_scheme = {**manager.pool_classes_by_scheme, "http": FreshConnectionPool}
+    return manager
+
+
 def pool() -> urllib3.PoolManager:
-    """One pool per process (gunicorn worker), created lazily after fork."""
+    """One pool per process (web worker), created lazily after fork."""
     global _pool
     if _pool is None:
-        _pool = urllib3.PoolManager(num_pools=16, maxsize=32, block=False, retries=False)
+        _pool = pool_manager(num_pools=16, maxsize=32, block=False, retries=False)
     return _pool
 
 

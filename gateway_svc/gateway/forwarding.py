@@ -15,10 +15,13 @@ from django.conf import settings
 from urllib3.exceptions import HTTPError, ProtocolError, ReadTimeoutError
 
 from shared.errors import UpstreamTimeout, UpstreamUnavailable
+from shared.upstream import pool_manager
 
 logger = logging.getLogger(__name__)
 
-POOL = urllib3.PoolManager(num_pools=16, maxsize=settings.GATEWAY_POOL_MAXSIZE, block=False, retries=False)
+# Connections idle past UPSTREAM_IDLE_REUSE_SECONDS are retired before a service's web
+# server ends them under a request (shared.upstream.FreshConnectionPool).
+POOL = pool_manager(num_pools=16, maxsize=settings.GATEWAY_POOL_MAXSIZE, block=False, retries=False)
 
 _SAFE_RETRY = frozenset({"GET", "HEAD"})
 

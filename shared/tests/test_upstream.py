@@ -141,3 +141,46 @@ def test_an_idempotent_call_is_sent_again_once_only(settings):
     finally:
         server.shutdown()
         server.server_close()
+
+
+class _ClosesIdleConnections(BaseHTTPRequestHandler):
+    """Keeps connections alive, but ends one idle for longer than 0.5 s just as the next request
+    arrives, unanswered: the moment a web server's keep-alive timer and a client's reuse cross."""
+
+    protocol_version = "HTTP/1.1"
+    received: list[str]
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        last = getattr(self, "last_answer", None)
+        if last is not None and time.monotonic() - last > 0.5:
+            self.close_connection = True  # dropped, no answer
+            return
+        self.received.append(self.path)
+        body = b'{"ok": true}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.last_answer = time.monotonic()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_post_after_the_service_closed_an_idle_connection_goes_out_on_a_fresh_one(settings):
+    handler = type("Handler", (_ClosesIdleConnections,), {"received": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings.UPSTREAM_IDLE_REUSE_SECONDS = 0.3
+    manager = upstream.pool_manager(maxsize=1)
+    url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        assert manager.request("POST", url + "/first", body=b"{}", retries=False).status == 200
+        time.sleep(1.0)  # the server has closed the kept-alive connection meanwhile
+        # not idempotent: it may be sent once only, so it must not go out on the dead connection
+        assert manager.request("POST", url + "/second", body=b"{}", retries=False).status == 200
+        assert handler.received == ["/first", "/second"]
+    finally:
+        server.shutdown()
