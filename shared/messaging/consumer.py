@@ -67,8 +67,8 @@ class EventConsumer:
         if not self.base_topics:
             logger.warning("consumer %s: no handlers registered, nothing to consume", self.group)
             return 0
-        consumer = self._connect()
         epoch, epoch_checked = recovery.current_epoch(), time.monotonic()
+        consumer = self._connect(epoch)
         handled = 0
         idle_since = unassigned_since = time.monotonic()
         marked_at = 0.0
@@ -93,19 +93,22 @@ class EventConsumer:
                 if now - epoch_checked > settings.OUTBOX_BROKER_CHECK_SECONDS > 0:
                     epoch_checked = now
                     current = recovery.current_epoch(timeout=2.0)
-                    if current is not None and epoch is not None and current != epoch:
+                    if current is not None and current != epoch:
                         # The broker lost its data: its topics were made again (maybe by a
                         # producer, with the broker's default partitions) and the group's
                         # offsets are gone. A consumer from before keeps positions and metadata
-                        # of a broker that no longer exists, so start over with a new one.
+                        # of a broker that no longer exists, and its automatic rejoin may be
+                        # cut short by this very restart; so start over with a new consumer
+                        # in the new broker's own group (see _connect).
                         logger.warning(
                             "consumer %s: the broker came back without its data; joining it afresh", self.group
                         )
                         _mark_assigned(False)
                         _settle_join(consumer)
                         consumer.close()
-                        consumer = self._connect()
+                        consumer = self._connect(current)
                         marked_at = 0.0
+                        unassigned_since = now
                     epoch = current or epoch
                 if msg is None:
                     if idle_exit_seconds is not None and now - idle_since > idle_exit_seconds:
@@ -117,7 +120,12 @@ class EventConsumer:
                     continue
                 idle_since = time.monotonic()
                 self.process(msg)
-                consumer.store_offsets(message=msg)
+                try:
+                    consumer.store_offsets(message=msg)
+                except KafkaException as exc:
+                    # The partition went away under us (a broker that lost its data): the event
+                    # is applied, so a redelivery is skipped by the inbox; nothing is lost.
+                    logger.warning("consumer %s: offset not stored (%s); a redelivery is skipped", self.group, exc)
                 handled += 1
                 if max_messages is not None and handled >= max_messages:
                     break
@@ -127,13 +135,20 @@ class EventConsumer:
             consumer.close()  # commits the stored offsets, leaves the group
         return handled
 
-    def _connect(self):
-        """A consumer of this group subscribed to its topics (made first if the broker lacks them)."""
+    def _connect(self, epoch: str | None):
+        """A consumer subscribed to this group's topics (made first if the broker lacks them).
+
+        The Kafka group is named for the group and the broker's epoch: one broker lifetime
+        has one group per consumer, as ever, and a broker that came back empty (whose group
+        offsets are gone anyway) gets a group no member of the old broker's can have joined
+        half-way and left stuck in a rebalance, which the bundled broker has been seen to do.
+        """
         names = [topic_name(t) for t in self.base_topics]
         ensure_topics(names + [dead_letter_topic(t) for t in self.base_topics])
-        consumer = make_consumer(self.group)
+        group = f"{self.group}.{epoch}" if epoch else self.group
+        consumer = make_consumer(group)
         consumer.subscribe(names)
-        logger.info("consumer %s subscribed to %s", self.group, ", ".join(names))
+        logger.info("consumer %s subscribed to %s (Kafka group %s)", self.group, ", ".join(names), group)
         return consumer
 
     def process(self, msg: Message) -> None:
