@@ -283,18 +283,26 @@ def load(cloth_id: int) -> bool:
     return True
 
 
-def reload(cloth_id: int) -> bool:
-    """Replace the gate of ``cloth_id`` with PostgreSQL's state, one loader at a time (repairs)."""
+@contextmanager
+def _loader(cloth_id: int):
+    """Hold the cloth's load lock (one loader at a time); yields whether it was had in time."""
     lock = get_redis().lock(Keys(cloth_id).lock, timeout=30, blocking_timeout=settings.INVENTORY_GATE_LOAD_WAIT_SECONDS)
     if not lock.acquire():
-        return False
+        yield False
+        return
     try:
-        return load(cloth_id)
+        yield True
     finally:
         try:
             lock.release()
         except Exception:  # noqa: BLE001 - an expired lock only means another loader may run; loads are whole
             logger.info("gate load lock of cloth %s had expired", cloth_id)
+
+
+def reload(cloth_id: int) -> bool:
+    """Replace the gate of ``cloth_id`` with PostgreSQL's state, one loader at a time (repairs)."""
+    with _loader(cloth_id) as mine:
+        return mine and load(cloth_id)
 
 
 def ensure_loaded(cloth_id: int) -> bool:
@@ -305,18 +313,10 @@ def ensure_loaded(cloth_id: int) -> bool:
     """
     if is_loaded(cloth_id):
         return True
-    lock = get_redis().lock(Keys(cloth_id).lock, timeout=30, blocking_timeout=settings.INVENTORY_GATE_LOAD_WAIT_SECONDS)
-    if not lock.acquire():
-        return is_loaded(cloth_id)
-    try:
-        if is_loaded(cloth_id):
-            return True
+    with _loader(cloth_id) as mine:
+        if not mine or is_loaded(cloth_id):
+            return is_loaded(cloth_id)
         return load(cloth_id)
-    finally:
-        try:
-            lock.release()
-        except Exception:  # noqa: BLE001 - an expired lock only means another loader may run; loads are whole
-            logger.info("gate load lock of cloth %s had expired", cloth_id)
 
 
 def loaded_cloth_ids() -> list[int]:
