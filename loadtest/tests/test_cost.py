@@ -262,3 +262,33 @@ def test_the_table_compares_with_the_budgets():
     table = cost.format_table(results)
     assert "OVER" in table.splitlines()[2] and "gateway 0.45" in table
     assert "ok" in table.splitlines()[3] and proccpu.SHARED_GROUPS[0] not in table
+
+
+def test_web_sizing_is_read_from_either_servers_command_line():
+    import stack
+
+    gunicorn = stack.Program(
+        "gateway",
+        "/v/bin/gunicorn config.wsgi:application -c python:shared.gunicorn_conf --bind 127.0.0.1:8000 "
+        "--workers 3 --threads 4 --worker-class gthread",
+    )
+    granian = stack.Program(
+        "order",
+        "/v/bin/granian --interface wsgi config.wsgi:application --host 127.0.0.1 --port 8003 "
+        "--workers 2 --blocking-threads 2 --backlog 2048",
+    )
+    assert gunicorn.web == {
+        "server": "gunicorn",
+        "bind": "127.0.0.1:8000",
+        "workers": 3,
+        "threads": 4,
+        "worker_class": "gthread",
+    }
+    assert granian.web == {
+        "server": "granian",
+        "bind": "127.0.0.1:8003",
+        "workers": 2,
+        "threads": 2,
+        "worker_class": "wsgi",
+    }
+    assert stack.Program("order-worker", "/v/bin/celery -A config worker -B -Q order").web is None
