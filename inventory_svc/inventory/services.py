@@ -762,38 +762,16 @@ def repair_gate(*, cloth_ids: list[int] | None = None, min_age_seconds: float | 
 
 
 def _drift(cloth_id: int, cutoff_ms: int) -> tuple:
-    """How the gate of ``cloth_id`` differs from PostgreSQL, leaving out the young records.
+    """How the gate of ``cloth_id`` differs from PostgreSQL, leaving out records younger than ``cutoff_ms``.
 
-    A record younger than ``cutoff_ms`` may be a reserve whose PostgreSQL commit is still
-    under way: its units count as taken on both sides. Answers (per-variant gate minus
-    PostgreSQL, orders only the gate holds, orders only PostgreSQL holds); all empty when
-    they agree.
+    Answers (per-variant gate minus PostgreSQL, orders only the gate holds, orders only
+    PostgreSQL holds); all empty when they agree.
     """
-    with gate.one_snapshot():
-        pg_avail = {
-            variant_id: total - reserved - sold
-            for variant_id, total, reserved, sold in StockItem.objects.filter(cloth_id=cloth_id).values_list(
-                "variant_id", "total", "reserved", "sold"
-            )
-        }
-        pg_orders = set(
-            Reservation.objects.filter(
-                state__in=[ReservationState.ACTIVE, ReservationState.SOLD], lines__cloth_id=cloth_id
-            )
-            .values_list("order_id", flat=True)
-            .distinct()
-        )
-    snap = gate.snapshot(cloth_id)
-    if not snap["loaded"]:
+    read = selectors.gate_against_postgresql(cloth_id, young_after_ms=cutoff_ms)
+    if read is None:
         return ((), (), ())
-    avail = dict(snap["avail"])
-    gate_orders = set(snap["orders"])
-    for record in gate.records(cloth_id):
-        if record.order_id not in pg_orders and record.at_ms is not None and record.at_ms > cutoff_ms:
-            gate_orders.discard(record.order_id)
-            for variant_id, quantity in record.lines:
-                avail[variant_id] = avail.get(variant_id, 0) + quantity
-    deltas = tuple(sorted((v, avail.get(v, 0) - n) for v, n in pg_avail.items() if avail.get(v, 0) != n))
+    pg_avail, gate_avail, pg_orders, gate_orders = read
+    deltas = tuple(sorted((v, gate_avail.get(v, 0) - n) for v, n in pg_avail.items() if gate_avail.get(v, 0) != n))
     return deltas, tuple(sorted(gate_orders - pg_orders)), tuple(sorted(pg_orders - gate_orders))
 
 
