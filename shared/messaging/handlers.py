@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.utils.module_loading import autodiscover_modules
 
 from shared.messaging.events import Event
@@ -68,20 +68,37 @@ def topics() -> list[str]:
     return sorted({r.topic for regs in discover().values() for r in regs})
 
 
-def apply_event(consumer: str, event: Event) -> bool:
-    """Apply ``event`` once for ``consumer``. Returns False if it had been applied already.
+def claim(consumer: str, events: list[Event]) -> set[str]:
+    """Write the inbox rows of ``events`` for ``consumer``; the ids of those not applied before.
 
-    Insert-first (not check-then-insert): two deliveries racing each other both try the
-    insert, the unique constraint lets one through, the other rolls back and skips.
+    Must run inside the transaction that applies them. One ``INSERT ... ON CONFLICT DO
+    NOTHING`` (not check-then-insert): two deliveries racing each other both try the insert,
+    the unique constraint lets one through, and the other sees no row of its own, without a
+    savepoint around the insert.
     """
+    if not events:
+        return set()
+    table = ProcessedEvent._meta.db_table
+    rows = ", ".join(["(%s, %s, %s, now())"] * len(events))
+    params: list[object] = []
+    for event in events:
+        params += [consumer, event.event_id, event.event_type]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (consumer, event_id, event_type, processed_at) VALUES {rows} "
+            "ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id",
+            params,
+        )
+        return {str(event_id) for (event_id,) in cursor.fetchall()}
+
+
+def apply_event(consumer: str, event: Event) -> bool:
+    """Apply ``event`` once for ``consumer``. Returns False if it had been applied already."""
     regs = discover().get(event.event_type, [])
     if not regs:
         return False
     with transaction.atomic():
-        try:
-            with transaction.atomic():
-                ProcessedEvent.objects.create(consumer=consumer, event_id=event.event_id, event_type=event.event_type)
-        except IntegrityError:
+        if not claim(consumer, [event]):
             logger.info("event %s %s already applied by %s; skipped", event.event_type, event.event_id, consumer)
             return False
         for reg in regs:
