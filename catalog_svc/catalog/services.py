@@ -188,6 +188,22 @@ def update_cloth(*, cloth_id: int, new_sizes: list[tuple[str, int]] | None = Non
     return cloth
 
 
+def apply_stock_reports(reports: list[tuple[int, list[dict[str, Any]]]]) -> int:
+    """Apply many stock reports at once: per variant only the newest counts, per cloth one update.
+
+    The counts in a report replace the shown ones (versioned), so of a burst of reports
+    only each variant's highest version matters; the others would be overwritten anyway.
+    """
+    newest: dict[int, dict[int, dict[str, Any]]] = {}
+    for cloth_id, variants in reports:
+        per_cloth = newest.setdefault(cloth_id, {})
+        for v in variants:
+            variant_id, version = int(v["variant_id"]), int(v.get("version", 0))
+            if variant_id not in per_cloth or int(per_cloth[variant_id].get("version", 0)) < version:
+                per_cloth[variant_id] = v
+    return sum(apply_stock_changed(cloth_id=c, variants=list(vs.values())) for c, vs in newest.items())
+
+
 def apply_stock_changed(*, cloth_id: int, variants: list[dict[str, Any]]) -> int:
     """Show the inventory's new counts; an older (late) report never overwrites a newer one."""
     updated = 0

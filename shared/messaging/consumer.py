@@ -1,8 +1,10 @@
 """The one consumer loop every service runs (``manage.py consume``).
 
-poll -> parse -> apply once (inbox + handler in one transaction) -> store the offset.
-The offset is stored only after the transaction committed, so a crash redelivers and
-the inbox makes the redelivery a no-op. An event that keeps failing goes to the topic's
+poll a batch -> parse -> apply each once (inbox + handler in one transaction) -> store
+the offsets. Consecutive events of types whose handlers take batches (handlers.py) are
+applied together in one transaction, and one by one only if that fails. The offsets are
+stored only after the transactions committed, so a crash redelivers and the inbox makes
+the redelivery a no-op. An event that keeps failing goes to the topic's
 dead-letter topic and the ``DeadLetter`` table, and the loop goes on. A database that is
 down is not the event's fault: the loop waits and tries the same event again.
 """
@@ -13,7 +15,7 @@ import logging
 import signal
 import time
 
-from confluent_kafka import KafkaError, KafkaException, Message
+from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections
 from redis.exceptions import RedisError
@@ -32,6 +34,8 @@ UNASSIGNED_ALARM_SECONDS = 60.0
 #: Set in Redis while this service's consumer holds partitions (health, and `up` waits for it).
 _ASSIGNED_KEY = "consumer:assigned:{service}"
 _ASSIGNED_TTL_SECONDS = 10
+#: The most messages one poll hands over.
+POLL_BATCH = 200
 
 
 def has_assigned_consumer() -> bool:
@@ -74,7 +78,8 @@ class EventConsumer:
         marked_at = 0.0
         try:
             while self.running:
-                msg = consumer.poll(0.5)
+                wanted = POLL_BATCH if max_messages is None else max(1, min(POLL_BATCH, max_messages - handled))
+                msgs = _poll_batch(consumer, wanted)
                 now = time.monotonic()
                 if consumer.assignment():
                     unassigned_since = now
@@ -110,23 +115,15 @@ class EventConsumer:
                         marked_at = 0.0
                         unassigned_since = now
                     epoch = current or epoch
-                if msg is None:
+                msgs = [m for m in msgs if not _is_error(m, self.group)]
+                if not msgs:
                     if idle_exit_seconds is not None and now - idle_since > idle_exit_seconds:
                         break
                     continue
-                if msg.error():
-                    if msg.error().code() != KafkaError._PARTITION_EOF:
-                        logger.warning("consumer %s: %s", self.group, msg.error())
-                    continue
                 idle_since = time.monotonic()
-                self.process(msg)
-                try:
-                    consumer.store_offsets(message=msg)
-                except KafkaException as exc:
-                    # The partition went away under us (a broker that lost its data): the event
-                    # is applied, so a redelivery is skipped by the inbox; nothing is lost.
-                    logger.warning("consumer %s: offset not stored (%s); a redelivery is skipped", self.group, exc)
-                handled += 1
+                self.process_batch(msgs)
+                _store_offsets(consumer, msgs, self.group)
+                handled += len(msgs)
                 if max_messages is not None and handled >= max_messages:
                     break
         finally:
@@ -151,14 +148,48 @@ class EventConsumer:
         logger.info("consumer %s subscribed to %s (Kafka group %s)", self.group, ", ".join(names), group)
         return consumer
 
-    def process(self, msg: Message) -> None:
-        """Apply one message, or dead-letter it. Returns only when the offset may be stored."""
+    def process_batch(self, msgs: list[Message]) -> None:
+        """Apply a poll's messages in order. Returns only when their offsets may be stored."""
+        run: list[tuple[Message, Event]] = []
+        for msg in msgs:
+            event = self._parse(msg)
+            if event is not None and handlers.batched(event.event_type):
+                run.append((msg, event))
+                continue
+            self._apply_run(run)
+            run = []
+            if event is not None:
+                self.process(msg, event)
+        self._apply_run(run)
+
+    def _apply_run(self, run: list[tuple[Message, Event]]) -> None:
+        """Consecutive events of batch-taking types: one transaction, or one by one if it fails."""
+        if len(run) > 1:
+            try:
+                handlers.apply_events(self.group, [event for _, event in run])
+                return
+            except Exception as exc:  # noqa: BLE001 - each event then gets its own retries
+                logger.warning("consumer %s: a batch of %d failed (%s); one by one", self.group, len(run), exc)
+                close_old_connections()
+        for msg, event in run:
+            self.process(msg, event)
+
+    def _parse(self, msg: Message) -> Event | None:
+        """The message's event; a malformed one is dead-lettered (None)."""
         base_topic = self._unprefix.get(msg.topic(), msg.topic())
         try:
-            event = Event.from_json(msg.value(), topic=base_topic)
+            return Event.from_json(msg.value(), topic=base_topic)
         except ValueError as exc:
             self.dead_letter(msg, base_topic, None, f"malformed message: {exc}", attempts=1)
-            return
+            return None
+
+    def process(self, msg: Message, event: Event | None = None) -> None:
+        """Apply one message, or dead-letter it. Returns only when the offset may be stored."""
+        base_topic = self._unprefix.get(msg.topic(), msg.topic())
+        if event is None:
+            event = self._parse(msg)
+            if event is None:
+                return
         token = request_id_var.set(event.request_id or "-")
         try:
             attempt = db_waits = 0
@@ -234,6 +265,41 @@ class EventConsumer:
         except (KafkaException, BufferError) as exc:
             # The DeadLetter row is the durable record; the topic copy is for outside tools.
             logger.warning("consumer %s: dead-letter topic copy not sent (%s); the table has it", self.group, exc)
+
+
+def _poll_batch(consumer, wanted: int) -> list[Message]:
+    """Wait up to half a second for a message, then take what else has arrived, up to ``wanted``.
+
+    ``consume(n, timeout)`` would wait out its timeout for n messages; the wait is poll's.
+    """
+    first = consumer.poll(0.5)
+    if first is None:
+        return []
+    if wanted == 1:
+        return [first]
+    return [first, *consumer.consume(num_messages=wanted - 1, timeout=0)]
+
+
+def _is_error(msg: Message, group: str) -> bool:
+    if not msg.error():
+        return False
+    if msg.error().code() != KafkaError._PARTITION_EOF:
+        logger.warning("consumer %s: %s", group, msg.error())
+    return True
+
+
+def _store_offsets(consumer, msgs: list[Message], group: str) -> None:
+    """Store, per partition, the offset after the last of ``msgs`` (all applied or dead-lettered)."""
+    after: dict[tuple[str, int], int] = {}
+    for msg in msgs:
+        key = (msg.topic(), msg.partition())
+        after[key] = max(after.get(key, -1), msg.offset() + 1)
+    try:
+        consumer.store_offsets(offsets=[TopicPartition(t, p, o) for (t, p), o in after.items()])
+    except KafkaException as exc:
+        # The partition went away under us (a broker that lost its data): the events are
+        # applied, so a redelivery is skipped by the inbox; nothing is lost.
+        logger.warning("consumer %s: offsets not stored (%s); a redelivery is skipped", group, exc)
 
 
 def _settle_join(consumer, timeout: float = 8.0) -> None:

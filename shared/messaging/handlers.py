@@ -1,9 +1,18 @@
-"""The registry of event handlers, and applying one event exactly once.
+"""The registry of event handlers, and applying events exactly once.
 
 A service declares its handlers in ``<app>/events.py``::
 
     @handles("PaymentCompleted", topic="payments")
     def on_payment_completed(event: Event) -> None: ...
+
+A handler whose effect depends only on the newest of many events (a count that is
+replaced, not added to) may take them in batches::
+
+    @handles("StockChanged", topic="inventory", batch=True)
+    def on_stock_changed(events: list[Event]) -> None: ...
+
+The consumer then applies the consecutive events of such types that one poll brought
+in one transaction (``apply_events``), and one by one only when that fails.
 
 The ``consume`` command subscribes to the topics of every registered handler. A handler
 runs inside the transaction that also writes the inbox row, so its effect and the
@@ -24,7 +33,7 @@ from shared.messaging.models import ProcessedEvent
 
 logger = logging.getLogger(__name__)
 
-Handler = Callable[[Event], None]
+Handler = Callable[[Event], None] | Callable[[list[Event]], None]
 
 
 @dataclass(frozen=True)
@@ -32,16 +41,24 @@ class Registration:
     event_type: str
     topic: str
     func: Handler
+    batch: bool = False
+
+    def apply(self, events: list[Event]) -> None:
+        if self.batch:
+            self.func(events)
+        else:
+            for event in events:
+                self.func(event)
 
 
 _registry: dict[str, list[Registration]] = {}
 
 
-def handles(event_type: str, *, topic: str) -> Callable[[Handler], Handler]:
+def handles(event_type: str, *, topic: str, batch: bool = False) -> Callable[[Handler], Handler]:
     def register(func: Handler) -> Handler:
         regs = _registry.setdefault(event_type, [])
         if not any(r.func is func for r in regs):
-            regs.append(Registration(event_type, topic, func))
+            regs.append(Registration(event_type, topic, func, batch))
         return func
 
     return register
@@ -66,6 +83,12 @@ def discover() -> dict[str, list[Registration]]:
 
 def topics() -> list[str]:
     return sorted({r.topic for regs in discover().values() for r in regs})
+
+
+def batched(event_type: str) -> bool:
+    """Whether every handler of ``event_type`` takes batches (none: False)."""
+    regs = discover().get(event_type, [])
+    return bool(regs) and all(r.batch for r in regs)
 
 
 def claim(consumer: str, events: list[Event]) -> set[str]:
@@ -102,5 +125,29 @@ def apply_event(consumer: str, event: Event) -> bool:
             logger.info("event %s %s already applied by %s; skipped", event.event_type, event.event_id, consumer)
             return False
         for reg in regs:
-            reg.func(event)
+            reg.apply([event])
     return True
+
+
+def apply_events(consumer: str, events: list[Event]) -> int:
+    """Apply ``events`` (of batch-taking types) once for ``consumer``, all in one transaction.
+
+    Each handler gets the events of its type not applied before, in their order. Any
+    error rolls everything back (the caller then applies them one by one). Returns how
+    many were applied now.
+    """
+    registry = discover()
+    with transaction.atomic():
+        fresh = claim(consumer, [e for e in events if registry.get(e.event_type)])
+        todo = []
+        for event in events:
+            if str(event.event_id) in fresh:
+                fresh.discard(str(event.event_id))  # a duplicate inside the batch: once
+                todo.append(event)
+        by_type: dict[str, list[Event]] = {}
+        for event in todo:
+            by_type.setdefault(event.event_type, []).append(event)
+        for event_type, typed in by_type.items():
+            for reg in registry[event_type]:
+                reg.apply(typed)
+    return len(todo)

@@ -28,9 +28,20 @@ def on_parcel_packed(event):
     applied.append((event.aggregate_id, event.payload))
 
 
+weighed: list[list[str]] = []
+
+
+@handlers.handles("ParcelWeighed", topic="parcels", batch=True)
+def on_parcels_weighed(events):
+    if any(e.payload.get("explode") for e in events):
+        raise RuntimeError("this scale is broken")
+    weighed.append([e.aggregate_id for e in events])
+
+
 @pytest.fixture(autouse=True)
 def fresh(settings):
     applied.clear()
+    weighed.clear()
     settings.KAFKA_TOPIC_PREFIX = f"test-shared-{uuid.uuid4().hex[:8]}."
     reset_producer()
     yield
@@ -192,3 +203,43 @@ def test_the_inbox_claims_each_event_once_per_consumer_in_one_statement(django_a
         assert handlers.claim("g", [first, second, second]) == {str(second.event_id)}
         assert handlers.claim("other-group", [first]) == {str(first.event_id)}
     assert ProcessedEvent.objects.filter(consumer="g").count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_batch_handlers_get_a_polls_events_together_and_a_bad_one_alone_is_dead_lettered():
+    ensure_topics([topic_name("parcels"), topic_name("parcels.dlq")])
+    for parcel_id in (21, 22, 23, 24):
+        with transaction.atomic():
+            record_event(
+                "ParcelWeighed",
+                aggregate_type="parcel",
+                aggregate_id=parcel_id,
+                topic="parcels",
+                payload={"explode": parcel_id == 23},
+            )
+    assert publish_pending() == 4
+
+    consumer = EventConsumer("test-batch", retry_delay=0.01)
+    assert consumer.run(max_messages=4, idle_exit_seconds=20) == 4
+
+    # a batch with the bad one rolls back whole; then each is applied alone, once
+    assert sorted(p for batch in weighed for p in batch) == ["21", "22", "24"]
+    assert ProcessedEvent.objects.filter(consumer="test-batch").count() == 3
+    assert DeadLetter.objects.get().event_type == "ParcelWeighed"
+
+
+@pytest.mark.django_db
+def test_apply_events_skips_what_was_applied_and_duplicates_inside_the_batch():
+    from shared.messaging.events import Event, envelope_json
+
+    def weigh(parcel_id):
+        with transaction.atomic():
+            row = record_event(
+                "ParcelWeighed", aggregate_type="parcel", aggregate_id=parcel_id, topic="parcels", payload={}
+            )
+        return Event.from_json(envelope_json(row), topic="parcels")
+
+    a, b = weigh(31), weigh(32)
+    assert handlers.apply_event("g", a) is True  # one at a time goes through the batch handler too
+    assert handlers.apply_events("g", [a, b, b]) == 1
+    assert weighed == [["31"], ["32"]]

@@ -11,7 +11,7 @@ from django.utils import timezone
 from catalog import services
 from catalog.models import Variant
 from shared.messaging.events import Event
-from shared.messaging.handlers import apply_event
+from shared.messaging.handlers import apply_event, apply_events
 from shared.messaging.models import OutboxEvent
 
 pytestmark = pytest.mark.django_db
@@ -152,6 +152,34 @@ def test_stock_report_changes_the_shown_stock_and_invalidates_the_cache(
     with django_capture_on_commit_callbacks(execute=True):
         apply_event("catalog", _stock_changed(cloth, variant, 1, version=4))
     assert Variant.objects.get(pk=variant.pk).shown_stock == 0
+
+
+def test_a_batch_of_stock_reports_shows_the_newest_count_per_variant(
+    inventory_calls, django_capture_on_commit_callbacks
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    cloth = _cloth(sizes=[("S", 30), ("M", 30)])
+    s, m = cloth.variants.order_by("id")
+    # a drop's burst: reports of many orders, one poll apart, not in version order
+    burst = [_stock_changed(cloth, s, 30 - v, version=v) for v in (3, 1, 7, 5)]
+    burst += [_stock_changed(cloth, m, 30 - v, version=v) for v in (2, 4)]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert apply_events("catalog", burst) == 6
+    assert Variant.objects.get(pk=s.pk).shown_stock == 23
+    assert Variant.objects.get(pk=m.pk).shown_stock == 26
+    # applied once: the same reports again change nothing
+    assert apply_events("catalog", burst) == 0
+
+    def statements(reports: int, first_version: int) -> int:
+        events = [_stock_changed(cloth, s, 10, version=first_version + i) for i in range(reports)]
+        with django_capture_on_commit_callbacks(execute=True), CaptureQueriesContext(connection) as captured:
+            apply_events("catalog", events)
+        return len(captured)
+
+    # the statements per batch depend on the clothes and sizes in it, not on the reports
+    assert statements(2, first_version=100) == statements(20, first_version=200)
 
 
 def test_internal_details_of_variants_and_clothes(internal_client, anon_client, inventory_calls):
