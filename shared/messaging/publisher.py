@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Iterable
 
 from django.conf import settings
@@ -118,7 +119,28 @@ def replay(queryset) -> int:
     return sent
 
 
-_WAKE_KEY = "outbox:wake:{service}"
+#: One hash tag per service, so the script below touches one slot (as on Redis Cluster).
+_WAKE_KEY = "outbox:wake:{{{service}}}"
+_TRAILING = ":trailing"
+#: A run at once (1), a run at the window's end (2), or, already both: minus the ms until
+#: the trailing run (<= 0).
+_WAKE_SCRIPT = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 1 end
+if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then return 2 end
+return -redis.call('PTTL', KEYS[2])
+"""
+#: Until when (time.monotonic) a relay run already scheduled covers this process's commits.
+_covered_until = 0.0
+#: Taken off a scheduled run's time: the worker's clock and its queue may be a little early.
+_MARGIN_SECONDS = 0.02
+_scripts: dict[int, object] = {}
+
+
+def _claim_wake(client, key: str, window_ms: int) -> int:
+    script = _scripts.get(id(client))
+    if script is None:
+        script = _scripts[id(client)] = client.register_script(_WAKE_SCRIPT)
+    return int(script(keys=[key, key + _TRAILING], args=[window_ms]))
 
 
 def wake_relay() -> None:
@@ -127,24 +149,31 @@ def wake_relay() -> None:
     The first commit of a window wakes the relay at once; the commits after it within the
     window are covered by one more run at the window's end (a trailing wake-up), so an
     event never waits for beat's sweep and under load the events of many commits leave in
-    one batch instead of one relay run (a transaction, a produce and a flush) each.
+    one batch instead of one relay run (a transaction, a produce and a flush) each. One
+    Redis script decides which; its answer also tells this process until when the
+    trailing run covers what it commits, and until then it asks nothing at all.
 
     Failing to wake is harmless (beat runs the relay every few seconds), so errors are logged,
     not raised: this runs after the commit and must not turn a success into an error.
     """
+    global _covered_until
+    now = time.monotonic()
+    if now < _covered_until:
+        return  # the run at the end of this window is on its way and sees this commit
     from celery import current_app
 
     from shared.redis import get_redis
 
-    key = _WAKE_KEY.format(service=settings.SERVICE_NAME)
     window_ms = settings.OUTBOX_WAKE_MS
     try:
-        client = get_redis()
-        if client.set(key, "1", nx=True, px=window_ms):
+        answer = _claim_wake(get_redis(), _WAKE_KEY.format(service=settings.SERVICE_NAME), window_ms)
+        if answer == 1:
             countdown = None
-        elif client.set(f"{key}:trailing", "1", nx=True, px=window_ms):
+        elif answer == 2:
             countdown = window_ms / 1000
+            _covered_until = now + countdown - _MARGIN_SECONDS
         else:
+            _covered_until = now - answer / 1000 - _MARGIN_SECONDS
             return  # a run at the end of this window is already on its way
         current_app.send_task(
             "shared.messaging.tasks.publish_outbox",
@@ -153,4 +182,5 @@ def wake_relay() -> None:
             expires=10,
         )
     except Exception as exc:  # noqa: BLE001
+        _covered_until = 0.0
         logger.warning("outbox: could not wake the relay (%s); beat will publish within seconds", exc)

@@ -177,9 +177,11 @@ def test_commits_within_a_wake_window_get_one_run_now_and_one_at_the_windows_end
 
     from celery import current_app
 
+    from shared.messaging import publisher
     from shared.messaging.publisher import wake_relay
 
     settings.OUTBOX_WAKE_MS = 300
+    monkeypatch.setattr(publisher, "_covered_until", 0.0)
     sent: list[float | None] = []
     monkeypatch.setattr(current_app, "send_task", lambda name, **kw: sent.append(kw.get("countdown")))
     for _ in range(5):  # five commits in a burst
@@ -243,3 +245,34 @@ def test_apply_events_skips_what_was_applied_and_duplicates_inside_the_batch():
     assert handlers.apply_event("g", a) is True  # one at a time goes through the batch handler too
     assert handlers.apply_events("g", [a, b, b]) == 1
     assert weighed == [["31"], ["32"]]
+
+
+def test_commits_a_scheduled_run_covers_ask_redis_nothing(redis_db, settings, monkeypatch):
+    import time
+
+    from celery import current_app
+
+    from shared.messaging import publisher
+
+    settings.OUTBOX_WAKE_MS = 300
+    monkeypatch.setattr(publisher, "_covered_until", 0.0)
+    sent: list[float | None] = []
+    monkeypatch.setattr(current_app, "send_task", lambda name, **kw: sent.append(kw.get("countdown")))
+    asked: list[int] = []
+    claim = publisher._claim_wake
+    monkeypatch.setattr(publisher, "_claim_wake", lambda *a: asked.append(1) or claim(*a))
+
+    for _ in range(20):  # a busy process: twenty commits in a burst
+        publisher.wake_relay()
+    # the first two go to Redis (a run now, one at the window's end); that run covers the rest
+    assert sent == [None, 0.3] and len(asked) == 2
+
+    # another process's commit: it learns when the scheduled run comes, and then asks no more
+    monkeypatch.setattr(publisher, "_covered_until", 0.0)
+    publisher.wake_relay()
+    publisher.wake_relay()
+    assert sent == [None, 0.3] and len(asked) == 3
+
+    time.sleep(0.35)
+    publisher.wake_relay()  # after the window: a run at once again
+    assert sent == [None, 0.3, None]
