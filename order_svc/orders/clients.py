@@ -43,24 +43,49 @@ def _parse_variant(raw: dict[str, Any]) -> VariantInfo:
     )
 
 
+# variant id -> (its details, the wall-clock time until which the catalog's answer holds)
+_details: dict[int, tuple[VariantInfo, float]] = {}
+_DETAILS_KEPT = 10_000
+
+
+def forget_variant_details() -> None:
+    """Drop this process's copies (tests; nothing else needs it: they expire by themselves)."""
+    _details.clear()
+
+
 def variant_details(variant_ids: list[int]) -> dict[int, VariantInfo]:
     """Details of the given variants; unknown ones are left out.
 
-    Answers are cached for ORDER_CATALOG_CACHE_SECONDS, so during a drop only the first
-    order of each variant pays the catalog hop. A price change shows after at most that long.
+    An answer of the catalog holds for ORDER_CATALOG_CACHE_SECONDS from the moment the
+    catalog gave it: this process keeps it in memory, and the shared cache (Redis) for the
+    others, with the time it was fetched, so during a drop only the first order of each
+    variant pays the catalog hop, and each process's first the Redis read. A price change
+    shows after at most that long, whichever copy answers.
     """
     wanted = list(dict.fromkeys(int(v) for v in variant_ids))
     if not wanted:
         return {}
-    keys = {_VARIANT_KEY.format(v): v for v in wanted}
+    now = time.time()
     found: dict[int, VariantInfo] = {}
+    for v in wanted:
+        kept = _details.get(v)
+        if kept is not None and kept[1] > now:
+            found[v] = kept[0]
+    if len(found) == len(wanted):
+        return found
+    ttl = settings.ORDER_CATALOG_CACHE_SECONDS
+    keys = {_VARIANT_KEY.format(v): v for v in wanted if v not in found}
     try:
         cached = cache.get_many(list(keys))
     except Exception as exc:  # noqa: BLE001 - a cache outage costs a catalog call, not the order
         logger.warning("catalog cache unreadable (%s); asking the catalog", exc)
         cached = {}
     for key, raw in cached.items():
-        found[keys[key]] = VariantInfo(**{**raw, "price": Decimal(raw["price"])})
+        raw = dict(raw)
+        fetched_at = float(raw.pop("fetched_at", now - ttl))
+        info = VariantInfo(**{**raw, "price": Decimal(raw["price"])})
+        found[keys[key]] = info
+        _keep(info, fetched_at + ttl)
     missing = [v for v in wanted if v not in found]
     if missing:
         body = {"variant_ids": missing}
@@ -70,13 +95,24 @@ def variant_details(variant_ids: list[int]) -> dict[int, VariantInfo]:
             info = _parse_variant(raw)
             if info.variant_id in keys.values():
                 found[info.variant_id] = info
-                fresh[_VARIANT_KEY.format(info.variant_id)] = {**asdict(info), "price": str(info.price)}
+                _keep(info, now + ttl)
+                fresh[_VARIANT_KEY.format(info.variant_id)] = {
+                    **asdict(info),
+                    "price": str(info.price),
+                    "fetched_at": now,
+                }
         if fresh:
             try:
-                cache.set_many(fresh, timeout=settings.ORDER_CATALOG_CACHE_SECONDS)
+                cache.set_many(fresh, timeout=ttl)
             except Exception as exc:  # noqa: BLE001 - next order asks the catalog again; harmless
                 logger.warning("catalog cache not written (%s)", exc)
     return found
+
+
+def _keep(info: VariantInfo, until: float) -> None:
+    if len(_details) >= _DETAILS_KEPT:
+        _details.clear()  # a bound, not an LRU: a drop has a handful of variants
+    _details[info.variant_id] = (info, until)
 
 
 # variant id -> (monotonic time until which it counts as sold out, the gate's answer)

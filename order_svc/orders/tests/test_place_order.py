@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from django.db import connections
 
-from orders import services
+from orders import clients, services
 from orders.models import Order, OrderStatus, OrderTransition
 from shared import errors
 from shared.messaging.models import OutboxEvent
@@ -179,6 +179,31 @@ def test_catalog_is_asked_once_while_its_answer_is_cached(place, upstreams):
     for member_id in range(1, 5):
         assert place(member_id).status_code == 201
     assert upstreams.catalog_calls == 1
+
+
+def test_a_variants_details_are_read_from_process_memory_until_the_catalogs_answer_expires(
+    place, upstreams, monkeypatch, settings
+):
+    settings.ORDER_CATALOG_CACHE_SECONDS = 30
+    now = [1_000_000.0]
+    monkeypatch.setattr(clients.time, "time", lambda: now[0])
+    reads: list[list[str]] = []
+    get_many = clients.cache.get_many
+    monkeypatch.setattr(clients.cache, "get_many", lambda keys: reads.append(keys) or get_many(keys))
+
+    assert place(1).status_code == 201
+    assert upstreams.catalog_calls == 1 and len(reads) == 1
+    now[0] += 29
+    assert place(2).status_code == 201
+    assert place(3).status_code == 201
+    assert upstreams.catalog_calls == 1 and len(reads) == 1  # neither the catalog nor Redis asked
+
+    # a price change shows no later than ORDER_CATALOG_CACHE_SECONDS after the catalog's answer
+    upstreams.add_variant(101, size="S", price="1.00")
+    now[0] += 2
+    clients.cache.clear()  # the shared cache's copy expired too (Redis keeps its own time)
+    assert place(4).json()["total"] == "1.00"
+    assert upstreams.catalog_calls == 2
 
 
 def test_placing_an_order_costs_a_fixed_number_of_queries(place, upstreams, django_assert_max_num_queries):
