@@ -95,10 +95,8 @@ def complete_payment(*, member_id: int, order_id: int, card_number: str) -> Paym
         return payment  # paid already: the same answer, no second charge
     if payment.status != PaymentStatus.PENDING:
         raise IllegalTransition(f"This payment is {payment.status}.", payment_id=payment.payment_id)
-    order = clients.get_order(order_id)
-    if order.member_id != member_id:
-        raise NotFound("No such order.")
-    _check_payable(order)
+    # The payment was opened by this member for their own order. Whether the order still
+    # awaits payment (its state, its deadline) the hold below decides, under the order's lock.
 
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(payment_id=payment.payment_id)

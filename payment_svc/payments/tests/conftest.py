@@ -64,6 +64,8 @@ class FakeOrders:
             order["status"] = self.changed_before_hold.pop(order_id)
         if order["status"] != "PENDING_PAYMENT":
             raise errors.IllegalTransition(f"This order is {order['status']}; it does not await payment.")
+        if dt.datetime.fromisoformat(order["payment_deadline"]) <= timezone.now():
+            raise errors.IllegalTransition("This order's payment deadline has passed.")
         self.holds.append((order_id, payment_id))
         return {"order_id": order_id, "payment_id": payment_id, "held_until": order["payment_deadline"]}
 

@@ -165,8 +165,11 @@ def test_order_past_its_deadline_is_not_charged(member_client, orders):
 
 def test_the_order_is_held_for_the_payment_before_it_is_charged(member_client, orders):
     payment_id = _open(member_client(1)).json()["payment_id"]
+    reads = orders.calls
     assert _pay(member_client(1)).status_code == 200
     assert orders.holds == [(1, payment_id)]
+    # the hold checks the order (its state, its deadline) under its lock: no read before it
+    assert orders.calls == reads
 
 
 def test_an_order_cancelled_while_the_payment_starts_is_not_charged(member_client, orders):
