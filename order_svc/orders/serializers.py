@@ -6,6 +6,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from orders.models import Order, OrderLine
+from shared import serializers as shared_serializers
 
 
 def line_quantity(too_many: str) -> serializers.IntegerField:
@@ -59,7 +60,7 @@ class OrderIdSerializer(serializers.Serializer):
     order_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
 
 
-class OrderLineSerializer(serializers.ModelSerializer):
+class OrderLineSerializer(shared_serializers.ModelSerializer):
     unit_price = serializers.DecimalField(max_digits=12, decimal_places=2, coerce_to_string=True)
 
     class Meta:
@@ -67,7 +68,7 @@ class OrderLineSerializer(serializers.ModelSerializer):
         fields = ["variant_id", "cloth_id", "name", "size", "unit_price", "quantity"]
 
 
-class OrderSerializer(serializers.ModelSerializer):
+class OrderSerializer(shared_serializers.ModelSerializer):
     lines = OrderLineSerializer(many=True, read_only=True)
     total = serializers.DecimalField(max_digits=12, decimal_places=2, coerce_to_string=True)
 

@@ -6,6 +6,7 @@ from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 from payments.models import Payment
+from shared import serializers as shared_serializers
 
 
 class OpenPaymentSerializer(serializers.Serializer):
@@ -31,7 +32,7 @@ class CompletePaymentSerializer(serializers.Serializer):
         return value.replace(" ", "").replace("-", "")
 
 
-class PaymentSerializer(serializers.ModelSerializer):
+class PaymentSerializer(shared_serializers.ModelSerializer):
     amount = serializers.DecimalField(max_digits=12, decimal_places=2, coerce_to_string=True)
 
     class Meta:
