@@ -138,8 +138,8 @@ GATEWAY_ADMISSION = {
     s: (_in_flight[s], _queue.get(s, _in_flight[s]), GATEWAY_ADMISSION_WAIT_SECONDS) for s in GATEWAY_SERVICES
 }
 #: Retry-After of an `overloaded` answer: this many seconds plus 0..JITTER more, drawn per answer.
-GATEWAY_OVERLOAD_RETRY_AFTER_SECONDS = env.int("GATEWAY_OVERLOAD_RETRY_AFTER_SECONDS", default=1)
-GATEWAY_OVERLOAD_RETRY_JITTER_SECONDS = env.int("GATEWAY_OVERLOAD_RETRY_JITTER_SECONDS", default=2)
+GATEWAY_OVERLOAD_RETRY_AFTER_SECONDS = env.int("GATEWAY_OVERLOAD_RETRY_AFTER_SECONDS", default=2)
+GATEWAY_OVERLOAD_RETRY_JITTER_SECONDS = env.int("GATEWAY_OVERLOAD_RETRY_JITTER_SECONDS", default=4)
 #: /health says the gateway is shedding while a gate refused a request this recently.
 GATEWAY_SHEDDING_WINDOW_SECONDS = env.float("GATEWAY_SHEDDING_WINDOW_SECONDS", default=10.0)
 

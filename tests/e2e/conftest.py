@@ -58,7 +58,7 @@ class Gateway:
         for _ in range(10):
             r = self.http.request(method, self.base + path, headers=h, **kw)
             wait = refusal_wait(r)
-            if not polite or wait is None or wait > 5:
+            if not polite or wait is None or wait > 10:
                 return r
             time.sleep(wait)
         return r
