@@ -55,13 +55,15 @@ class Gateway:
         if token:
             h["Authorization"] = f"Bearer {token}"
         kw.setdefault("timeout", 15)
-        for _ in range(10):
+        # Several threads of one member share its order window: one gets through per window, so
+        # a thread may be refused a few times in a row; give up on refusals after a minute.
+        deadline = time.monotonic() + 60
+        while True:
             r = self.http.request(method, self.base + path, headers=h, **kw)
             wait = refusal_wait(r)
-            if not polite or wait is None or wait > 10:
+            if not polite or wait is None or wait > 10 or time.monotonic() + wait > deadline:
                 return r
             time.sleep(wait)
-        return r
 
     def get(self, path: str, **kw: Any) -> requests.Response:
         return self.request("GET", path, **kw)
