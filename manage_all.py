@@ -73,15 +73,24 @@ OFFSETS = {"gateway": 0, "member": 1, "catalog": 2, "order": 3, "inventory": 4, 
 #: web workers x threads per service (2 cores; see docs/performance.md for why). Under
 #: granian every extra thread of a worker costs CPU per request in GIL hand-offs, so the
 #: services run few threads: a cached read needs none to wait on, and the order path's
-#: waits (inventory, PostgreSQL) are milliseconds.
+#: waits (inventory, PostgreSQL) are milliseconds. The gateway's threads mostly wait on a
+#: service; it runs more than its admission gates hold, so one is always free to answer
+#: "overloaded" at once (README, "Overload").
 DEFAULT_WORKERS = {
-    "gateway": (3, 4),
+    "gateway": (3, 16),
     "member": (1, 2),
     "catalog": (2, 1),
     "order": (2, 2),
     "inventory": (2, 2),
     "payment": (1, 2),
 }
+
+
+def web_sizing(service: str) -> tuple[int, int]:
+    """(workers, threads) of a service's web server: DEFAULT_WORKERS or <SERVICE>_WORKERS / _THREADS."""
+    workers, threads = DEFAULT_WORKERS[service]
+    name = service.upper()
+    return int(os.environ.get(f"{name}_WORKERS", workers)), int(os.environ.get(f"{name}_THREADS", threads))
 
 
 def say(msg: str) -> None:
@@ -245,8 +254,13 @@ def make_stack(name: str) -> Stack:
                 "INVENTORY_RESERVATION_GRACE_SECONDS": "4",
                 "INVENTORY_GATE_REPAIR_SWEEP_SECONDS": "5",
                 "EMAIL_SEND_COOLDOWN_SECONDS": "0",
-                "RATE_LIMIT_SCALE": "1",
+                # 1 for the tests; a benchmark on this stack joins thousands of members from
+                # one address: E2E_RATE_LIMIT_SCALE=1000 (docs/performance.md).
+                "RATE_LIMIT_SCALE": os.environ.get("E2E_RATE_LIMIT_SCALE", "1"),
                 "REFRESH_REUSE_GRACE_SECONDS": "1",
+                # A bound a burst of a few dozen catalog reads is always beyond (tests/e2e/test_overload.py).
+                "GATEWAY_ADMISSION_IN_FLIGHT": "catalog=1",
+                "GATEWAY_ADMISSION_QUEUE": "catalog=1",
             },
         )
     die(f"unknown stack {name}")
@@ -395,9 +409,7 @@ def supervisor_config(stack: Stack) -> str:
         )
     for service in ["gateway", *SERVICES]:
         env = stack.env(service)
-        workers, threads = DEFAULT_WORKERS[service]
-        workers = int(os.environ.get(f"{service.upper()}_WORKERS", workers))
-        threads = int(os.environ.get(f"{service.upper()}_THREADS", threads))
+        workers, threads = web_sizing(service)
         worker_class = os.environ.get(f"{service.upper()}_WORKER_CLASS", "gthread")
         concurrency = f"--threads {threads}" if worker_class == "gthread" else f"--worker-connections {threads}"
         cwd = ROOT / f"{service}_svc"
@@ -418,6 +430,8 @@ def supervisor_config(stack: Stack) -> str:
         # One PostgreSQL connection per thread at most: a request keeps its connection until it
         # ends (the order service's includes the inventory call), so fewer would queue threads.
         web_env = {"DB_POOL_MAX_SIZE": str(max(threads, 2)), **env}
+        if service == "gateway":  # its admission limits follow the stack's sizing
+            web_env["STACK_WEB_SIZING"] = ",".join("{}={}x{}".format(s, *web_sizing(s)) for s in ["gateway", *SERVICES])
         parts.append(_program(service, gunicorn, cwd, web_env, stack, priority=10))
         if service == "gateway":
             continue

@@ -1,6 +1,7 @@
 """Run one load-test scenario end to end: prepare, load with locust, check the invariants, report.
 
     python manage_all.py loadtest drop [--users 2000 --duration 30 --units 500]
+    python manage_all.py loadtest drop --fairness [--hammerers 0.1]   polite buyers against hammerers
     python manage_all.py loadtest seed [--users 100 --rate 500 --duration 60]
     python manage_all.py loadtest browse [--compare-cache]
     python manage_all.py loadtest hop
@@ -68,6 +69,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     d.add_argument("--lead", type=float, default=None, help="seconds from locust's start to the sale opening")
     d.add_argument("--shares", default="80,10,10", help="winners who pay, cancel, let the deadline pass (%%)")
     d.add_argument("--retry-wait", default="0.5,1.5", help="a loser's think time between clicks (s, min,max)")
+    d.add_argument(
+        "--fairness",
+        action="store_true",
+        help="two populations: polite buyers (honour Retry-After) and hammerers; report each one's win rate",
+    )
+    d.add_argument("--hammerers", type=float, default=0.1, help="fairness: share of the buyers who hammer")
+    d.add_argument("--hammer-connections", type=int, default=3, help="fairness: connections per hammerer")
+    d.add_argument(
+        "--hammer-interval", type=float, default=0.05, help="fairness: seconds between a connection's clicks"
+    )
     b = p.add_argument_group("browse / hop")
     b.add_argument(
         "--compare-cache",
@@ -79,6 +90,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     for key, value in DEFAULTS[args.scenario].items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    args.buyers = args.users
+    if args.fairness:
+        if args.scenario != "drop":
+            p.error("--fairness is a drop option")
+        hammerers = max(1, round(args.buyers * args.hammerers))
+        args.population = {"polite": args.buyers - hammerers, "hammerers": hammerers}
+        # One locust user per connection: each hammerer is several users acting as one member.
+        args.users = args.population["polite"] + hammerers * args.hammer_connections
+        args.members = args.members or args.buyers
     if args.spawn_rate is None:
         args.spawn_rate = max(1.0, args.users / 2)
     return args
@@ -110,7 +130,7 @@ def run_locust(
         "-m",
         "locust",
         "-f",
-        str(HERE / "scenarios" / f"{args.scenario}.py"),
+        str(HERE / "scenarios" / f"{args.scenario}{'_fairness' if getattr(args, 'fairness', False) else ''}.py"),
         "--headless",
         "-u",
         str(args.users),
@@ -181,6 +201,14 @@ def prepare_members(args: argparse.Namespace, stack: Stack, gateway: str) -> lis
     wanted = args.members or args.users
     print(f"preparing {wanted} members ...", flush=True)
     members = prepare.prepare_members(stack, gateway, wanted, mail_dir=args.mail_dir)
+    if args.fairness:
+        distinct = {m["member_id"] for m in members[: args.buyers]}
+        if len(distinct) < args.buyers:
+            raise SystemExit(
+                f"--fairness needs {args.buyers} distinct members, {len(distinct)} prepared "
+                "(start the stack with RATE_LIMIT_SCALE=1000 so they can join)"
+            )
+        return members[: args.buyers]
     # Distinct members first, then devices: user i acts as member i.
     return members[: args.users] if len(members) >= args.users else members
 
@@ -228,8 +256,49 @@ def scenario_data(args: argparse.Namespace, stack: Stack, gateway: str, *, lead:
             "retry_wait": [lo, hi],
         }
     )
+    if args.fairness:
+        base["fairness"] = {
+            **args.population,
+            "connections": args.hammer_connections,
+            "interval": args.hammer_interval,
+            "hammerer_users": args.population["hammerers"] * args.hammer_connections,
+        }
     print(f"  drop {drop['cloth_id']}: {spec}, limit {args.limit}, opens {drop['sale_starts_at']}", flush=True)
     return base, [drop["cloth_id"]]
+
+
+def fairness_figures(eps: dict[str, Any], data: dict[str, Any], stack: Stack) -> dict[str, Any]:
+    """Each population's win rate (members with an order for the drop / its members) and their ratio."""
+    fair = data["fairness"]
+    members = [m["member_id"] for m in data["members"]]
+    populations = {"polite": members[: fair["polite"]], "hammerers": members[fair["polite"] :]}
+    rows = invariants._rows(
+        stack.database_url("order"),
+        "SELECT DISTINCT o.member_id FROM orders_order o WHERE EXISTS (SELECT 1 FROM orders_orderline l "
+        "WHERE l.order_id = o.order_id AND l.cloth_id = %s)",
+        (data["drop"]["cloth_id"],),
+    )
+    winners = {int(r[0]) for r in rows}
+    out: dict[str, Any] = {}
+    for name, ids in populations.items():
+        won = len(winners & set(ids))
+        label = "polite" if name == "polite" else "hammerer"
+        answers = {
+            k.split("[")[-1].rstrip("]"): v["requests"]
+            for k, v in eps.items()
+            if k.startswith(f"POST /orders/add ({label})")
+        }
+        out[name] = {
+            "members": len(ids),
+            "won": won,
+            "win_rate": round(won / len(ids), 4) if ids else None,
+            "clicks": sum(answers.values()),
+            "answers": answers,
+        }
+    polite, hammer = out["polite"]["win_rate"], out["hammerers"]["win_rate"]
+    out["hammerer_to_polite_ratio"] = round(hammer / polite, 2) if polite else None
+    out["hammerer_connections"], out["hammerer_interval_s"] = fair["connections"], fair["interval"]
+    return out
 
 
 def drop_figures(
@@ -237,13 +306,21 @@ def drop_figures(
 ) -> dict[str, Any]:
     """Won / sold out / other, placements answered per second, time to sell out, what became of the winners."""
     eps = summary["requests"]["endpoints"]
-    place = {
-        k.split("[")[-1].rstrip("]") if "[" in k else "unlabelled": v
-        for k, v in eps.items()
-        if k.startswith("POST /orders/add")
-    }
+    # Outcome label -> answers of every population; a percentile is the worst population's.
+    place: dict[str, dict[str, Any]] = {}
+    for k, v in eps.items():
+        if not k.startswith("POST /orders/add"):
+            continue
+        label = k.split("[")[-1].rstrip("]") if "[" in k else "unlabelled"
+        into = place.setdefault(label, {"requests": 0})
+        into["requests"] += v["requests"]
+        for p in ("p50_ms", "p95_ms", "p99_ms", "max_ms"):
+            if v.get(p) is not None:
+                into[p] = max(into.get(p) or 0, v[p])
     answered = sum(v["requests"] for v in place.values())
     won = place.get("won", {}).get("requests", 0)
+    known = ("won", "sold_out", "limit_exceeded", "not_on_sale", "overloaded", "rate_limited")
+    total = summary["requests"]["total"]
     figures: dict[str, Any] = {
         "placements_answered": answered,
         "placements_per_s": round(answered / seconds, 1) if seconds else None,
@@ -251,11 +328,17 @@ def drop_figures(
         "sold_out": place.get("sold_out", {}).get("requests", 0),
         "limit_exceeded": place.get("limit_exceeded", {}).get("requests", 0),
         "not_on_sale": place.get("not_on_sale", {}).get("requests", 0),
-        "other": sum(
-            v["requests"] for k, v in place.items() if k not in ("won", "sold_out", "limit_exceeded", "not_on_sale")
-        ),
+        # the gateway's refusals: answers (with Retry-After), not failures
+        "overloaded": place.get("overloaded", {}).get("requests", 0),
+        "rate_limited": place.get("rate_limited", {}).get("requests", 0),
+        "other": sum(v["requests"] for k, v in place.items() if k not in known),
         "latency_won_ms": {p: place.get("won", {}).get(f"{p}_ms") for p in ("p50", "p95", "p99")},
         "latency_sold_out_ms": {p: place.get("sold_out", {}).get(f"{p}_ms") for p in ("p50", "p95", "p99")},
+        "latency_refused_ms": {
+            label: {p: place.get(label, {}).get(f"{p}_ms") for p in ("p50", "p99", "max")}
+            for label in ("overloaded", "rate_limited")
+        },
+        "latency_every_answer_ms": {p: total.get(f"{p}_ms") for p in ("p50", "p95", "p99", "max")},
         "units": sum(v["stock"] for v in data["drop"]["variants"]),
     }
     try:
@@ -274,6 +357,8 @@ def drop_figures(
             figures["orders_in_db"] = n
     except Exception as exc:  # noqa: BLE001 - a figure, not a check
         figures["time_to_sell_out_error"] = str(exc)[:200]
+    if data.get("fairness"):
+        figures["fairness"] = fairness_figures(eps, data, stack)
     by = verdict.orders.get("by_status", {})
     figures["orders"] = {
         "paid": by.get("PAID", 0),

@@ -63,8 +63,8 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     422: "`idempotency_key_reused`: this Idempotency-Key was used for a different order",
     429: "`rate_limited`: try again after `Retry-After` seconds",
     431: "`headers_too_large`: the request headers are over the web server's limits",
-    503: "`upstream_unavailable` (a service this request needs is down) or `overloaded`; "
-    "`Retry-After` may say when to try again",
+    503: "`upstream_unavailable` (a service this request needs is down) or `overloaded` (the gateway "
+    "sheds load instead of queueing it: nothing was done, try again after `Retry-After` seconds)",
     504: "`upstream_timeout`: a service this request needs did not answer in time",
 }
 
@@ -77,7 +77,7 @@ def error_response(status: int) -> dict[str, Any]:
         "description": ERROR_DESCRIPTIONS[status],
         "content": {"application/json": {"schema": dict(ERROR_REF)}},
     }
-    if status == 429:
+    if status in (429, 503):  # rate_limited and overloaded always say it
         response["headers"] = dict(_RETRY_AFTER)
     return response
 

@@ -4,6 +4,7 @@ The gateway verifies the access token at the edge and forwards the public API, a
 the public API, to the services. Anything not in ``GATEWAY_ROUTES`` is a 404.
 """
 
+import math
 from pathlib import Path
 
 from shared.settings import env, service_settings
@@ -88,6 +89,74 @@ GATEWAY_SCHEMA_CACHE_SECONDS = env.int("GATEWAY_SCHEMA_CACHE_SECONDS", default=3
 GATEWAY_ACCESS_LOG = env.bool("GATEWAY_ACCESS_LOG", default=False)
 #: The services the gateway fronts (health and API docs); the routes name them too.
 GATEWAY_SERVICES = ["member", "catalog", "order", "inventory", "payment"]
+
+
+def _sizes(raw: str) -> dict[str, tuple[int, int]]:
+    """ "gateway=3x16,order=2x2" -> {"gateway": (3, 16), "order": (2, 2)}."""
+    out = {}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        name, _, size = part.partition("=")
+        workers, _, threads = size.partition("x")
+        out[name.strip()] = (int(workers), int(threads or 1))
+    return out
+
+
+def _per_service(raw: str, defaults: dict[str, int]) -> dict[str, int]:
+    """ "4" sets every service, "order=3,catalog=2" some; the others keep their default."""
+    raw = raw.strip()
+    if raw and "=" not in raw:
+        return dict.fromkeys(defaults, int(raw))
+    out = dict(defaults)
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        name, _, value = part.partition("=")
+        out[name.strip()] = int(value)
+    return out
+
+
+# Admission control (gateway/admission.py). Per gateway process and upstream service: at
+# most IN_FLIGHT requests forwarded at once, at most QUEUE more waiting up to WAIT_SECONDS
+# for a place, the rest answered at once 503 `overloaded` with Retry-After. The defaults
+# follow the stack's sizing (STACK_WEB_SIZING, written by manage_all.py: workers x threads
+# of every web server): twice a service's threads, shared by the gateway's workers, so
+# the service always has the next request at hand and never more than about one more
+# round of them queued; as many may wait. The gateway's own threads must exceed the
+# busiest gate's in flight + queue, so a thread is always free to refuse.
+WEB_SIZING = {
+    "gateway": (1, 16),
+    **dict.fromkeys(GATEWAY_SERVICES, (2, 2)),
+    **_sizes(env.str("STACK_WEB_SIZING", default="")),
+}
+_gateway_workers = max(1, WEB_SIZING["gateway"][0])
+_in_flight = _per_service(
+    env.str("GATEWAY_ADMISSION_IN_FLIGHT", default=""),
+    {s: max(2, math.ceil(2 * w * t / _gateway_workers)) for s, (w, t) in WEB_SIZING.items() if s in GATEWAY_SERVICES},
+)
+_queue = _per_service(env.str("GATEWAY_ADMISSION_QUEUE", default=""), _in_flight)
+GATEWAY_ADMISSION_WAIT_SECONDS = env.float("GATEWAY_ADMISSION_WAIT_SECONDS", default=0.25)
+#: service -> (in flight, queue, wait seconds)
+GATEWAY_ADMISSION = {
+    s: (_in_flight[s], _queue.get(s, _in_flight[s]), GATEWAY_ADMISSION_WAIT_SECONDS) for s in GATEWAY_SERVICES
+}
+#: Retry-After of an `overloaded` answer: this many seconds plus 0..JITTER more, drawn per answer.
+GATEWAY_OVERLOAD_RETRY_AFTER_SECONDS = env.int("GATEWAY_OVERLOAD_RETRY_AFTER_SECONDS", default=2)
+GATEWAY_OVERLOAD_RETRY_JITTER_SECONDS = env.int("GATEWAY_OVERLOAD_RETRY_JITTER_SECONDS", default=4)
+#: /health says the gateway is shedding while a gate refused a request this recently.
+GATEWAY_SHEDDING_WINDOW_SECONDS = env.float("GATEWAY_SHEDDING_WINDOW_SECONDS", default=10.0)
+
+# Rate limits (gateway/limits.py): (count, window seconds), counted in Redis.
+# RATE_LIMIT_SCALE multiplies the per-address count (as the member service's limits: a
+# load test of many members from one address raises it; 0 turns it off); the per-member
+# drop limit is its own setting (0 turns it off).
+RATE_LIMIT_SCALE = env.float("RATE_LIMIT_SCALE", default=1.0)
+GATEWAY_RATE_LIMITS = {
+    "order_member": (
+        env.int("RATE_ORDER_ATTEMPTS_PER_MEMBER", default=1),
+        env.float("RATE_ORDER_WINDOW_SECONDS", default=0.5),
+    ),
+    "address": (env.int("RATE_ANONYMOUS_PER_IP", default=50), 1.0),
+}
+#: Routes (path regexes of GATEWAY_ROUTES) limited per member by "order_member".
+GATEWAY_MEMBER_LIMITED_ROUTES = [r"/orders/add", r"/orders/add/Wishlist"]
 
 # Django logs each 4xx answer again after the request is done (without its request id);
 # the gateway's access line already says it, with the id.

@@ -98,6 +98,8 @@ def _gateway_errors(method: str, route: routes.Route) -> dict[str, Any]:
         statuses.add(401)  # no token, or one that is invalid, expired or revoked
     if method in _BODY_METHODS:
         statuses.add(413)
+    if route.limit:
+        statuses.add(429)  # per client address (public routes) or per member (placing an order)
     return {str(status): error_response(status) for status in sorted(statuses)}
 
 

@@ -8,6 +8,8 @@ from functools import lru_cache
 
 from django.conf import settings
 
+from gateway import limits
+
 
 @dataclass(frozen=True)
 class Route:
@@ -15,14 +17,17 @@ class Route:
     pattern: re.Pattern[str]
     service: str
     public: bool
+    #: the rate limit counted on this route (gateway/limits.py), or None
+    limit: str | None = None
 
 
 @lru_cache(maxsize=4)
-def _compile(table: tuple) -> dict[str, list[Route]]:
+def _compile(table: tuple, member_limited: tuple) -> dict[str, list[Route]]:
     """Routes grouped by the first path segment, so a request tries two or three regexes, not all."""
     by_segment: dict[str, list[Route]] = {}
     for methods, regex, service, public in table:
-        route = Route(frozenset(methods.split()), re.compile(regex), service, public)
+        limit = limits.ORDER_MEMBER if regex in member_limited else (limits.ADDRESS if public else None)
+        route = Route(frozenset(methods.split()), re.compile(regex), service, public, limit)
         by_segment.setdefault(_segment(regex), []).append(route)
     return by_segment
 
@@ -32,7 +37,7 @@ def _segment(path: str) -> str:
 
 
 def routes() -> dict[str, list[Route]]:
-    return _compile(tuple(tuple(r) for r in settings.GATEWAY_ROUTES))
+    return _compile(tuple(tuple(r) for r in settings.GATEWAY_ROUTES), tuple(settings.GATEWAY_MEMBER_LIMITED_ROUTES))
 
 
 def match(method: str, path: str) -> tuple[Route | None, set[str]]:

@@ -11,8 +11,10 @@ import logging
 import threading
 from typing import Any
 
+from gateway import limits
 from shared import tokens, upstream
-from shared.errors import ShopError, UpstreamUnavailable
+from shared.errors import ShopError, TokenInvalid, UpstreamUnavailable
+from shared.redis import get_redis
 
 logger = logging.getLogger(__name__)
 
@@ -22,17 +24,34 @@ _UNCHECKABLE = "Sign-in cannot be checked right now; try again shortly."
 _restoring = threading.Lock()
 
 
-def verify(token: str) -> dict[str, Any]:
-    """The token's claims; TokenInvalid if it is bad or its session ended; 503 if that is unknowable."""
+def verify(token: str, *, counted: limits.Limit | None = None) -> dict[str, Any]:
+    """The token's claims; TokenInvalid if it is bad or its session ended; 503 if that is unknowable.
+
+    With ``counted``, the attempt also counts against that per-member limit, in the same
+    Redis round trip as the revocation check; RateLimited (after the token checks) when over.
+    """
+    claims = tokens.decode_access_token(token)
+    if counted is None:
+        answers = [get_redis().mget(tokens.revocation_keys(claims))]
+    else:  # one round trip still: the count rides with the revocation check
+        pipe = get_redis().pipeline(transaction=False)
+        pipe.mget(tokens.revocation_keys(claims))
+        limits.add_count(pipe, counted, str(claims["sub"]))
+        answers = pipe.execute()
     try:
-        return tokens.verify_access_token(token)
+        revoked = tokens.revoked_by(claims, answers[0])
     except tokens.RevocationsLost:
         _restore()
-    try:
-        return tokens.verify_access_token(token)
-    except tokens.RevocationsLost as exc:
-        logger.error("token revocations still missing from Redis after a restore; refusing tokens")
-        raise UpstreamUnavailable(_UNCHECKABLE) from exc
+        try:
+            revoked = tokens.is_revoked(claims)
+        except tokens.RevocationsLost as exc:
+            logger.error("token revocations still missing from Redis after a restore; refusing tokens")
+            raise UpstreamUnavailable(_UNCHECKABLE) from exc
+    if revoked:
+        raise TokenInvalid("This session has ended; log in again.")
+    if counted is not None and (refused := limits.refusal(counted, answers[1:])) is not None:
+        raise refused
+    return claims
 
 
 def _restore() -> None:

@@ -12,8 +12,15 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from redis.exceptions import RedisError
 
-from gateway import apidocs, forwarding, routes, sessions
-from shared.errors import NotAuthenticated, ShopError, TokenInvalid, UpstreamUnavailable, error_body
+from gateway import admission, apidocs, forwarding, limits, routes, sessions
+from shared.errors import (
+    NotAuthenticated,
+    RateLimited,
+    ShopError,
+    TokenInvalid,
+    UpstreamUnavailable,
+    error_body,
+)
 from shared.internal_auth import CALLER_HEADER, INTERNAL_TOKEN_HEADER, MEMBER_ID_HEADER, SESSION_ID_HEADER
 from shared.redis import get_redis
 from shared.requests import REQUEST_ID_HEADER
@@ -32,6 +39,8 @@ def _error(exc: ShopError, **headers: str) -> JsonResponse:
     response = JsonResponse(error_body(exc.code, exc.message), status=exc.status_code)
     for name, value in headers.items():
         response[name.replace("_", "-")] = value
+    if isinstance(exc, (RateLimited, admission.Overloaded)):
+        response["Retry-After"] = str(exc.retry_after)
     return response
 
 
@@ -74,24 +83,45 @@ def proxy(request: HttpRequest) -> HttpResponse:
     headers["X-Forwarded-For"] = meta.get("REMOTE_ADDR", "")
 
     member = "-"
-    if not route.public:
+    counted = limits.limit(route.limit) if route.limit else None
+    if route.public:
+        if counted is not None:
+            try:
+                limits.hit(counted, meta.get("REMOTE_ADDR", ""))
+            except RateLimited as exc:
+                return _error(exc)
+            except RedisError as exc:  # a limit that cannot be counted does not close the shop
+                logger.error("rate limit store unreachable, request let through: %s", exc)
+    else:
         token = _bearer(request)
         if token is None:
             return _error(NotAuthenticated(_LOGIN_FIRST), WWW_Authenticate='Bearer realm="shop"')
         try:
-            claims = sessions.verify(token)
+            claims = sessions.verify(token, counted=counted)
         except TokenInvalid as exc:
             return _error(exc, WWW_Authenticate='Bearer realm="shop", error="invalid_token"')
         except RedisError as exc:
             logger.error("token revocation store unreachable: %s", exc)
             return _error(UpstreamUnavailable("Sign-in cannot be checked right now; try again shortly."))
-        except ShopError as exc:  # the revocations were lost and could not be restored
+        except ShopError as exc:  # over the member's limit; or the revocations were lost and not restored
             return _error(exc)
         member = claims["sub"]
         headers[MEMBER_ID_HEADER] = member
         headers[SESSION_ID_HEADER] = claims["sid"]
 
     body = request.body if request.method in _BODY_METHODS else None
+    gate = admission.gate(route.service)
+    if not gate.enter():
+        refused = admission.Overloaded(
+            f"The {route.service} service is at capacity; try again in a moment.", retry_after=admission.retry_after()
+        )
+        if counted is not None and route.limit == limits.ORDER_MEMBER:
+            # Coming back sooner than told is refused before the gate (fairness: see limits.py).
+            try:
+                limits.hold(counted, member, refused.retry_after)
+            except RedisError as exc:
+                logger.error("rate limit store unreachable, member %s not held: %s", member, exc)
+        return _error(refused)
     try:
         upstream = forwarding.send(
             route.service,
@@ -102,6 +132,8 @@ def proxy(request: HttpRequest) -> HttpResponse:
         )
     except ShopError as exc:
         return _error(exc)
+    finally:
+        gate.leave()
 
     response = HttpResponse(
         upstream.data, status=upstream.status, content_type=upstream.headers.get("Content-Type", "application/json")
@@ -146,7 +178,12 @@ def _service_health(service: str) -> str:
 
 
 def health(request: HttpRequest) -> JsonResponse:
-    """Every service's /health, asked at once; 503 naming those that are down."""
+    """Every service's /health, asked at once; 503 naming those that are down.
+
+    Never behind the admission gates: it answers while the gateway sheds load, and says so
+    (``status: "shedding"``, ``shedding``: the services whose gate refused requests in the
+    last ``GATEWAY_SHEDDING_WINDOW_SECONDS``, with this process's refusals so far).
+    """
     names = list(settings.GATEWAY_SERVICES)
     services = dict(zip(names, _health_pool.map(_service_health, names), strict=True))
     try:
@@ -155,8 +192,17 @@ def health(request: HttpRequest) -> JsonResponse:
     except RedisError:
         redis = "down"
     down = [name for name, state in services.items() if state == "down"]
+    shedding = admission.shedding()
     status = "down" if down or redis == "down" else ("degraded" if "degraded" in services.values() else "ok")
-    body = {"status": status, "services": services, "checks": {"redis": redis}}
+    if status == "ok" and shedding:
+        status = "shedding"
+    body = {
+        "status": status,
+        "services": services,
+        "checks": {"redis": redis},
+        "shedding": shedding,
+        "admission": admission.states(),
+    }
     if down:
         body["down"] = down
     return JsonResponse(body, status=503 if status == "down" else 200)

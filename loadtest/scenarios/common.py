@@ -73,6 +73,19 @@ def error_code(resp: Any) -> str:
     return ""
 
 
+#: The gateway's refusals (SPEC): it did no work for the request, and says when to come back.
+#: Results, reported under their own names, not failures.
+REFUSALS = {(503, "overloaded"): "overloaded", (429, "rate_limited"): "rate_limited"}
+
+
+def retry_after(resp: Any, default: float = 1.0) -> float:
+    """The seconds a refusal's ``Retry-After`` asks for (whole seconds), or ``default``."""
+    try:
+        return max(0.0, float(resp.headers.get("Retry-After")))
+    except (TypeError, ValueError):
+        return default
+
+
 def judge(resp: Any, *, ok: tuple[int, ...], expected: dict[tuple[int, str], str] | None = None) -> str:
     """Classify one answer taken with ``catch_response=True``; return its outcome label.
 

@@ -8,7 +8,9 @@ with a good test card), cancels, or walks away and lets the payment deadline pas
 shares ``run.py`` was given, and stops. A loser keeps clicking other sizes, then keeps
 refreshing the sold-out answer until the run ends: that is the sold-out path, which
 must stay cheap. Sold-out and limit answers (409) are results, reported under their own
-names, not failures.
+names, not failures; so are the gateway's refusals (503 ``overloaded``, 429
+``rate_limited``), after which the buyer waits what ``Retry-After`` says before clicking
+again, as the API asks.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import uuid
 from typing import Any
 
 import gevent
-from common import auth, data, judge, member_for, pacing, refresh_member, token_expired
+from common import REFUSALS, auth, data, judge, member_for, pacing, refresh_member, retry_after, token_expired
 from locust import FastHttpUser, between, task
 
 CARD_OK = "4242424242424242"
@@ -28,6 +30,7 @@ EXPECTED = {
     (409, "sold_out"): "sold_out",
     (409, "limit_exceeded"): "limit_exceeded",
     (409, "not_on_sale"): "not_on_sale",
+    **REFUSALS,
 }
 
 
@@ -38,19 +41,28 @@ def _sale_start() -> float:
 
 class Buyer(FastHttpUser):
     concurrency = 1
+    #: appended to the order request's name, so populations of one run are told apart
+    population = ""
+
+    def pick_member(self) -> dict[str, Any]:
+        return member_for(self.environment)
 
     def wait_time(self) -> float:
+        if self.hold is not None:  # a refusal's Retry-After replaces the think time once
+            hold, self.hold = self.hold, None
+            return hold
         return self._pace(self)
 
     def on_start(self) -> None:
         d = data()
         self._pace = pacing(d, between(*d["retry_wait"]))
-        self.member: dict[str, Any] = member_for(self.environment)
+        self.member: dict[str, Any] = self.pick_member()
         variants = d["drop"]["variants"]
         self.candidates: list[int] = [v["variant_id"] for v in variants]
         self.weights: list[int] = [max(1, v["stock"]) for v in variants]
         self.all_variants = list(self.candidates)
         self.done = False
+        self.hold: float | None = None
         self.fate = random.choices(
             ["pay", "cancel", "lapse"], weights=[d["pay_share"], d["cancel_share"], d["lapse_share"]]
         )[0]
@@ -70,14 +82,16 @@ class Buyer(FastHttpUser):
         body = {"lines": [{"variant_id": variant, "quantity": 1}]}
         headers = {**auth(self.member["access_token"]), "Idempotency-Key": uuid.uuid4().hex}
         with self.client.post(
-            "/orders/add", json=body, headers=headers, name="POST /orders/add", catch_response=True
+            "/orders/add", json=body, headers=headers, name=f"POST /orders/add{self.population}", catch_response=True
         ) as resp:
             if token_expired(resp):
                 refresh_member(self.client, self.member)
                 return
             outcome = judge(resp, ok=(201,), expected=EXPECTED)
+            if outcome in REFUSALS.values():
+                self.hold = retry_after(resp)
             if outcome == "":
-                resp.request_meta["name"] = "POST /orders/add [won]"
+                resp.request_meta["name"] = f"POST /orders/add{self.population} [won]"
                 order_id = resp.json()["order_id"]
         if outcome == "":
             self.done = True
@@ -88,30 +102,26 @@ class Buyer(FastHttpUser):
         elif outcome == "limit_exceeded":
             self.done = True  # another device of this member won
 
-    def _after_winning(self, order_id: int) -> None:
-        token = self.member["access_token"]
-        if self.fate == "cancel":
-            with self.client.put(
-                "/orders/cancel",
-                json={"order_id": order_id},
-                headers=auth(token),
-                name="PUT /orders/cancel",
-                catch_response=True,
+    def _call(self, method: str, path: str, *, name: str, ok: tuple[int, ...], body: dict) -> bool:
+        """One request of the winner's follow-up; a refusal is tried again after its Retry-After (a few times)."""
+        for _ in range(5):
+            with self.client.request(
+                method, path, json=body, headers=auth(self.member["access_token"]), name=name, catch_response=True
             ) as resp:
-                judge(resp, ok=(200,))
+                outcome = judge(resp, ok=ok, expected=REFUSALS)
+                wait = retry_after(resp)
+            if outcome not in REFUSALS.values():
+                return outcome == ""
+            gevent.sleep(wait)
+        return False
+
+    def _after_winning(self, order_id: int) -> None:
+        if self.fate == "cancel":
+            self._call("PUT", "/orders/cancel", name="PUT /orders/cancel", ok=(200,), body={"order_id": order_id})
             return
         if self.fate == "lapse":
             return
-        with self.client.post(
-            "/payment", json={"order_id": order_id}, headers=auth(token), name="POST /payment", catch_response=True
-        ) as resp:
-            if judge(resp, ok=(200, 201)) != "":
-                return
-        with self.client.put(
-            f"/payment/{order_id}",
-            json={"card_number": CARD_OK},
-            headers=auth(token),
-            name="PUT /payment/{order_id}",
-            catch_response=True,
-        ) as resp:
-            judge(resp, ok=(200,))
+        if self._call("POST", "/payment", name="POST /payment", ok=(200, 201), body={"order_id": order_id}):
+            self._call(
+                "PUT", f"/payment/{order_id}", name="PUT /payment/{order_id}", ok=(200,), body={"card_number": CARD_OK}
+            )

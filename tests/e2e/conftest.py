@@ -24,21 +24,46 @@ MAIL_DIR = Path(os.environ.get("MAIL_DIR", Path(__file__).resolve().parents[2] /
 PASSWORD = "Drop-Shop-2026!"
 
 
+#: The gateway's refusals: it did no work for the request and says when to come back.
+REFUSALS = {(503, "overloaded"), (429, "rate_limited")}
+
+
 class Gateway:
-    """A tiny client for the public API: ``gw.post("/member/login", json=..., token=...)``."""
+    """A tiny client for the public API: ``gw.post("/member/login", json=..., token=...)``.
+
+    It speaks the API's protocol like a shop frontend: the gateway's ``overloaded`` and
+    ``rate_limited`` refusals (nothing was done; e.g. a member's second order within the
+    per-member window) are sent again after their ``Retry-After`` when that is a few
+    seconds. ``polite=False`` hands every answer back as it came.
+    """
 
     def __init__(self, base: str):
         self.base = base
         self.http = requests.Session()
 
     def request(
-        self, method: str, path: str, *, token: str | None = None, headers: dict | None = None, **kw: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        headers: dict | None = None,
+        polite: bool = True,
+        **kw: Any,
     ) -> requests.Response:
         h = dict(headers or {})
         if token:
             h["Authorization"] = f"Bearer {token}"
         kw.setdefault("timeout", 15)
-        return self.http.request(method, self.base + path, headers=h, **kw)
+        # Several threads of one member share its order window: one gets through per window, so
+        # a thread may be refused a few times in a row; give up on refusals after a minute.
+        deadline = time.monotonic() + 60
+        while True:
+            r = self.http.request(method, self.base + path, headers=h, **kw)
+            wait = refusal_wait(r)
+            if not polite or wait is None or wait > 10 or time.monotonic() + wait > deadline:
+                return r
+            time.sleep(wait)
 
     def get(self, path: str, **kw: Any) -> requests.Response:
         return self.request("GET", path, **kw)
@@ -67,6 +92,17 @@ def gw() -> Gateway:
         )
     assert health.status_code == 200, health.text
     return gateway
+
+
+def refusal_wait(r: requests.Response) -> int | None:
+    """The Retry-After of a gateway refusal (overloaded, rate_limited), or None for any other answer."""
+    try:
+        code = r.json()["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if (r.status_code, code) not in REFUSALS:
+        return None
+    return int(r.headers["Retry-After"])
 
 
 def read_mail_code(email: str, *, timeout: float = 10.0, after: float = 0.0) -> str:

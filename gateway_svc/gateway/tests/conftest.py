@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from gateway import apidocs
+from gateway import admission, apidocs
 from shared import tokens
 
 FAKE_SCHEMA = {
@@ -39,6 +39,8 @@ FAKE_SCHEMA = {
 class _Upstream(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     slow_seconds = 1.0
+    #: "METHOD /path" of every request received, in order (tests clear it)
+    received: list[str] = []
 
     def log_message(self, *args):  # quiet
         pass
@@ -47,6 +49,7 @@ class _Upstream(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length).decode() if length else ""
         path, _, query = self.path.partition("?")
+        _Upstream.received.append(f"{self.command} {path}")
         if path.startswith("/slow") or path == "/cloth/detail/999":
             time.sleep(self.slow_seconds)
         if path == "/health":
@@ -104,5 +107,14 @@ def services_at_upstream(settings, upstream_url, redis_db):
     settings.SERVICE_URLS = {name: upstream_url for name in ("member", "catalog", "order", "inventory", "payment")}
     tokens.restore_revocations(sessions=[], members=[])  # Redis holds every revocation (none yet)
     apidocs.clear_cache()
+    admission.reset()
     yield
     apidocs.clear_cache()
+    admission.reset()
+
+
+@pytest.fixture
+def upstream_received():
+    """What the upstream receives from now on: ["POST /orders/add", ...]."""
+    _Upstream.received.clear()
+    return _Upstream.received

@@ -1,0 +1,95 @@
+"""Rate limits counted at the gateway, in Redis, so every gateway process shares the count.
+
+Two limits, both settings (``GATEWAY_RATE_LIMITS[name] = (count, window seconds)``):
+
+- ``order_member``: placing an order (``POST /orders/add``, ``POST /orders/add/Wishlist``)
+  per member, a couple of attempts a second. Counted in the same Redis round trip as the
+  token's revocation check, before any upstream work. A member the gateway refused as
+  ``overloaded`` is held to that answer's ``Retry-After`` (:func:`hold`): clicking again
+  sooner is refused here, so firing from many connections buys no more turns at the
+  gate than waiting as asked does. Not scaled by ``RATE_LIMIT_SCALE``: a drop's limit is
+  not a login's, and a load test's buyers are distinct members like real ones.
+- ``address``: every public (anonymous) route per client address, scaled by
+  ``RATE_LIMIT_SCALE`` like the member service's per-address limits (a load test from
+  one machine raises it); 0 turns it off.
+
+A window starts at its first attempt (``INCR``, then ``PEXPIRE ... NX``): ``count``
+attempts per window, the next one refused with ``Retry-After`` = what is left of the
+window, rounded up to whole seconds. Keys: ``gateway:rl:<name>:<subject>`` (addresses
+hashed), expiring with their window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from redis.client import Pipeline
+
+from shared.errors import RateLimited
+from shared.redis import get_redis
+
+ORDER_MEMBER = "order_member"
+ADDRESS = "address"
+_SCALED = frozenset({ADDRESS})
+
+
+@dataclass(frozen=True)
+class Limit:
+    name: str
+    count: int
+    window_ms: int
+
+
+def limit(name: str) -> Limit | None:
+    """The limit's count and window as configured now, or None when it is off."""
+    count, window = settings.GATEWAY_RATE_LIMITS[name]
+    if name in _SCALED:
+        if settings.RATE_LIMIT_SCALE <= 0:
+            return None
+        count = max(1, int(count * settings.RATE_LIMIT_SCALE))
+    if count <= 0 or window <= 0:
+        return None
+    return Limit(name, int(count), max(1, int(window * 1000)))
+
+
+def key(lim: Limit, subject: str) -> str:
+    if lim.name == ADDRESS:  # addresses stay out of Redis key listings
+        subject = hashlib.sha256(subject.encode()).hexdigest()[:32]
+    return f"gateway:rl:{lim.name}:{subject}"
+
+
+def add_count(pipe: Pipeline, lim: Limit, subject: str) -> None:
+    """Queue the three commands that count one attempt (their answers go to :func:`refusal`)."""
+    k = key(lim, subject)
+    pipe.incr(k)
+    pipe.pexpire(k, lim.window_ms, nx=True)
+    pipe.pttl(k)
+
+
+def refusal(lim: Limit, answers: list[Any]) -> RateLimited | None:
+    """The answers of :func:`add_count`: None within the limit, else the refusal to raise."""
+    used, _, ttl_ms = answers
+    if used <= lim.count:
+        return None
+    wait = ttl_ms if ttl_ms and ttl_ms > 0 else lim.window_ms
+    return RateLimited(
+        "Too many attempts; try again after Retry-After seconds.", retry_after=max(1, math.ceil(wait / 1000))
+    )
+
+
+def hit(lim: Limit, subject: str) -> None:
+    """Count one attempt in one round trip; raise RateLimited beyond the limit."""
+    pipe = get_redis().pipeline(transaction=False)
+    add_count(pipe, lim, subject)
+    refused = refusal(lim, pipe.execute())
+    if refused is not None:
+        raise refused
+
+
+def hold(lim: Limit, subject: str, seconds: int) -> None:
+    """Spend the subject's window for ``seconds``: attempts before then are refused here."""
+    get_redis().set(key(lim, subject), lim.count, px=seconds * 1000)
