@@ -1,0 +1,178 @@
+"""The two stacks this checkout runs: the developer's ("dev") and the end-to-end tests' ("e2e").
+
+A stack is a set of ports, databases, a Redis database, a broker and a run folder
+(``.run/<name>``: supervisor's configuration and socket, logs, mail, secrets).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .console import die
+from .venv import ROOT
+
+RUN = ROOT / ".run"
+
+SERVICES = ["member", "catalog", "order", "inventory", "payment"]
+#: services whose Kafka consumer runs (the ones with event handlers)
+CONSUMERS = ["catalog", "order", "inventory", "payment"]
+#: environment variables (by prefix) passed from the operator's shell to every process
+PASSED_PREFIXES = (
+    "EMAIL_",
+    "DEFAULT_FROM_EMAIL",
+    "ORDER_",
+    "WISHLIST_",
+    "INVENTORY_",
+    "STOCK_",
+    "CATALOG_",
+    "PAYMENT_",
+    "RATE_",
+    "PASSWORD_",
+    "JWT_",
+    "GATEWAY_",
+    "UPSTREAM_",
+    "OUTBOX_",
+    "CONSUMER_",
+    "DB_POOL",
+    "KAFKA_TOPIC_PREFIX",
+    "LOG_LEVEL",
+    "DJANGO_DEBUG",
+    "DJANGO_ALLOWED_HOSTS",
+    "ARGON2_",
+    "REFRESH_",
+    "REQUEST_",
+    "SAGA_",
+)
+OFFSETS = {"gateway": 0, "member": 1, "catalog": 2, "order": 3, "inventory": 4, "payment": 5}
+#: web workers x threads per service (2 cores; see docs/performance.md for why). Under
+#: granian every extra thread of a worker costs CPU per request in GIL hand-offs, so the
+#: services run few threads: a cached read needs none to wait on, and the order path's
+#: waits (inventory, PostgreSQL) are milliseconds.
+DEFAULT_WORKERS = {
+    "gateway": (3, 4),
+    "member": (1, 2),
+    "catalog": (2, 1),
+    "order": (2, 2),
+    "inventory": (2, 2),
+    "payment": (1, 2),
+}
+
+
+@dataclass
+class Stack:
+    name: str
+    port_base: int
+    kafka_port: int
+    redis_db: int
+    db_prefix: str
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def dir(self) -> Path:
+        return RUN / self.name
+
+    @property
+    def logs(self) -> Path:
+        return self.dir / "logs"
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.dir / "mail"
+
+    @property
+    def sock(self) -> Path:
+        return self.dir / "supervisor.sock"
+
+    def port(self, service: str) -> int:
+        return self.port_base + OFFSETS[service]
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.port(service)}"
+
+    @property
+    def own_kafka(self) -> bool:
+        return not os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or self.name != "dev"
+
+    @property
+    def kafka(self) -> str:
+        if self.own_kafka:
+            return f"127.0.0.1:{self.kafka_port}"
+        return os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+
+    @property
+    def redis_url(self) -> str:
+        base = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+        if self.name == "dev":
+            return base
+        return base.rsplit("/", 1)[0] + f"/{self.redis_db}"
+
+    def database_url(self, service: str) -> str:
+        if self.name == "dev" and os.environ.get(f"{service.upper()}_DATABASE_URL"):
+            return os.environ[f"{service.upper()}_DATABASE_URL"]
+        server = os.environ.get("POSTGRES_URL", "postgres://postgres@127.0.0.1:5432").rstrip("/")
+        return f"{server}/{self.db_prefix}{service}"
+
+    def secrets(self) -> dict[str, str]:
+        path = self.dir / "secrets.env"
+        if not path.exists():
+            self.dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(
+                "".join(
+                    f"{k}={secrets.token_urlsafe(48)}\n"
+                    for k in ("DJANGO_SECRET_KEY", "INTERNAL_API_SECRET", "JWT_SIGNING_KEY")
+                )
+            )
+            path.chmod(0o600)
+        values = dict(line.split("=", 1) for line in path.read_text().split())
+        for key in values:  # an operator's own secrets win
+            if os.environ.get(key) and self.name == "dev":
+                values[key] = os.environ[key]
+        return values
+
+    def env(self, service: str | None = None) -> dict[str, str]:
+        env = {
+            "PYTHONUNBUFFERED": "1",
+            "REDIS_URL": self.redis_url,
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka,
+            "EMAIL_FILE_PATH": str(self.mail_dir),
+            "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
+            **{f"{s.upper()}_SERVICE_URL": self.url(s) for s in OFFSETS},
+            **self.secrets(),
+        }
+        if self.name == "dev":
+            # The operator's own settings go to every process, written into the supervisor
+            # config so that `up` or `restart` after a change applies it.
+            env.update({k: v for k, v in os.environ.items() if k.startswith(PASSED_PREFIXES) and v})
+        env.update(self.extra_env)
+        if service and service != "gateway":
+            env["DATABASE_URL"] = self.database_url(service)
+        return env
+
+
+def make_stack(name: str) -> Stack:
+    if name == "dev":
+        return Stack(
+            "dev", int(os.environ.get("GATEWAY_PORT", "8000")), int(os.environ.get("KAFKA_PORT", "9092")), 0, "shop_"
+        )
+    if name == "e2e":
+        # Short deadlines so the end-to-end tests see expiry in seconds, not minutes.
+        return Stack(
+            "e2e",
+            18000,
+            19092,
+            1,
+            "shop_e2e_",
+            {
+                "ORDER_PAYMENT_DEADLINE_SECONDS": "20",
+                "INVENTORY_RESERVATION_GRACE_SECONDS": "4",
+                "INVENTORY_GATE_REPAIR_SWEEP_SECONDS": "5",
+                "EMAIL_SEND_COOLDOWN_SECONDS": "0",
+                "RATE_LIMIT_SCALE": "1",
+                "REFRESH_REUSE_GRACE_SECONDS": "1",
+            },
+        )
+    die(f"unknown stack {name}")
+    raise AssertionError
