@@ -7,11 +7,13 @@ import os
 import subprocess
 import time
 
+from shared.topology import SERVICES, WEB
+
 from .console import die, say
 from .health import fetch_json, wait_healthy
 from .prepare import _port_open, check_servers, create_databases, migrate, run_manage, seed_demo
 from .processes import supervisor_config, supervisorctl, supervisord_running
-from .stacks import SERVICES, Stack, make_stack
+from .stacks import Stack, make_stack
 from .venv import ROOT, VENV, VENV_PY
 
 
@@ -122,7 +124,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         say(f"the {stack.name} stack is not running (python manage_all.py up)")
         return 3
     out = supervisorctl(stack, "status", capture=True).stdout
-    health = {s: fetch_json(stack.url(s) + "/health") for s in ["gateway", *SERVICES]}
+    health = {s: fetch_json(stack.url(s) + "/health") for s in WEB}
     say(f"{'process':<22}{'state':<10}{'pid':<9}{'port':<7}health")
     ok = True
     for line in out.splitlines():
@@ -174,7 +176,7 @@ def cmd_restart(args: argparse.Namespace) -> int:
     known = [
         line.split()[0] for line in supervisorctl(stack, "avail", capture=True).stdout.splitlines() if line.strip()
     ]
-    services = args.services or ["gateway", *SERVICES]
+    services = args.services or WEB
     if "kafka" in services:
         say("note: the bundled broker keeps nothing on disk; after its restart the relays publish again")
     # The broker is restarted only when named: a restart loses its topics and offsets.

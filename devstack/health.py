@@ -7,8 +7,10 @@ import time
 import urllib.error
 import urllib.request
 
+from shared.topology import SERVICES, WEB
+
 from .console import say
-from .stacks import SERVICES, Stack
+from .stacks import Stack
 
 
 def fetch_json(url: str, timeout: float = 2.0) -> tuple[int, dict | None]:
@@ -26,7 +28,7 @@ def fetch_json(url: str, timeout: float = 2.0) -> tuple[int, dict | None]:
 
 def wait_healthy(stack: Stack, timeout: float = 120.0) -> bool:
     deadline = time.monotonic() + timeout
-    pending = ["gateway", *SERVICES]
+    pending = WEB
     while pending and time.monotonic() < deadline:
         pending = [s for s in pending if fetch_json(stack.url(s) + "/health")[0] != 200]
         if pending:

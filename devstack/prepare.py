@@ -8,8 +8,10 @@ import socket
 import subprocess
 import time
 
+from shared.topology import SERVICES
+
 from .console import die, say
-from .stacks import SERVICES, Stack
+from .stacks import Stack
 from .venv import ROOT, VENV_PY
 
 

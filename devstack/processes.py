@@ -6,8 +6,10 @@ import os
 import subprocess
 from pathlib import Path
 
+from shared.topology import CONSUMERS, DEFAULT_WEB_SERVER, WEB, WEB_SERVERS, WEB_SIZING
+
 from .console import die
-from .stacks import CONSUMERS, DEFAULT_WORKERS, SERVICES, Stack
+from .stacks import Stack
 from .venv import ROOT, VENV, VENV_PY
 
 
@@ -39,9 +41,9 @@ def web_server(service: str) -> str:
     where granian's have an empty body. ``WEB_SERVER`` sets every service,
     ``<SERVICE>_WEB_SERVER`` one.
     """
-    default = "gunicorn" if service == "gateway" else "granian"
+    default = DEFAULT_WEB_SERVER[service]
     chosen = os.environ.get(f"{service.upper()}_WEB_SERVER") or os.environ.get("WEB_SERVER") or default
-    if chosen not in ("gunicorn", "granian"):
+    if chosen not in WEB_SERVERS:
         die(f"WEB_SERVER must be gunicorn or granian, not {chosen!r}")
     return chosen
 
@@ -79,9 +81,9 @@ def supervisor_config(stack: Stack) -> str:
                 stopwait=2,
             )
         )
-    for service in ["gateway", *SERVICES]:
+    for service in WEB:
         env = stack.env(service)
-        workers, threads = DEFAULT_WORKERS[service]
+        workers, threads = WEB_SIZING[service]
         workers = int(os.environ.get(f"{service.upper()}_WORKERS", workers))
         threads = int(os.environ.get(f"{service.upper()}_THREADS", threads))
         worker_class = os.environ.get(f"{service.upper()}_WORKER_CLASS", "gthread")

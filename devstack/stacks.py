@@ -11,54 +11,19 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shared.topology import (
+    DEFAULT_GATEWAY_PORT,
+    PASSED_PREFIXES,
+    PORT_OFFSETS,
+    WEB,
+    database_name,
+    service_url_variable,
+)
+
 from .console import die
 from .venv import ROOT
 
 RUN = ROOT / ".run"
-
-SERVICES = ["member", "catalog", "order", "inventory", "payment"]
-#: services whose Kafka consumer runs (the ones with event handlers)
-CONSUMERS = ["catalog", "order", "inventory", "payment"]
-#: environment variables (by prefix) passed from the operator's shell to every process
-PASSED_PREFIXES = (
-    "EMAIL_",
-    "DEFAULT_FROM_EMAIL",
-    "ORDER_",
-    "WISHLIST_",
-    "INVENTORY_",
-    "STOCK_",
-    "CATALOG_",
-    "PAYMENT_",
-    "RATE_",
-    "PASSWORD_",
-    "JWT_",
-    "GATEWAY_",
-    "UPSTREAM_",
-    "OUTBOX_",
-    "CONSUMER_",
-    "DB_POOL",
-    "KAFKA_TOPIC_PREFIX",
-    "LOG_LEVEL",
-    "DJANGO_DEBUG",
-    "DJANGO_ALLOWED_HOSTS",
-    "ARGON2_",
-    "REFRESH_",
-    "REQUEST_",
-    "SAGA_",
-)
-OFFSETS = {"gateway": 0, "member": 1, "catalog": 2, "order": 3, "inventory": 4, "payment": 5}
-#: web workers x threads per service (2 cores; see docs/performance.md for why). Under
-#: granian every extra thread of a worker costs CPU per request in GIL hand-offs, so the
-#: services run few threads: a cached read needs none to wait on, and the order path's
-#: waits (inventory, PostgreSQL) are milliseconds.
-DEFAULT_WORKERS = {
-    "gateway": (3, 4),
-    "member": (1, 2),
-    "catalog": (2, 1),
-    "order": (2, 2),
-    "inventory": (2, 2),
-    "payment": (1, 2),
-}
 
 
 @dataclass
@@ -87,10 +52,14 @@ class Stack:
         return self.dir / "supervisor.sock"
 
     def port(self, service: str) -> int:
-        return self.port_base + OFFSETS[service]
+        return self.port_base + PORT_OFFSETS[service]
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.port(service)}"
+
+    def service_urls(self) -> dict[str, str]:
+        """Where every web process of this stack listens, as the processes read it."""
+        return {service_url_variable(s): self.url(s) for s in WEB}
 
     @property
     def own_kafka(self) -> bool:
@@ -113,7 +82,7 @@ class Stack:
         if self.name == "dev" and os.environ.get(f"{service.upper()}_DATABASE_URL"):
             return os.environ[f"{service.upper()}_DATABASE_URL"]
         server = os.environ.get("POSTGRES_URL", "postgres://postgres@127.0.0.1:5432").rstrip("/")
-        return f"{server}/{self.db_prefix}{service}"
+        return f"{server}/{database_name(service, self.db_prefix)}"
 
     def secrets(self) -> dict[str, str]:
         path = self.dir / "secrets.env"
@@ -139,7 +108,7 @@ class Stack:
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka,
             "EMAIL_FILE_PATH": str(self.mail_dir),
             "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
-            **{f"{s.upper()}_SERVICE_URL": self.url(s) for s in OFFSETS},
+            **self.service_urls(),
             **self.secrets(),
         }
         if self.name == "dev":
@@ -155,7 +124,11 @@ class Stack:
 def make_stack(name: str) -> Stack:
     if name == "dev":
         return Stack(
-            "dev", int(os.environ.get("GATEWAY_PORT", "8000")), int(os.environ.get("KAFKA_PORT", "9092")), 0, "shop_"
+            "dev",
+            int(os.environ.get("GATEWAY_PORT", DEFAULT_GATEWAY_PORT)),
+            int(os.environ.get("KAFKA_PORT", "9092")),
+            0,
+            "shop_",
         )
     if name == "e2e":
         # Short deadlines so the end-to-end tests see expiry in seconds, not minutes.

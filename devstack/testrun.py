@@ -8,10 +8,12 @@ import os
 import subprocess
 from pathlib import Path
 
+from shared.topology import SERVICES
+
 from .commands import cmd_down, cmd_up
 from .console import say
 from .prepare import check_servers
-from .stacks import OFFSETS, SERVICES, make_stack
+from .stacks import make_stack
 from .venv import ROOT, VENV, VENV_PY
 
 
@@ -66,7 +68,7 @@ def cmd_test(args: argparse.Namespace) -> int:
             "GATEWAY_URL": stack.url("gateway"),
             "MAIL_DIR": str(stack.mail_dir),
             "E2E_STACK": "e2e",
-            **{f"{s.upper()}_SERVICE_URL": stack.url(s) for s in OFFSETS},
+            **stack.service_urls(),
             "INTERNAL_API_SECRET": stack.secrets()["INTERNAL_API_SECRET"],
             "E2E_REDIS_URL": stack.redis_url,
             "E2E_REFRESH_GRACE_SECONDS": stack.extra_env["REFRESH_REUSE_GRACE_SECONDS"],

@@ -19,8 +19,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shared.topology import WEB
+
 ROOT = Path(__file__).resolve().parents[1]
-SERVICES = ("gateway", "member", "catalog", "order", "inventory", "payment")
 #: environment keys worth recording with a result (settings that change what is measured)
 RECORDED_ENV = (
     "STOCK_READS_FROM_CACHE",
@@ -165,7 +166,7 @@ def load_stack(name: str = "dev", run_dir: Path | None = None) -> Stack:
                 _parse_env(parser.get(section, "environment", fallback="")),
                 parser.get(section, "directory", fallback=""),
             )
-    missing = [s for s in SERVICES if s not in programs]
+    missing = [s for s in WEB if s not in programs]
     if missing:
         raise SystemExit(f"the {name} stack's configuration lacks {', '.join(missing)}")
     return Stack(name, programs, root=run_dir.parents[1], run_dir=run_dir)

@@ -13,17 +13,9 @@ from typing import Any
 
 import environ
 
-env = environ.Env()
+from shared.topology import SERVICE_PORTS, database_name, service_url_variable
 
-#: Service name -> default port on a developer machine. The gateway is the public door.
-SERVICE_PORTS = {
-    "gateway": 8000,
-    "member": 8001,
-    "catalog": 8002,
-    "order": 8003,
-    "inventory": 8004,
-    "payment": 8005,
-}
+env = environ.Env()
 
 _DEV_ONLY_SECRET = "dev-only-insecure-secret-change-me"
 
@@ -158,7 +150,7 @@ def service_settings(name: str, *, base_dir: Path, apps: list[str], database: bo
         # idle keep-alive connections after 30 s (shared.upstream.FreshConnectionPool).
         "UPSTREAM_IDLE_REUSE_SECONDS": env.float("UPSTREAM_IDLE_REUSE_SECONDS", default=15.0),
         "SERVICE_URLS": {
-            svc: env.str(f"{svc.upper()}_SERVICE_URL", default=f"http://127.0.0.1:{port}")
+            svc: env.str(service_url_variable(svc), default=f"http://127.0.0.1:{port}")
             for svc, port in SERVICE_PORTS.items()
         },
         "LOGGING": _logging(name, env.str("LOG_LEVEL", default="INFO")),
@@ -174,7 +166,7 @@ def _database(name: str) -> dict[str, Any]:
     Opening a PostgreSQL connection costs milliseconds; a pool shared by a worker's threads
     keeps a few open without one connection per thread (the server allows 100 in all).
     """
-    db = env.db_url("DATABASE_URL", default=f"postgres://postgres@127.0.0.1:5432/shop_{name}")
+    db = env.db_url("DATABASE_URL", default=f"postgres://postgres@127.0.0.1:5432/{database_name(name)}")
     if env.bool("DB_POOL", default=True):
         db.setdefault("OPTIONS", {})["pool"] = {
             "min_size": env.int("DB_POOL_MIN_SIZE", default=1),

@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 from shared.settings import env, service_settings
+from shared.topology import SERVICES
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -88,7 +89,7 @@ GATEWAY_SCHEMA_CACHE_SECONDS = env.int("GATEWAY_SCHEMA_CACHE_SECONDS", default=3
 # copying it; every answer carries X-Request-Id, and errors are logged regardless.
 GATEWAY_ACCESS_LOG = env.bool("GATEWAY_ACCESS_LOG", default=False)
 #: The services the gateway fronts (health and API docs); the routes name them too.
-GATEWAY_SERVICES = ["member", "catalog", "order", "inventory", "payment"]
+GATEWAY_SERVICES = list(SERVICES)
 
 
 def _sizes(raw: str) -> dict[str, tuple[int, int]]:
