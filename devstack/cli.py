@@ -29,7 +29,9 @@ def main(description: str) -> int:
     p.add_argument("args", nargs=argparse.REMAINDER)
     p = sub.add_parser("test", help="run every test: services, then end to end")
     p.add_argument(
-        "--only", action="append", help="lint, shared, gateway, a service name, loadtest, e2e or api (repeatable)"
+        "--only",
+        action="append",
+        help="lint, devstack, shared, gateway, a service name, loadtest, e2e or api (repeatable)",
     )
     p.add_argument("--keep", action="store_true", help="leave the end-to-end stack running afterwards")
     p.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")

@@ -6,13 +6,14 @@ import argparse
 import os
 import subprocess
 import time
+import xmlrpc.client
 
 from shared.topology import SERVICES, WEB
 
 from .console import die, say
 from .health import fetch_json, wait_healthy
 from .prepare import _port_open, check_servers, create_databases, migrate, run_manage, seed_demo
-from .processes import supervisor_config, supervisorctl, supervisord_running
+from .processes import supervisor, supervisor_config
 from .stacks import Stack, make_stack
 from .venv import ROOT, VENV, VENV_PY
 
@@ -25,9 +26,10 @@ def cmd_up(args: argparse.Namespace, stack: Stack | None = None) -> int:
     migrate(stack)
     conf = stack.dir / "supervisord.conf"
     conf.write_text(supervisor_config(stack))
-    if supervisord_running(stack):
-        supervisorctl(stack, "update")
-        supervisorctl(stack, "start", "all", capture=True)
+    sup = supervisor(stack)
+    if sup.running():
+        sup.update()
+        sup.start_all()
     else:
         # A broker of a stack stopped a moment ago may still hold the port for a few seconds.
         deadline = time.monotonic() + 15
@@ -58,13 +60,17 @@ def cmd_up(args: argparse.Namespace, stack: Stack | None = None) -> int:
 
 def cmd_down(args: argparse.Namespace, stack: Stack | None = None) -> int:
     stack = stack or make_stack(args.stack)
-    if not supervisord_running(stack):
+    sup = supervisor(stack)
+    pid = sup.pid()
+    if pid is None:
         say(f"the {stack.name} stack is not running")
         return 0
-    pidfile = stack.dir / "supervisord.pid"
-    pid = int(pidfile.read_text()) if pidfile.exists() else None
-    _stop_programs_at_once(stack)
-    supervisorctl(stack, "shutdown", capture=True)
+    try:
+        # The broker last: the others leave their consumer groups while it is up.
+        sup.stop_all(last="kafka")
+        sup.shutdown()
+    except (OSError, xmlrpc.client.Error) as exc:
+        say(f"  supervisord did not answer every request ({exc}); waiting for it to end")
     # supervisord stops answering as soon as it begins shutting down; "stopped" means its
     # process has exited, so the ports are free for the next `up`.
     deadline = time.monotonic() + 90
@@ -87,52 +93,19 @@ def _alive(pid: int) -> bool:
     return True
 
 
-_STOP_ALL = """
-import sys, time, xmlrpc.client
-from supervisor.xmlrpc import SupervisorTransport
-rpc = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=SupervisorTransport(None, None, sys.argv[1])).supervisor
-running = [p["name"] for p in rpc.getAllProcessInfo() if p["statename"] in ("RUNNING", "STARTING", "BACKOFF")]
-for name in running:
-    if name != "kafka":
-        rpc.stopProcess(name, False)
-deadline = time.monotonic() + 30
-while time.monotonic() < deadline:
-    states = {p["name"]: p["statename"] for p in rpc.getAllProcessInfo()}
-    if all(state not in ("STOPPING", "RUNNING") for name, state in states.items() if name != "kafka"):
-        break
-    time.sleep(0.2)
-if "kafka" in running:
-    rpc.stopProcess("kafka", True)  # last: the others leave their groups while it is up
-"""
-
-
-def _stop_programs_at_once(stack: Stack) -> None:
-    """Signal every program but the broker together, rather than one after another as
-    supervisord's shutdown does (each web server takes seconds to finish its requests);
-    the broker goes last."""
-    subprocess.run(
-        [str(VENV_PY), "-c", _STOP_ALL, f"unix://{stack.sock}"],
-        capture_output=True,
-        check=False,
-        timeout=60,
-    )
-
-
 def cmd_status(args: argparse.Namespace) -> int:
     stack = make_stack(args.stack)
-    if not supervisord_running(stack):
+    sup = supervisor(stack)
+    if not sup.running():
         say(f"the {stack.name} stack is not running (python manage_all.py up)")
         return 3
-    out = supervisorctl(stack, "status", capture=True).stdout
+    processes = sorted(sup.processes(), key=lambda p: p["name"])
     health = {s: fetch_json(stack.url(s) + "/health") for s in WEB}
     say(f"{'process':<22}{'state':<10}{'pid':<9}{'port':<7}health")
     ok = True
-    for line in out.splitlines():
-        parts = line.split()
-        if not parts:
-            continue
-        name, state = parts[0], parts[1]
-        pid = parts[3].rstrip(",") if len(parts) > 3 and parts[2] == "pid" else "-"
+    for process in processes:
+        name, state = process["name"], process["statename"]
+        pid = str(process["pid"]) if state == "RUNNING" and process["pid"] else "-"
         port, hstate = "", ""
         if name in health:
             port = str(stack.port(name))
@@ -161,28 +134,22 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 def cmd_restart(args: argparse.Namespace) -> int:
     stack = make_stack(args.stack)
-    if not supervisord_running(stack):
+    sup = supervisor(stack)
+    if not sup.running():
         die("the stack is not running (python manage_all.py up)")
     # Rewrite the config first: settings given in the environment now apply on restart.
     # Programs whose config changed are restarted by `update`; the others by `restart`
     # (restarting one twice in a row kills a consumer in the middle of joining its group).
     (stack.dir / "supervisord.conf").write_text(supervisor_config(stack))
-    changed = set()
-    for line in supervisorctl(stack, "reread", capture=True).stdout.splitlines():
-        name, _, state = line.partition(":")
-        if state.strip() in ("changed", "available"):
-            changed.add(name.strip())
-    supervisorctl(stack, "update", capture=True)
-    known = [
-        line.split()[0] for line in supervisorctl(stack, "avail", capture=True).stdout.splitlines() if line.strip()
-    ]
+    changed = sup.update()
+    known = {p["name"] for p in sup.processes()}
     services = args.services or WEB
     if "kafka" in services:
         say("note: the bundled broker keeps nothing on disk; after its restart the relays publish again")
     # The broker is restarted only when named: a restart loses its topics and offsets.
     targets = [p for s in services for p in (s, f"{s}-worker", f"{s}-consumer") if p in known and p not in changed]
-    if targets:
-        supervisorctl(stack, "restart", *targets)
+    for problem in sup.restart(targets):
+        say(f"  {problem}")
     return 0 if wait_healthy(stack, timeout=60) else 1
 
 

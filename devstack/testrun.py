@@ -45,17 +45,22 @@ def cmd_test(args: argparse.Namespace) -> int:
         env = {**os.environ, "TEST_KAFKA_BOOTSTRAP_SERVERS": stack.kafka}
         env.pop("DJANGO_SETTINGS_MODULE", None)
         # The API fuzzing comes last: it changes the stack's state (orders, rate-limit counters).
-        selected = args.only or ["lint", "shared", "gateway", *SERVICES, "loadtest", "e2e", "api"]
+        selected = args.only or ["lint", "devstack", "shared", "gateway", *SERVICES, "loadtest", "e2e", "api"]
         if "lint" in selected:
             say("\n=== lint (ruff) ===")
             results["lint"] = subprocess.call([str(VENV / "bin" / "ruff"), "check", "."], cwd=ROOT)
+        if "devstack" in selected:
+            say("\n=== devstack tests (supervisor's configuration and control, the settings that reach the stack) ===")
+            results["devstack"] = _pytest(
+                ROOT, env, ["devstack/tests", "-q", "-p", "no:django", "-p", "no:cacheprovider", *args.pytest_args]
+            )
         if "loadtest" in selected:
             say("\n=== loadtest tests (reports and plots from sample results, the cost benchmark's /proc parsing) ===")
             results["loadtest"] = _pytest(
                 ROOT, env, ["loadtest/tests", "-q", "-p", "no:django", "-p", "no:cacheprovider", *args.pytest_args]
             )
         for target in selected:
-            if target in ("e2e", "api", "lint", "loadtest"):
+            if target in ("e2e", "api", "lint", "devstack", "loadtest"):
                 continue
             say(f"\n=== {target} tests ===")
             cwd = ROOT / ("member_svc" if target == "shared" else f"{target}_svc")

@@ -9,6 +9,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 from .console import say
@@ -40,12 +41,8 @@ def ensure_venv() -> None:
     pip = [str(VENV_PY), "-m", "pip", "install", "--disable-pip-version-check", "-qq"]
     subprocess.run([*pip, "-r", str(ROOT / "requirements.txt")], check=True)
     # The repo root on the venv's path, so every service imports the ``shared`` package.
-    purelib = subprocess.run(
-        [str(VENV_PY), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    # The virtualenv is this interpreter's version (made by it above), so its scheme names the folder.
+    purelib = sysconfig.get_path("purelib", scheme="venv", vars={"base": str(VENV), "platbase": str(VENV)})
     Path(purelib, "drop_shop.pth").write_text(str(ROOT) + "\n")
     stamp.write_text(digest)
 
