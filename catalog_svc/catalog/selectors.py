@@ -1,14 +1,10 @@
-"""Reads of the catalog: pages of clothes, one cloth, details for other services; cached in Redis."""
+"""Reads of the catalog: pages of clothes, one cloth, details for other services, and the cache versions."""
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-import json
 import logging
 from typing import Any
 
-from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
@@ -58,29 +54,6 @@ def bump_cloth_version(cloth_id: int) -> None:
         logger.warning("cache version of cloth %s not bumped (%s)", cloth_id, exc)
 
 
-def cached(key: str, build) -> Any:
-    version = cache_version()
-    if version < 0:
-        return build()
-    full = f"cloth:v{version}:{key}"
-    try:
-        hit = cache.get(full)
-    except Exception:  # noqa: BLE001 - as above
-        hit = None
-    if hit is not None:
-        return hit
-    value = build()
-    try:
-        cache.set(full, value, timeout=settings.CATALOG_CACHE_SECONDS)
-    except Exception as exc:  # noqa: BLE001 - next read builds it again
-        logger.warning("catalog cache not written (%s)", exc)
-    return value
-
-
-def query_key(params: dict[str, Any]) -> str:
-    return hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
-
-
 def is_on_sale(cloth: Cloth, now=None) -> bool:
     return cloth.sale_starts_at is None or cloth.sale_starts_at <= (now or timezone.now())
 
@@ -108,14 +81,6 @@ def clothes(
         qs = qs.filter(in_stock=in_stock)
     order = {"newest": ["-created_at", "-id"], "price": ["price", "id"], "-price": ["-price", "-id"]}[sort]
     return qs.order_by(*order)
-
-
-def refresh_on_sale(item: dict[str, Any], now=None) -> dict[str, Any]:
-    """``on_sale`` as of now: a cached entry may predate the sale start."""
-    start = item.get("sale_starts_at")
-    now = now or timezone.now()
-    item["on_sale"] = start is None or dt.datetime.fromisoformat(start) <= now
-    return item
 
 
 def list_item(cloth: Cloth, now=None) -> dict[str, Any]:

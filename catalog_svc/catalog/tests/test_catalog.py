@@ -88,6 +88,22 @@ def test_filters_and_sorting(anon_client, inventory_calls):
     assert cheap and dear and later
 
 
+def test_pages_link_to_each_other_and_past_the_last_is_a_404(anon_client, inventory_calls):
+    empty = anon_client.get("/cloth/list")
+    assert empty.status_code == 200
+    assert empty.json() == {"count": 0, "next": None, "previous": None, "results": []}
+    for name in ("A", "B", "C"):
+        _cloth(name=name, brand="Acme")
+    last = anon_client.get("/cloth/list?brand=Acme&page_size=2&page=2").json()
+    assert [c["name"] for c in last["results"]] == ["A"] and last["next"] is None
+    assert last["previous"] == "http://testserver/cloth/list?brand=Acme&page=1&page_size=2"
+    first = anon_client.get(last["previous"]).json()
+    assert [c["name"] for c in first["results"]] == ["C", "B"] and first["previous"] is None
+    assert first["next"] == "http://testserver/cloth/list?brand=Acme&page=2&page_size=2"
+    past = anon_client.get("/cloth/list?brand=Acme&page_size=2&page=3")
+    assert past.status_code == 404 and past.json()["error"]["code"] == "not_found"
+
+
 @pytest.mark.parametrize(
     "query,field",
     [
