@@ -27,8 +27,7 @@ def cache_version() -> int:
 def bump_cache_version() -> None:
     """Invalidate every cached list and detail at once (any cloth or stock change)."""
     try:
-        cache.add(_VERSION_KEY, 0, timeout=None)
-        cache.incr(_VERSION_KEY)
+        cache.incr(_VERSION_KEY, ignore_key_check=True)  # INCR: a missing version counts from 0
     except Exception as exc:  # noqa: BLE001 - entries then expire after CATALOG_CACHE_SECONDS
         logger.warning("catalog cache version not bumped (%s)", exc)
 
@@ -48,8 +47,7 @@ def cloth_version(cloth_id: int) -> int:
 def bump_cloth_version(cloth_id: int) -> None:
     """Invalidate one cloth's cached detail."""
     try:
-        cache.add(_cloth_version_key(cloth_id), 0, timeout=None)
-        cache.incr(_cloth_version_key(cloth_id))
+        cache.incr(_cloth_version_key(cloth_id), ignore_key_check=True)
     except Exception as exc:  # noqa: BLE001 - entries then expire after CATALOG_CACHE_SECONDS
         logger.warning("cache version of cloth %s not bumped (%s)", cloth_id, exc)
 
