@@ -20,10 +20,15 @@ env = environ.Env()
 _DEV_ONLY_SECRET = "dev-only-insecure-secret-change-me"
 
 
-def service_settings(name: str, *, base_dir: Path, apps: list[str], database: bool = True) -> dict[str, Any]:
+def service_settings(
+    name: str, *, base_dir: Path, apps: list[str], database: bool = True, cache_outage_is_a_miss: bool = False
+) -> dict[str, Any]:
     """Return the settings dict for service ``name`` (e.g. "order").
 
-    ``apps`` are the service's own Django apps; the shared ones are added here.
+    ``apps`` are the service's own Django apps; the shared ones are added here. With
+    ``cache_outage_is_a_miss`` the Django cache answers a Redis outage as a miss (get: None,
+    set and delete: nothing; django-redis's ``IGNORE_EXCEPTIONS``, logged) instead of
+    raising: for a service whose every use of the cache is an optimisation.
     """
     debug = env.bool("DJANGO_DEBUG", default=False)
     redis_url = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
@@ -89,9 +94,14 @@ def service_settings(name: str, *, base_dir: Path, apps: list[str], database: bo
                 "BACKEND": "django_redis.cache.RedisCache",
                 "LOCATION": redis_url,
                 "KEY_PREFIX": name,
-                "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+                "OPTIONS": {
+                    "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                    "IGNORE_EXCEPTIONS": cache_outage_is_a_miss,
+                },
             }
         },
+        # An outage the cache ignores is still a log line.
+        "DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS": True,
         "REDIS_URL": redis_url,
         "REST_FRAMEWORK": {
             "DEFAULT_AUTHENTICATION_CLASSES": ["shared.internal_auth.GatewayIdentityAuthentication"],

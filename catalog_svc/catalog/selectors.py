@@ -17,19 +17,25 @@ _VERSION_KEY = "cloth:version"
 
 
 def cache_version() -> int:
+    """The catalog's cache version, or -1 when Redis cannot be read: the cache is then skipped.
+
+    Read through django-redis's client, which raises in an outage where the cache (set to
+    ignore outages) would answer None, indistinguishable from version 0.
+    """
     try:
-        return int(cache.get(_VERSION_KEY) or 0)
+        return int(cache.client.get(_VERSION_KEY) or 0)
     except Exception as exc:  # noqa: BLE001 - no cache: every read goes to PostgreSQL
         logger.warning("catalog cache unreadable (%s)", exc)
         return -1
 
 
 def bump_cache_version() -> None:
-    """Invalidate every cached list and detail at once (any cloth or stock change)."""
-    try:
-        cache.incr(_VERSION_KEY, ignore_key_check=True)  # INCR: a missing version counts from 0
-    except Exception as exc:  # noqa: BLE001 - entries then expire after CATALOG_CACHE_SECONDS
-        logger.warning("catalog cache version not bumped (%s)", exc)
+    """Invalidate every cached list and detail at once (any cloth or stock change).
+
+    In a cache outage nothing is bumped (and django-redis logs it): entries then expire
+    after CATALOG_CACHE_SECONDS.
+    """
+    cache.incr(_VERSION_KEY, ignore_key_check=True)  # INCR: a missing version counts from 0
 
 
 def _cloth_version_key(cloth_id: int) -> str:
@@ -39,17 +45,14 @@ def _cloth_version_key(cloth_id: int) -> str:
 def cloth_version(cloth_id: int) -> int:
     """A cloth's own cache version: its shown stock changed (the list may not have)."""
     try:
-        return int(cache.get(_cloth_version_key(cloth_id)) or 0)
+        return int(cache.client.get(_cloth_version_key(cloth_id)) or 0)
     except Exception:  # noqa: BLE001 - as cache_version
         return -1
 
 
 def bump_cloth_version(cloth_id: int) -> None:
-    """Invalidate one cloth's cached detail."""
-    try:
-        cache.incr(_cloth_version_key(cloth_id), ignore_key_check=True)
-    except Exception as exc:  # noqa: BLE001 - entries then expire after CATALOG_CACHE_SECONDS
-        logger.warning("cache version of cloth %s not bumped (%s)", cloth_id, exc)
+    """Invalidate one cloth's cached detail (as :func:`bump_cache_version` in an outage)."""
+    cache.incr(_cloth_version_key(cloth_id), ignore_key_check=True)
 
 
 def is_on_sale(cloth: Cloth, now=None) -> bool:
