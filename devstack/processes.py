@@ -30,13 +30,18 @@ def web_server(service: str) -> str:
     return chosen
 
 
+def web_sizing(service: str) -> tuple[int, int]:
+    """(workers, threads) of a service's web server: WEB_SIZING or <SERVICE>_WORKERS / _THREADS."""
+    workers, threads = WEB_SIZING[service]
+    prefix = service.upper()
+    return int(os.environ.get(f"{prefix}_WORKERS", workers)), int(os.environ.get(f"{prefix}_THREADS", threads))
+
+
 def web_command(service: str, port: int) -> tuple[list[str], int]:
     """The web server's command line for ``service`` on ``port``, and its threads per worker."""
     bin_dir = VENV / "bin"
     prefix = service.upper()
-    workers, threads = WEB_SIZING[service]
-    workers = int(os.environ.get(f"{prefix}_WORKERS", workers))
-    threads = int(os.environ.get(f"{prefix}_THREADS", threads))
+    workers, threads = web_sizing(service)
     if web_server(service) == "granian":
         argv = [
             str(bin_dir / "granian"),
@@ -86,6 +91,8 @@ def programs(stack: Stack) -> list[Program]:
         # One PostgreSQL connection per thread at most: a request keeps its connection until it
         # ends (the order service's includes the inventory call), so fewer would queue threads.
         web_env = {"DB_POOL_MAX_SIZE": str(max(threads, 2)), **env}
+        if service == "gateway":  # its admission limits follow the stack's sizing
+            web_env["STACK_WEB_SIZING"] = ",".join("{}={}x{}".format(s, *web_sizing(s)) for s in WEB)
         found.append(Program(service, argv, cwd, web_env, priority=10))
         if service == "gateway":
             continue

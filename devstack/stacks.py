@@ -143,8 +143,13 @@ def make_stack(name: str) -> Stack:
                 "INVENTORY_RESERVATION_GRACE_SECONDS": "4",
                 "INVENTORY_GATE_REPAIR_SWEEP_SECONDS": "5",
                 "EMAIL_SEND_COOLDOWN_SECONDS": "0",
-                "RATE_LIMIT_SCALE": "1",
+                # 1 for the tests; a benchmark on this stack joins thousands of members from
+                # one address: E2E_RATE_LIMIT_SCALE=1000 (docs/performance.md).
+                "RATE_LIMIT_SCALE": os.environ.get("E2E_RATE_LIMIT_SCALE", "1"),
                 "REFRESH_REUSE_GRACE_SECONDS": "1",
+                # A bound a burst of a few dozen catalog reads is always beyond (tests/e2e/test_overload.py).
+                "GATEWAY_ADMISSION_IN_FLIGHT": "catalog=1",
+                "GATEWAY_ADMISSION_QUEUE": "catalog=1",
             },
         )
     die(f"unknown stack {name}")

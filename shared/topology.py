@@ -28,9 +28,11 @@ SERVICE_PORTS = {name: DEFAULT_GATEWAY_PORT + offset for name, offset in PORT_OF
 #: overridden by ``<NAME>_WORKERS`` / ``<NAME>_THREADS``. Under granian every extra thread
 #: of a worker costs CPU per request in GIL hand-offs, so the services run few threads: a
 #: cached read needs none to wait on, and the order path's waits (inventory, PostgreSQL)
-#: are milliseconds.
+#: are milliseconds. The gateway's threads mostly wait on a service; it runs more than its
+#: admission gates hold, so one is always free to answer "overloaded" at once (README,
+#: "Overload").
 WEB_SIZING = {
-    "gateway": (3, 4),
+    "gateway": (3, 16),
     "member": (1, 2),
     "catalog": (2, 1),
     "order": (2, 2),
