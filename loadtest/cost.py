@@ -36,6 +36,8 @@ import prepare  # noqa: E402
 import proccpu  # noqa: E402
 from stack import Stack, load_stack, machine  # noqa: E402
 
+from shared.topology import SERVICES  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 CLASSES = (
     "idle",
@@ -74,7 +76,6 @@ DEFAULT_COUNTS = {
     "payment-completed": 200,
 }
 CARD_OK = "4242424242424242"
-SERVICES_WITH_DB = ("member", "catalog", "order", "inventory", "payment")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -107,7 +108,7 @@ def stack_processes(stack: Stack) -> proccpu.StackProcesses:
         raise SystemExit(f"no running supervisord for the {stack.name} stack ({run_dir}/supervisord.pid)") from None
     specs = proccpu.program_specs((p.name, p.command, p.directory) for p in stack.programs.values())
     databases = {}
-    for service in SERVICES_WITH_DB:
+    for service in SERVICES:
         url = stack.database_url(service)
         if url:
             databases[url.rsplit("/", 1)[1].split("?")[0]] = f"postgres {service}"
@@ -160,7 +161,7 @@ class Quiet:
         import psycopg  # noqa: PLC0415
         import redis  # noqa: PLC0415
 
-        for service in SERVICES_WITH_DB:
+        for service in SERVICES:
             conn = psycopg.connect(self.stack.database_url(service), autocommit=True, connect_timeout=5)
             self.conns[service] = conn
             self.backend_pids.add(conn.execute("SELECT pg_backend_pid()").fetchone()[0])
@@ -179,13 +180,13 @@ class Quiet:
     def outbox(self) -> dict[str, int]:
         return {
             s: self.rows(s, "SELECT count(*) FROM messaging_outboxevent WHERE published_at IS NULL")[0][0]
-            for s in SERVICES_WITH_DB
+            for s in SERVICES
         }
 
     def unapplied(self, since: float) -> dict[str, int]:
         """Per consumer: events published since ``since`` of a type it handles that it has not applied yet."""
         published: list[tuple[Any, str]] = []
-        for s in SERVICES_WITH_DB:
+        for s in SERVICES:
             published += self.rows(
                 s,
                 "SELECT event_id, event_type FROM messaging_outboxevent "

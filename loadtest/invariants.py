@@ -18,7 +18,8 @@ from typing import Any
 import psycopg
 from stack import Stack
 
-OUTBOX_SERVICES = ("member", "catalog", "order", "inventory", "payment")
+from shared.topology import SERVICES
+
 CHARGED = ("COMPLETED", "REFUND_PENDING", "REFUNDED")
 #: order states whose units were sold (stock committed), and those still holding a reservation
 SOLD_ORDER_STATES = ("PAID", "REFUND_REQUESTED")
@@ -61,7 +62,7 @@ def _rows(url: str, sql: str, params: tuple = ()) -> list[tuple]:
 def dead_letters(stack: Stack) -> dict[str, int]:
     """Open dead letters per service: a run that adds some lost events."""
     found = {}
-    for service in OUTBOX_SERVICES:
+    for service in SERVICES:
         try:
             found[service] = _rows(
                 stack.database_url(service), "SELECT count(*) FROM messaging_deadletter WHERE state = 'OPEN'"
@@ -81,7 +82,7 @@ class Snapshot:
             s: _rows(stack.database_url(s), "SELECT count(*) FROM messaging_outboxevent WHERE published_at IS NULL")[0][
                 0
             ]
-            for s in OUTBOX_SERVICES
+            for s in SERVICES
         }
         self.by_status = dict(
             _rows(

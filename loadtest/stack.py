@@ -8,7 +8,6 @@ results folder can say what was measured. Only the non-secret keys are kept.
 
 from __future__ import annotations
 
-import configparser
 import json
 import os
 import platform
@@ -19,8 +18,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devstack.supervise import read_programs
+from shared.topology import WEB
+
 ROOT = Path(__file__).resolve().parents[1]
-SERVICES = ("gateway", "member", "catalog", "order", "inventory", "payment")
 #: environment keys worth recording with a result (settings that change what is measured)
 RECORDED_ENV = (
     "STOCK_READS_FROM_CACHE",
@@ -142,30 +143,14 @@ def parse_json_output(stdout: str, stderr: str = "") -> dict:
     raise ValueError(f"no JSON in the command's output:\n{stdout}\n{stderr}")
 
 
-def _parse_env(line: str) -> dict[str, str]:
-    # supervisor's environment=KEY="value",KEY2="value2"
-    return {k: v for k, v in re.findall(r'([A-Z0-9_]+)="((?:[^"\\]|\\.)*)"', line)}
-
-
 def load_stack(name: str = "dev", run_dir: Path | None = None) -> Stack:
     """The stack started from this checkout, or the one whose ``.run/<name>`` folder is ``run_dir``."""
     run_dir = Path(run_dir).resolve() if run_dir else ROOT / ".run" / name
     conf = run_dir / "supervisord.conf"
     if not conf.exists():
         raise SystemExit(f"no {name} stack configuration at {conf}: start it with python manage_all.py up")
-    parser = configparser.RawConfigParser(strict=False)
-    parser.read(conf)
-    programs = {}
-    for section in parser.sections():
-        if section.startswith("program:"):
-            pname = section.split(":", 1)[1]
-            programs[pname] = Program(
-                pname,
-                parser.get(section, "command"),
-                _parse_env(parser.get(section, "environment", fallback="")),
-                parser.get(section, "directory", fallback=""),
-            )
-    missing = [s for s in SERVICES if s not in programs]
+    programs = {p.name: Program(p.name, p.command, p.env, str(p.directory)) for p in read_programs(conf).values()}
+    missing = [s for s in WEB if s not in programs]
     if missing:
         raise SystemExit(f"the {name} stack's configuration lacks {', '.join(missing)}")
     return Stack(name, programs, root=run_dir.parents[1], run_dir=run_dir)

@@ -38,6 +38,10 @@ class ValidationFailed(ShopError):
     status_code, code, default_message = 400, "validation_error", "Some fields are invalid."
 
 
+class EmailNotVerified(ShopError):
+    status_code, code, default_message = 400, "email_not_verified", "Verify this e-mail address with a code first."
+
+
 class NotAuthenticated(ShopError):
     status_code, code, default_message = 401, "not_authenticated", "Authentication credentials were not provided."
 
@@ -88,6 +92,16 @@ class LimitExceeded(Conflict):
 
 class IllegalTransition(Conflict):
     code, default_message = "illegal_transition", "That is not possible in the current state."
+
+
+class RequestInProgress(Conflict):
+    code = "request_in_progress"
+    default_message = "An order with this Idempotency-Key is still being placed; retry in a moment."
+
+
+class IdempotencyKeyReused(ShopError):
+    status_code, code = 422, "idempotency_key_reused"
+    default_message = "This Idempotency-Key was already used for a different order."
 
 
 class PaymentDeclined(ShopError):

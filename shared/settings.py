@@ -13,25 +13,22 @@ from typing import Any
 
 import environ
 
-env = environ.Env()
+from shared.topology import SERVICE_PORTS, database_name, service_url_variable
 
-#: Service name -> default port on a developer machine. The gateway is the public door.
-SERVICE_PORTS = {
-    "gateway": 8000,
-    "member": 8001,
-    "catalog": 8002,
-    "order": 8003,
-    "inventory": 8004,
-    "payment": 8005,
-}
+env = environ.Env()
 
 _DEV_ONLY_SECRET = "dev-only-insecure-secret-change-me"
 
 
-def service_settings(name: str, *, base_dir: Path, apps: list[str], database: bool = True) -> dict[str, Any]:
+def service_settings(
+    name: str, *, base_dir: Path, apps: list[str], database: bool = True, cache_outage_is_a_miss: bool = False
+) -> dict[str, Any]:
     """Return the settings dict for service ``name`` (e.g. "order").
 
-    ``apps`` are the service's own Django apps; the shared ones are added here.
+    ``apps`` are the service's own Django apps; the shared ones are added here. With
+    ``cache_outage_is_a_miss`` the Django cache answers a Redis outage as a miss (get: None,
+    set and delete: nothing; django-redis's ``IGNORE_EXCEPTIONS``, logged) instead of
+    raising: for a service whose every use of the cache is an optimisation.
     """
     debug = env.bool("DJANGO_DEBUG", default=False)
     redis_url = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
@@ -97,9 +94,14 @@ def service_settings(name: str, *, base_dir: Path, apps: list[str], database: bo
                 "BACKEND": "django_redis.cache.RedisCache",
                 "LOCATION": redis_url,
                 "KEY_PREFIX": name,
-                "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+                "OPTIONS": {
+                    "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                    "IGNORE_EXCEPTIONS": cache_outage_is_a_miss,
+                },
             }
         },
+        # An outage the cache ignores is still a log line.
+        "DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS": True,
         "REDIS_URL": redis_url,
         "REST_FRAMEWORK": {
             "DEFAULT_AUTHENTICATION_CLASSES": ["shared.internal_auth.GatewayIdentityAuthentication"],
@@ -158,7 +160,7 @@ def service_settings(name: str, *, base_dir: Path, apps: list[str], database: bo
         # idle keep-alive connections after 30 s (shared.upstream.FreshConnectionPool).
         "UPSTREAM_IDLE_REUSE_SECONDS": env.float("UPSTREAM_IDLE_REUSE_SECONDS", default=15.0),
         "SERVICE_URLS": {
-            svc: env.str(f"{svc.upper()}_SERVICE_URL", default=f"http://127.0.0.1:{port}")
+            svc: env.str(service_url_variable(svc), default=f"http://127.0.0.1:{port}")
             for svc, port in SERVICE_PORTS.items()
         },
         "LOGGING": _logging(name, env.str("LOG_LEVEL", default="INFO")),
@@ -174,7 +176,7 @@ def _database(name: str) -> dict[str, Any]:
     Opening a PostgreSQL connection costs milliseconds; a pool shared by a worker's threads
     keeps a few open without one connection per thread (the server allows 100 in all).
     """
-    db = env.db_url("DATABASE_URL", default=f"postgres://postgres@127.0.0.1:5432/shop_{name}")
+    db = env.db_url("DATABASE_URL", default=f"postgres://postgres@127.0.0.1:5432/{database_name(name)}")
     if env.bool("DB_POOL", default=True):
         db.setdefault("OPTIONS", {})["pool"] = {
             "min_size": env.int("DB_POOL_MIN_SIZE", default=1),

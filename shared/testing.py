@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
@@ -17,6 +19,14 @@ def redis_db():
     client.flushdb()
     yield client
     client.flushdb()
+
+
+@pytest.fixture
+def cache_outage(settings):
+    """The service's Django cache on a Redis that is down: nothing listens on port 1."""
+    caches = copy.deepcopy(settings.CACHES)
+    caches["default"]["LOCATION"] = "redis://127.0.0.1:1/0"
+    settings.CACHES = caches  # Django drops its cache connections on this change, and on the way back
 
 
 def _headers(member_id: int | None = None, session_id: str = "test-session") -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Access tokens: how the member service signs them and how the gateway checks them.
+"""Access tokens: how the member service signs them (simplejwt) and how the gateway checks them (PyJWT).
 
 An access token is a short-lived HS256 JWT with ``sub`` (member id), ``sid`` (the
 device session it belongs to), ``iat``, ``exp``, ``jti`` and ``type="access"``. Logout
@@ -31,6 +31,22 @@ from shared.errors import TokenInvalid
 from shared.redis import get_redis
 
 ALGORITHM = "HS256"
+_signers: dict[str, Any] = {}
+
+
+def _signer():
+    """simplejwt's token backend (PyJWT underneath) with the shop's key, for the member service.
+
+    Imported here, not at the top: simplejwt's backend brings Django's auth models, which the
+    gateway (it only checks tokens, with PyJWT below) does not install.
+    """
+    from rest_framework_simplejwt.backends import TokenBackend  # noqa: PLC0415
+
+    key = settings.JWT_SIGNING_KEY
+    signer = _signers.get(key)
+    if signer is None:
+        signer = _signers[key] = TokenBackend(ALGORITHM, signing_key=key)
+    return signer
 
 
 def _sid_key(sid: str) -> str:
@@ -61,7 +77,7 @@ def issue_access_token(*, member_id: int, session_id: str, now: float | None = N
         "jti": uuid.uuid4().hex,
         "type": "access",
     }
-    return jwt.encode(claims, settings.JWT_SIGNING_KEY, algorithm=ALGORITHM), ttl
+    return _signer().encode(claims), ttl
 
 
 #: (signing key, token) -> claims of tokens whose signature and shape were checked already.

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -13,14 +11,11 @@ from catalog import selectors, serializers
 from shared.errors import NotFound
 from shared.internal_auth import IsInternal
 from shared.openapi import shop_errors
+from shared.pagination import PageNumberPagination
 
 
-def _page_url(request, params: dict, page: int | None) -> str | None:
-    if page is None:
-        return None
-    query = {k: v for k, v in request.query_params.items()}
-    query["page"] = page
-    return request.build_absolute_uri(request.path) + "?" + urlencode(query)
+class ClothPagination(PageNumberPagination):
+    name_first_page = True
 
 
 class ClothListView(APIView):
@@ -40,31 +35,10 @@ class ClothListView(APIView):
         q = s.validated_data
         filters = {k: q.get(k) or None for k in ("category", "brand")}
         filters.update({"on_sale": q["on_sale"], "in_stock": q["in_stock"], "sort": q["sort"]})
-        page, size = q["page"], q["page_size"]
-
-        def build() -> dict:
-            qs = selectors.clothes(**filters)
-            count = qs.count()
-            start = (page - 1) * size
-            if start >= count and page > 1:
-                return {"missing": True}
-            return {
-                "count": count,
-                "results": [selectors.list_item(c) for c in qs[start : start + size]],
-                "has_next": start + size < count,
-            }
-
-        data = selectors.cached(f"list:{selectors.query_key({**filters, 'page': page, 'size': size})}", build)
-        if data.get("missing"):
-            raise NotFound("Invalid page.")
-        return Response(
-            {
-                "count": data["count"],
-                "next": _page_url(request, q, page + 1 if data["has_next"] else None),
-                "previous": _page_url(request, q, page - 1 if page > 1 else None),
-                "results": [selectors.refresh_on_sale(dict(item)) for item in data["results"]],
-            }
-        )
+        # Validated above, so the paginator reads the same page and page_size; past the last page is a 404.
+        paginator = ClothPagination()
+        page = paginator.paginate_queryset(selectors.clothes(**filters), request, view=self)
+        return paginator.get_paginated_response([selectors.list_item(c) for c in page])
 
 
 class ClothDetailView(APIView):
@@ -80,11 +54,10 @@ class ClothDetailView(APIView):
     def get(self, request, cloth_id: int):
         if cloth_id > 2**63 - 1:
             raise NotFound("No such cloth.")
-        key = f"detail:{cloth_id}:{selectors.cloth_version(cloth_id)}"
-        data = selectors.cached(key, lambda: selectors.cloth_detail(cloth_id) or {"missing": True})
-        if data.get("missing"):
+        data = selectors.cloth_detail(cloth_id)
+        if data is None:
             raise NotFound("No such cloth.")
-        return Response(selectors.refresh_on_sale(dict(data)))
+        return Response(data)
 
 
 @extend_schema(exclude=True)

@@ -1,14 +1,10 @@
-"""Reads of the catalog: pages of clothes, one cloth, details for other services; cached in Redis."""
+"""Reads of the catalog: pages of clothes, one cloth, details for other services, and the cache versions."""
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-import json
 import logging
 from typing import Any
 
-from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
@@ -21,20 +17,25 @@ _VERSION_KEY = "cloth:version"
 
 
 def cache_version() -> int:
+    """The catalog's cache version, or -1 when Redis cannot be read: the cache is then skipped.
+
+    Read through django-redis's client, which raises in an outage where the cache (set to
+    ignore outages) would answer None, indistinguishable from version 0.
+    """
     try:
-        return int(cache.get(_VERSION_KEY) or 0)
+        return int(cache.client.get(_VERSION_KEY) or 0)
     except Exception as exc:  # noqa: BLE001 - no cache: every read goes to PostgreSQL
         logger.warning("catalog cache unreadable (%s)", exc)
         return -1
 
 
 def bump_cache_version() -> None:
-    """Invalidate every cached list and detail at once (any cloth or stock change)."""
-    try:
-        cache.add(_VERSION_KEY, 0, timeout=None)
-        cache.incr(_VERSION_KEY)
-    except Exception as exc:  # noqa: BLE001 - entries then expire after CATALOG_CACHE_SECONDS
-        logger.warning("catalog cache version not bumped (%s)", exc)
+    """Invalidate every cached list and detail at once (any cloth or stock change).
+
+    In a cache outage nothing is bumped (and django-redis logs it): entries then expire
+    after CATALOG_CACHE_SECONDS.
+    """
+    cache.incr(_VERSION_KEY, ignore_key_check=True)  # INCR: a missing version counts from 0
 
 
 def _cloth_version_key(cloth_id: int) -> str:
@@ -44,41 +45,14 @@ def _cloth_version_key(cloth_id: int) -> str:
 def cloth_version(cloth_id: int) -> int:
     """A cloth's own cache version: its shown stock changed (the list may not have)."""
     try:
-        return int(cache.get(_cloth_version_key(cloth_id)) or 0)
+        return int(cache.client.get(_cloth_version_key(cloth_id)) or 0)
     except Exception:  # noqa: BLE001 - as cache_version
         return -1
 
 
 def bump_cloth_version(cloth_id: int) -> None:
-    """Invalidate one cloth's cached detail."""
-    try:
-        cache.add(_cloth_version_key(cloth_id), 0, timeout=None)
-        cache.incr(_cloth_version_key(cloth_id))
-    except Exception as exc:  # noqa: BLE001 - entries then expire after CATALOG_CACHE_SECONDS
-        logger.warning("cache version of cloth %s not bumped (%s)", cloth_id, exc)
-
-
-def cached(key: str, build) -> Any:
-    version = cache_version()
-    if version < 0:
-        return build()
-    full = f"cloth:v{version}:{key}"
-    try:
-        hit = cache.get(full)
-    except Exception:  # noqa: BLE001 - as above
-        hit = None
-    if hit is not None:
-        return hit
-    value = build()
-    try:
-        cache.set(full, value, timeout=settings.CATALOG_CACHE_SECONDS)
-    except Exception as exc:  # noqa: BLE001 - next read builds it again
-        logger.warning("catalog cache not written (%s)", exc)
-    return value
-
-
-def query_key(params: dict[str, Any]) -> str:
-    return hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
+    """Invalidate one cloth's cached detail (as :func:`bump_cache_version` in an outage)."""
+    cache.incr(_cloth_version_key(cloth_id), ignore_key_check=True)
 
 
 def is_on_sale(cloth: Cloth, now=None) -> bool:
@@ -108,14 +82,6 @@ def clothes(
         qs = qs.filter(in_stock=in_stock)
     order = {"newest": ["-created_at", "-id"], "price": ["price", "id"], "-price": ["-price", "-id"]}[sort]
     return qs.order_by(*order)
-
-
-def refresh_on_sale(item: dict[str, Any], now=None) -> dict[str, Any]:
-    """``on_sale`` as of now: a cached entry may predate the sale start."""
-    start = item.get("sale_starts_at")
-    now = now or timezone.now()
-    item["on_sale"] = start is None or dt.datetime.fromisoformat(start) <= now
-    return item
 
 
 def list_item(cloth: Cloth, now=None) -> dict[str, Any]:

@@ -6,7 +6,8 @@ from shared.settings import env, service_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-globals().update(service_settings("catalog", base_dir=BASE_DIR, apps=["catalog"]))
+# The cache holds whole answers only: an outage costs the full answer, never an error.
+globals().update(service_settings("catalog", base_dir=BASE_DIR, apps=["catalog"], cache_outage_is_a_miss=True))
 
 # How long a cached page or detail may live; any cloth or stock change invalidates them at once.
 CATALOG_CACHE_SECONDS = env.int("CATALOG_CACHE_SECONDS", default=30)

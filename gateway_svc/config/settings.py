@@ -8,6 +8,8 @@ import math
 from pathlib import Path
 
 from shared.settings import env, service_settings
+from shared.topology import SERVICES
+from shared.topology import WEB_SIZING as DEFAULT_WEB_SIZING
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -88,7 +90,7 @@ GATEWAY_SCHEMA_CACHE_SECONDS = env.int("GATEWAY_SCHEMA_CACHE_SECONDS", default=3
 # copying it; every answer carries X-Request-Id, and errors are logged regardless.
 GATEWAY_ACCESS_LOG = env.bool("GATEWAY_ACCESS_LOG", default=False)
 #: The services the gateway fronts (health and API docs); the routes name them too.
-GATEWAY_SERVICES = ["member", "catalog", "order", "inventory", "payment"]
+GATEWAY_SERVICES = list(SERVICES)
 
 
 def _sizes(raw: str) -> dict[str, tuple[int, int]]:
@@ -116,16 +118,12 @@ def _per_service(raw: str, defaults: dict[str, int]) -> dict[str, int]:
 # Admission control (gateway/admission.py). Per gateway process and upstream service: at
 # most IN_FLIGHT requests forwarded at once, at most QUEUE more waiting up to WAIT_SECONDS
 # for a place, the rest answered at once 503 `overloaded` with Retry-After. The defaults
-# follow the stack's sizing (STACK_WEB_SIZING, written by manage_all.py: workers x threads
-# of every web server): twice a service's threads, shared by the gateway's workers, so
+# follow the stack's sizing (shared.topology's, or STACK_WEB_SIZING as the developer stack
+# writes it with its overrides: workers x threads of every web server): twice a service's threads, shared by the gateway's workers, so
 # the service always has the next request at hand and never more than about one more
 # round of them queued; as many may wait. The gateway's own threads must exceed the
 # busiest gate's in flight + queue, so a thread is always free to refuse.
-WEB_SIZING = {
-    "gateway": (1, 16),
-    **dict.fromkeys(GATEWAY_SERVICES, (2, 2)),
-    **_sizes(env.str("STACK_WEB_SIZING", default="")),
-}
+WEB_SIZING = {**DEFAULT_WEB_SIZING, **_sizes(env.str("STACK_WEB_SIZING", default=""))}
 _gateway_workers = max(1, WEB_SIZING["gateway"][0])
 _in_flight = _per_service(
     env.str("GATEWAY_ADMISSION_IN_FLIGHT", default=""),

@@ -16,3 +16,7 @@ from config.settings import *  # noqa: E402,F403
 
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CELERY_TASK_ALWAYS_EAGER = False
+
+# The tests mint tokens as the member service does (shared.tokens.issue_access_token, through
+# simplejwt, whose backend module brings Django's auth models); the gateway itself only checks them.
+INSTALLED_APPS = [*INSTALLED_APPS, "django.contrib.contenttypes", "django.contrib.auth"]  # noqa: F405

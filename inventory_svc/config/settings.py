@@ -6,7 +6,9 @@ from shared.settings import env, service_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-globals().update(service_settings("inventory", base_dir=BASE_DIR, apps=["inventory"]))
+# The Django cache holds stock reads for other services only (the stock gate is Redis
+# reached directly, whose failures are never ignored): an outage costs a PostgreSQL read.
+globals().update(service_settings("inventory", base_dir=BASE_DIR, apps=["inventory"], cache_outage_is_a_miss=True))
 
 # Stock reads for other services (POST /cloth/inventory): a short-lived Redis cache, or
 # PostgreSQL every time (so a load test can measure what the cache buys).

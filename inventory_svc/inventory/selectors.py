@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import threading
 
 from django.conf import settings
 from django.core.cache import cache
 
 from inventory.models import Reservation, ReservationState, StockItem
-
-logger = logging.getLogger(__name__)
 
 # A variant never changes cloth, so each process remembers it: a warm reserve (or a
 # sold-out answer) then needs no PostgreSQL read at all.
@@ -58,31 +55,22 @@ def stock_of_variants(variant_ids: list[int], *, from_cache: bool | None = None)
     use_cache = settings.STOCK_READS_FROM_CACHE if from_cache is None else from_cache
     found: dict[int, dict] = {}
     if use_cache:
-        try:
-            cached = cache.get_many([_STOCK_KEY.format(v) for v in wanted])
-        except Exception as exc:  # noqa: BLE001 - a cache outage only costs a database read
-            logger.warning("stock cache unreadable (%s); reading PostgreSQL", exc)
-            cached = {}
+        cached = cache.get_many([_STOCK_KEY.format(v) for v in wanted])  # {} in an outage: PostgreSQL answers
         found = {item["variant_id"]: item for item in cached.values()}
     missing = [v for v in wanted if v not in found]
     if missing:
         fresh = {i.variant_id: _item_dict(i) for i in StockItem.objects.filter(variant_id__in=missing)}
         found.update(fresh)
         if use_cache and fresh:
-            try:
-                cache.set_many(
-                    {_STOCK_KEY.format(v): d for v, d in fresh.items()}, timeout=settings.INVENTORY_STOCK_CACHE_SECONDS
-                )
-            except Exception as exc:  # noqa: BLE001 - the next read goes to PostgreSQL again
-                logger.warning("stock cache not written (%s)", exc)
+            cache.set_many(
+                {_STOCK_KEY.format(v): d for v, d in fresh.items()}, timeout=settings.INVENTORY_STOCK_CACHE_SECONDS
+            )
     return [found[v] for v in wanted if v in found]
 
 
 def invalidate_stock_cache(variant_ids: list[int]) -> None:
-    try:
-        cache.delete_many([_STOCK_KEY.format(v) for v in variant_ids])
-    except Exception as exc:  # noqa: BLE001 - entries expire within seconds anyway
-        logger.warning("stock cache not invalidated (%s)", exc)
+    # In an outage this does nothing: entries expire within seconds anyway.
+    cache.delete_many([_STOCK_KEY.format(v) for v in variant_ids])
 
 
 def reservation_lines(reservation: Reservation) -> list[dict]:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
-from django.utils import timezone
-
-from members.models import DeviceSession, Member
+from members.models import Member
 from shared.errors import NotFound
 
 
@@ -14,9 +11,3 @@ def member_profile(*, member_id: int) -> Member:
     if member is None:
         raise NotFound("No such member.")
     return member
-
-
-def active_sessions(*, member_id: int) -> QuerySet[DeviceSession]:
-    return DeviceSession.objects.filter(
-        member_id=member_id, revoked_at__isnull=True, refresh_expires_at__gt=timezone.now()
-    )

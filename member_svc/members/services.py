@@ -30,10 +30,10 @@ from django.utils.crypto import salted_hmac
 from redis.exceptions import RedisError
 
 from members import ratelimit
-from members.errors import EmailNotVerified
 from members.models import DeviceSession, EmailVerification, Member, MemberManager, RefreshToken
 from shared import tokens
 from shared.errors import (
+    EmailNotVerified,
     EmailTaken,
     InvalidCredentials,
     NotFound,

@@ -107,10 +107,6 @@ class OrderLine(models.Model):
     def __str__(self) -> str:
         return f"{self.quantity} x {self.name} {self.size}"
 
-    @property
-    def line_total(self):
-        return self.unit_price * self.quantity
-
 
 class OrderTransition(models.Model):
     """One state change of an order and what caused it (a request, an event, a job, an admin)."""

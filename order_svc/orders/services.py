@@ -24,9 +24,10 @@ from django.utils import timezone
 from orders import clients, selectors
 from orders.models import RELEASED_STATES, Order, OrderLine, OrderStatus, OrderTransition
 from shared.errors import (
-    Conflict,
+    IdempotencyKeyReused,
     IllegalTransition,
     NotFound,
+    RequestInProgress,
     ShopError,
     SoldOut,
     UpstreamUnavailable,
@@ -35,16 +36,6 @@ from shared.errors import (
 from shared.messaging.events import record_event
 
 logger = logging.getLogger(__name__)
-
-
-class IdempotencyKeyReused(ShopError):
-    status_code, code = 422, "idempotency_key_reused"
-    default_message = "This Idempotency-Key was already used for a different order."
-
-
-class RequestInProgress(Conflict):
-    code = "request_in_progress"
-    default_message = "An order with this Idempotency-Key is still being placed; retry in a moment."
 
 
 @dataclass(frozen=True)

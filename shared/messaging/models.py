@@ -35,10 +35,6 @@ class AbstractOutboxEvent(models.Model):
     def __str__(self) -> str:
         return f"{self.event_type} {self.aggregate_type}:{self.aggregate_id}"
 
-    @property
-    def is_published(self) -> bool:
-        return self.published_at is not None
-
 
 class OutboxEvent(AbstractOutboxEvent):
     class Meta(AbstractOutboxEvent.Meta):

@@ -15,10 +15,6 @@ from tests.e2e.conftest import PASSWORD, read_mail_code, unique_email
 REFRESH_GRACE_SECONDS = float(os.environ.get("E2E_REFRESH_GRACE_SECONDS", "5"))
 
 
-def _auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
 def test_join_two_devices_refresh_logout_one_then_all(gw, join_member, login):
     member = join_member(name="Two Devices")
     phone, laptop = login(member, "phone"), login(member, "laptop")

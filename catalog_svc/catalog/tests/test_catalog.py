@@ -88,6 +88,22 @@ def test_filters_and_sorting(anon_client, inventory_calls):
     assert cheap and dear and later
 
 
+def test_pages_link_to_each_other_and_past_the_last_is_a_404(anon_client, inventory_calls):
+    empty = anon_client.get("/cloth/list")
+    assert empty.status_code == 200
+    assert empty.json() == {"count": 0, "next": None, "previous": None, "results": []}
+    for name in ("A", "B", "C"):
+        _cloth(name=name, brand="Acme")
+    last = anon_client.get("/cloth/list?brand=Acme&page_size=2&page=2").json()
+    assert [c["name"] for c in last["results"]] == ["A"] and last["next"] is None
+    assert last["previous"] == "http://testserver/cloth/list?brand=Acme&page=1&page_size=2"
+    first = anon_client.get(last["previous"]).json()
+    assert [c["name"] for c in first["results"]] == ["C", "B"] and first["previous"] is None
+    assert first["next"] == "http://testserver/cloth/list?brand=Acme&page=2&page_size=2"
+    past = anon_client.get("/cloth/list?brand=Acme&page_size=2&page=3")
+    assert past.status_code == 404 and past.json()["error"]["code"] == "not_found"
+
+
 @pytest.mark.parametrize(
     "query,field",
     [
@@ -287,3 +303,18 @@ def test_a_stock_count_change_renews_only_that_detail_but_a_sell_out_renews_list
         apply_event("catalog", _stock_changed(cloth, variant, 0, version=2))
     listed = {c["cloth_id"]: c["in_stock"] for c in anon_client.get("/cloth/list").json()["results"]}
     assert listed[cloth.id] is False and listed[other.id] is True
+
+
+def test_a_cache_outage_costs_only_the_cache(
+    anon_client, inventory_calls, cache_outage, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):  # the cache versions' bump fails quietly
+        cloth = _cloth(name="Outage")
+    for _ in range(2):
+        listed = anon_client.get("/cloth/list")
+        assert listed.status_code == 200 and [c["name"] for c in listed.json()["results"]] == ["Outage"]
+        detail = anon_client.get(f"/cloth/detail/{cloth.id}")
+        assert detail.status_code == 200 and detail.json()["name"] == "Outage"
+    with django_capture_on_commit_callbacks(execute=True):
+        services.update_cloth(cloth_id=cloth.id, purchase_limit=3)
+    assert anon_client.get(f"/cloth/detail/{cloth.id}").json()["purchase_limit"] == 3

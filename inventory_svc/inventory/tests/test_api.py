@@ -90,6 +90,20 @@ def test_stock_reads_from_cache_or_postgresql(cloth, internal_client, settings):
         ]
 
 
+def test_a_stock_cache_outage_costs_a_postgresql_read(cloth, internal_client, settings, cache_outage):
+    from inventory import selectors
+
+    cloth(1, {11: 5})
+    settings.STOCK_READS_FROM_CACHE = True
+    for _ in range(2):
+        r = internal_client.post("/cloth/inventory", {"variant_ids": [11]}, format="json")
+        assert r.status_code == 200
+        assert r.json()["items"] == [
+            {"variant_id": 11, "cloth_id": 1, "total": 5, "available": 5, "reserved": 0, "sold": 0}
+        ]
+    selectors.invalidate_stock_cache([11])  # entries expire by themselves: nothing to do
+
+
 def test_register_stock_endpoint_loads_the_gate(transactional_db, internal_client):
     from inventory import gate
 

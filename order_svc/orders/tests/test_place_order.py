@@ -223,7 +223,7 @@ def test_total_is_exact_decimal(place, upstreams):
 
 def test_waiting_retry_learns_at_once_when_the_first_attempt_gave_the_key_up(upstreams, redis_db):
     claim_key = services._claim_key(1, "gone")
-    with pytest.raises(services.RequestInProgress):
+    with pytest.raises(errors.RequestInProgress):
         services._wait_for_claimed_order(
             member_id=1, idempotency_key="gone", fingerprint="f", claimed={"fingerprint": "f"}, claim_key=claim_key
         )
