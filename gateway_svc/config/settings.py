@@ -119,17 +119,24 @@ def _per_service(raw: str, defaults: dict[str, int]) -> dict[str, int]:
 # most IN_FLIGHT requests forwarded at once, at most QUEUE more waiting up to WAIT_SECONDS
 # for a place, the rest answered at once 503 `overloaded` with Retry-After. The defaults
 # follow the stack's sizing (shared.topology's, or STACK_WEB_SIZING as the developer stack
-# writes it with its overrides: workers x threads of every web server): twice a service's threads, shared by the gateway's workers, so
-# the service always has the next request at hand and never more than about one more
-# round of them queued; as many may wait. The gateway's own threads must exceed the
-# busiest gate's in flight + queue, so a thread is always free to refuse.
+# writes it with its overrides: workers x threads of every web server): twice a service's
+# threads, shared by the gateway's workers, so the service always has the next request at
+# hand. The queue holds at least GATEWAY_ADMISSION_MIN_QUEUE: the wait is bounded by time
+# anyway, and a frontend's small burst (tabs refreshing one session at once) must wait a
+# moment, not be refused, since a refused refresh sent again after Retry-After may come
+# after the refresh grace. The gateway's own threads must exceed the busiest gate's in
+# flight + queue, so a thread is always free to refuse.
 WEB_SIZING = {**DEFAULT_WEB_SIZING, **_sizes(env.str("STACK_WEB_SIZING", default=""))}
 _gateway_workers = max(1, WEB_SIZING["gateway"][0])
 _in_flight = _per_service(
     env.str("GATEWAY_ADMISSION_IN_FLIGHT", default=""),
     {s: max(2, math.ceil(2 * w * t / _gateway_workers)) for s, (w, t) in WEB_SIZING.items() if s in GATEWAY_SERVICES},
 )
-_queue = _per_service(env.str("GATEWAY_ADMISSION_QUEUE", default=""), _in_flight)
+GATEWAY_ADMISSION_MIN_QUEUE = env.int("GATEWAY_ADMISSION_MIN_QUEUE", default=8)
+_queue = _per_service(
+    env.str("GATEWAY_ADMISSION_QUEUE", default=""),
+    {s: max(n, GATEWAY_ADMISSION_MIN_QUEUE) for s, n in _in_flight.items()},
+)
 GATEWAY_ADMISSION_WAIT_SECONDS = env.float("GATEWAY_ADMISSION_WAIT_SECONDS", default=0.25)
 #: service -> (in flight, queue, wait seconds)
 GATEWAY_ADMISSION = {
