@@ -19,6 +19,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from inventory import gate, selectors
+from inventory.gate import SOLD_ANSWERS, GateAnswer, RecordState
 from inventory.models import (
     ClothRule,
     MovementKind,
@@ -279,11 +280,11 @@ def _normalize_lines(lines: list[dict]) -> list[Line]:
 
 def _refusal(answer: list[str], cloth_id: int, lines: list[Line]) -> Exception:
     kind = answer[0]
-    if kind == "SOLD_OUT":
+    if kind == GateAnswer.SOLD_OUT:
         return SoldOut(variant_id=int(answer[1]), cloth_id=cloth_id)
-    if kind == "NOT_ON_SALE":
+    if kind == GateAnswer.NOT_ON_SALE:
         return NotOnSale(cloth_id=cloth_id, variant_id=lines[0].variant_id)
-    if kind == "LIMIT_EXCEEDED":
+    if kind == GateAnswer.LIMIT_EXCEEDED:
         return LimitExceeded(cloth_id=cloth_id, variant_id=lines[0].variant_id)
     return UpstreamUnavailable(f"The stock gate of cloth {cloth_id} is not available.")
 
@@ -292,9 +293,9 @@ def _gate_call(cloth_id: int, call):
     """Run a gate script; load the cloth from PostgreSQL first if its keys are missing."""
     answer = call()
     for _ in range(2):
-        if answer[0] == "NOT_LOADED":
+        if answer[0] == GateAnswer.NOT_LOADED:
             gate.ensure_loaded(cloth_id)
-        elif answer[0] == "UNKNOWN_VARIANT":
+        elif answer[0] == GateAnswer.UNKNOWN_VARIANT:
             # A variant PostgreSQL knows but the gate does not: the gate is stale, load it again.
             gate.load(cloth_id)
         else:
@@ -303,7 +304,13 @@ def _gate_call(cloth_id: int, call):
     return answer
 
 
-def _undo(order_id: int, held: dict[int, list[Line]], *, short: set[int] = frozenset(), state: str = "R") -> None:
+def _undo(
+    order_id: int,
+    held: dict[int, list[Line]],
+    *,
+    short: set[int] = frozenset(),
+    state: RecordState = RecordState.RESERVED,
+) -> None:
     """Drop the order's gate records this call left in ``state`` (R after a reserve, S after a
     sell); units go back unless PostgreSQL said they were not there."""
     for cloth_id, lines in held.items():
@@ -343,9 +350,9 @@ def reserve_stock(*, order_id: int, member_id: int, lines: list[dict], deadline:
                     cloth_id=c, order_id=order_id, member_id=member_id, lines=_pairs(ls)
                 ),
             )
-            if answer[0] == "OK":
+            if answer[0] == GateAnswer.OK:
                 held[cloth_id] = cloth_lines
-            elif answer[0] == "AGAIN":
+            elif answer[0] == GateAnswer.AGAIN:
                 retried[cloth_id] = answer[1]
                 held[cloth_id] = cloth_lines
             else:
@@ -360,7 +367,7 @@ def reserve_stock(*, order_id: int, member_id: int, lines: list[dict], deadline:
         existing = Reservation.objects.filter(order_id=order_id).first()
         if existing is not None:
             return _answer_existing(existing, order_id, {c: ls for c, ls in held.items() if c not in retried})
-        if any(state != "R" for state in retried.values()):
+        if any(state != RecordState.RESERVED for state in retried.values()):
             _undo(order_id, {c: ls for c, ls in held.items() if c not in retried})
             raise IllegalTransition("This order's reservation has ended.")
         # Records held for an order PostgreSQL never heard of: a first attempt died between
@@ -578,7 +585,7 @@ def _sell_in_gate(cloth_id: int, reservation: Reservation, lines: list[Line]) ->
     answer = gate.sell(
         cloth_id=cloth_id, order_id=reservation.order_id, member_id=reservation.member_id, lines=_pairs(lines)
     )
-    if answer[0] not in ("OK", "ALREADY", "REACQUIRED"):
+    if answer[0] not in SOLD_ANSWERS:
         # PostgreSQL holds these units as sold already; the gate just did not have them.
         logger.info(
             "order %s: gate of cloth %s answered %s to a sell; PostgreSQL has it",
@@ -601,13 +608,13 @@ def _sell_released(reservation: Reservation, lines: list[Line], *, actor: str) -
                     cloth_id=c, order_id=order_id, member_id=reservation.member_id, lines=_pairs(ls)
                 ),
             )
-            if answer[0] in ("OK", "ALREADY", "REACQUIRED"):
+            if answer[0] in SOLD_ANSWERS:
                 taken[cloth_id] = cloth_lines
             else:
-                failed_variant = int(answer[1]) if answer[0] == "SOLD_OUT" else cloth_lines[0].variant_id
+                failed_variant = int(answer[1]) if answer[0] == GateAnswer.SOLD_OUT else cloth_lines[0].variant_id
                 break
     except redis.RedisError as exc:
-        _undo(order_id, taken, state="S")
+        _undo(order_id, taken, state=RecordState.SOLD)
         raise UpstreamUnavailable("The stock gate is unavailable; try again.") from exc
     if failed_variant is None:
         try:
@@ -629,9 +636,9 @@ def _sell_released(reservation: Reservation, lines: list[Line], *, actor: str) -
             return {"order_id": order_id, "status": "SOLD"}
         except _Short as exc:
             failed_variant = exc.variants[0]
-            _undo(order_id, taken, short=set(exc.variants), state="S")
+            _undo(order_id, taken, short=set(exc.variants), state=RecordState.SOLD)
             taken = {}
-    _undo(order_id, taken, state="S")
+    _undo(order_id, taken, state=RecordState.SOLD)
     return _sell_failed(reservation, variant_id=failed_variant, reason="released_and_sold_out")
 
 
@@ -746,7 +753,7 @@ def repair_gate(*, cloth_ids: list[int] | None = None, min_age_seconds: float | 
                     "order %s: gate of cloth %s held its units as %s, PostgreSQL disagreed; repaired (%s)",
                     record.order_id,
                     cloth_id,
-                    "reserved" if record.state == "R" else "sold",
+                    "reserved" if record.state == RecordState.RESERVED else "sold",
                     kind,
                 )
     for cloth_id in cloth_ids if cloth_ids is not None else gate.loaded_cloth_ids():
@@ -792,7 +799,7 @@ def _lasting_drift(cloth_id: int, cutoff_ms: int, *, reads: int = 3, pause: floa
 
 def _repair_record(cloth_id: int, record: gate.Record, pg_state: str | None) -> str | None:
     order_id = record.order_id
-    if record.state == "R":
+    if record.state == RecordState.RESERVED:
         if pg_state is None:
             try:
                 with transaction.atomic():
@@ -807,14 +814,15 @@ def _repair_record(cloth_id: int, record: gate.Record, pg_state: str | None) -> 
             except IntegrityError:
                 return None  # written just now after all: the next sweep sees its state
             answer = gate.release(cloth_id=cloth_id, order_id=order_id)
-            return "never_written" if answer[0] == "OK" else None
+            return "never_written" if answer[0] == GateAnswer.OK else None
         if pg_state in (ReservationState.RELEASED, ReservationState.RETURNED):
-            return "released" if gate.release(cloth_id=cloth_id, order_id=order_id)[0] == "OK" else None
+            return "released" if gate.release(cloth_id=cloth_id, order_id=order_id)[0] == GateAnswer.OK else None
         if pg_state == ReservationState.SOLD:
             answer = gate.sell(cloth_id=cloth_id, order_id=order_id, member_id=record.member_id, lines=record.lines)
-            return "sold" if answer[0] == "OK" else None
-    elif record.state == "S" and pg_state == ReservationState.RETURNED:
-        return "returned" if gate.give_back_sold(cloth_id=cloth_id, order_id=order_id)[0] == "OK" else None
+            return "sold" if answer[0] == GateAnswer.OK else None
+    elif record.state == RecordState.SOLD and pg_state == ReservationState.RETURNED:
+        answer = gate.give_back_sold(cloth_id=cloth_id, order_id=order_id)
+        return "returned" if answer[0] == GateAnswer.OK else None
     return None
 
 
