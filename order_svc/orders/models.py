@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.db import models
 
 
@@ -76,6 +78,15 @@ class Order(models.Model):
 
     def __str__(self) -> str:
         return f"order {self.order_id} ({self.status})"
+
+    # Not a column: the lines the order was just written with, or read with in bulk (the
+    # expiry sweep), so its answer and its events need no query for them.
+    known_lines: list[OrderLine] | None = None
+
+    @property
+    def line_items(self) -> Iterable[OrderLine]:
+        """The order's lines: ``known_lines`` when set, else ``lines`` (prefetched, or one query)."""
+        return self.known_lines if self.known_lines is not None else self.lines.all()
 
     def can_move_to(self, status: str) -> bool:
         return status in ALLOWED_TRANSITIONS.get(self.status, frozenset())
