@@ -22,7 +22,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from orders import clients, selectors
-from orders.models import RELEASED_STATES, Order, OrderLine, OrderStatus, OrderTransition
+from orders.models import RELEASED_STATES, Order, OrderLine, OrderStatus, OrderTransition, PaymentSentBack
 from shared.errors import (
     IdempotencyKeyReused,
     IllegalTransition,
@@ -347,8 +347,19 @@ def _release_quietly(order_id: int, *, reason: str) -> None:
 # ---------------------------------------------------------------------------------------
 
 
-def _transition(order: Order, to: str, *, cause: str, event_id: uuid.UUID | None = None, actor: str = "") -> None:
-    """Move a locked order to ``to``, or refuse. Every move is recorded with its cause."""
+def _transition(
+    order: Order,
+    to: str,
+    *,
+    cause: str,
+    event_id: uuid.UUID | None = None,
+    actor: str = "",
+    also_saved: tuple[str, ...] = (),
+) -> None:
+    """Move a locked order to ``to``, or refuse. Every move is recorded with its cause.
+
+    ``also_saved`` names other fields the caller set for this move, saved in the same update.
+    """
     if not order.can_move_to(to):
         raise IllegalTransition(
             f"An order that is {order.status} cannot become {to}.", order_id=order.order_id, status=order.status
@@ -357,7 +368,7 @@ def _transition(order: Order, to: str, *, cause: str, event_id: uuid.UUID | None
         order=order, from_status=order.status, to_status=to, cause=cause, event_id=event_id, actor=actor
     )
     order.status = to
-    order.save(update_fields=["status", "refund_reason", "updated_at"])
+    order.save(update_fields=["status", "refund_reason", "updated_at", *also_saved])
 
 
 def _locked(order_id: int, member_id: int | None = None) -> Order:
@@ -486,8 +497,14 @@ def record_payment_completed(*, order_id: int, payment_id: int, amount: Decimal,
         logger.error("PaymentCompleted %s for unknown order %s; nothing to do", event_id, order_id)
         return
     if order.status == OrderStatus.PENDING_PAYMENT:
+        order.paid_by_payment_id = payment_id
         _transition(
-            order, OrderStatus.PAID, cause="payment_completed", event_id=event_id, actor=f"payment:{payment_id}"
+            order,
+            OrderStatus.PAID,
+            cause="payment_completed",
+            event_id=event_id,
+            actor=f"payment:{payment_id}",
+            also_saved=("paid_by_payment_id",),
         )
         record_event(
             "OrderPaid",
@@ -496,14 +513,13 @@ def record_payment_completed(*, order_id: int, payment_id: int, amount: Decimal,
             payload={**order_payload(order), "payment_id": payment_id, "total": order.total},
         )
         return
-    paid_by = order.transitions.filter(to_status=OrderStatus.PAID).values_list("actor", flat=True).first()
-    if paid_by == f"payment:{payment_id}":
+    if order.paid_by_payment_id == payment_id:
         logger.info("order %s already paid by payment %s; nothing to do", order_id, payment_id)
         return
     # The money arrived for an order that is over (expired, cancelled, failed) or already
     # paid by another payment: it must go back, and no stock moves.
     reason = "late_payment" if order.status in RELEASED_STATES else "duplicate_payment"
-    if order.transitions.filter(cause=f"refund:{reason}", actor=f"payment:{payment_id}").exists():
+    if PaymentSentBack.objects.filter(payment_id=payment_id).exists():
         logger.info("refund of payment %s for order %s was asked already", payment_id, order_id)
         return
     OrderTransition.objects.create(
@@ -514,6 +530,7 @@ def record_payment_completed(*, order_id: int, payment_id: int, amount: Decimal,
         event_id=event_id,
         actor=f"payment:{payment_id}",
     )
+    PaymentSentBack.objects.create(order=order, payment_id=payment_id, reason=reason, event_id=event_id)
     _refund_requested(order, payment_id=payment_id, amount=amount, reason=reason)
     logger.warning(
         "payment %s arrived for order %s in state %s; refund requested (%s)", payment_id, order_id, order.status, reason
