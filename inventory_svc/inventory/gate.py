@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from django.conf import settings
@@ -23,6 +24,35 @@ from inventory.models import ClothRule, ReservationLine, ReservationState, Stock
 from shared.redis import get_redis
 
 logger = logging.getLogger(__name__)
+
+
+class GateAnswer(StrEnum):
+    """The first word of every script's answer (the scripts' header comments say which can come)."""
+
+    OK = "OK"
+    AGAIN = "AGAIN"  # reserve: the order already has a record (a retry); its state follows
+    ALREADY = "ALREADY"  # sell: sold before (a retry)
+    REACQUIRED = "REACQUIRED"  # sell: the record was released or missing, the units were free: taken
+    NOOP = "NOOP"  # give back, forget: no record in the state asked for
+    NOT_LOADED = "NOT_LOADED"  # the cloth's keys are missing: load it from PostgreSQL
+    NOT_ON_SALE = "NOT_ON_SALE"
+    LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
+    UNKNOWN_VARIANT = "UNKNOWN_VARIANT"  # PostgreSQL knows the variant, the gate does not: stale
+    SOLD_OUT = "SOLD_OUT"  # the variant follows
+
+
+#: What a sell answers when the order's units are sold in the gate now (or were already).
+SOLD_ANSWERS = frozenset({GateAnswer.OK, GateAnswer.ALREADY, GateAnswer.REACQUIRED})
+
+
+class RecordState(StrEnum):
+    """The state of an order's record in the gate (the ``state`` field stored in Redis)."""
+
+    RESERVED = "R"
+    SOLD = "S"
+    RELEASED = "X"
+    RETURNED = "T"
+
 
 _LUA_DIR = Path(__file__).resolve().parent / "lua"
 _scripts: dict[str, object] = {}
@@ -38,6 +68,7 @@ def _script(name: str):
 
 
 def _decode(answer: list) -> list[str]:
+    """A script's answer as strings: a :class:`GateAnswer` value first, then its details."""
     return [a.decode() if isinstance(a, bytes) else str(a) for a in answer]
 
 
@@ -96,14 +127,14 @@ def reserve(*, cloth_id: int, order_id: int, member_id: int, lines: list[tuple[i
 
 
 def release(*, cloth_id: int, order_id: int) -> list[str]:
-    return _give_back(cloth_id, order_id, "R", "X")
+    return _give_back(cloth_id, order_id, RecordState.RESERVED, RecordState.RELEASED)
 
 
 def give_back_sold(*, cloth_id: int, order_id: int) -> list[str]:
-    return _give_back(cloth_id, order_id, "S", "T")
+    return _give_back(cloth_id, order_id, RecordState.SOLD, RecordState.RETURNED)
 
 
-def _give_back(cloth_id: int, order_id: int, from_state: str, to_state: str) -> list[str]:
+def _give_back(cloth_id: int, order_id: int, from_state: RecordState, to_state: RecordState) -> list[str]:
     k = Keys(cloth_id)
     return _decode(
         _script("give_back")(
@@ -123,7 +154,9 @@ def sell(*, cloth_id: int, order_id: int, member_id: int, lines: list[tuple[int,
     )
 
 
-def forget(*, cloth_id: int, order_id: int, give_back: Iterable[int] = (), state: str = "R") -> list[str]:
+def forget(
+    *, cloth_id: int, order_id: int, give_back: Iterable[int] = (), state: RecordState = RecordState.RESERVED
+) -> list[str]:
     k = Keys(cloth_id)
     return _decode(
         _script("forget")(
@@ -178,7 +211,7 @@ def snapshot(cloth_id: int) -> dict:
 @dataclass(frozen=True)
 class Record:
     order_id: int
-    state: str
+    state: RecordState
     member_id: int
     lines: list[tuple[int, int]]
     at_ms: int | None  # when the gate reserved it; None for a record loaded from PostgreSQL
@@ -197,7 +230,7 @@ def records(cloth_id: int) -> list[Record]:
         if state is None:
             continue  # the set names an order whose record just ended
         pairs = [tuple(int(x) for x in part.split(":")) for part in (lines or b"").decode().split(",") if part]
-        found.append(Record(order_id, state.decode(), int(member or 0), pairs, int(at) if at else None))
+        found.append(Record(order_id, RecordState(state.decode()), int(member or 0), pairs, int(at) if at else None))
     return found
 
 
@@ -249,7 +282,7 @@ def state_from_database(cloth_id: int) -> dict:
             {
                 "order_id": str(order_id),
                 "member": str(member_id),
-                "state": "R" if state == ReservationState.ACTIVE else "S",
+                "state": RecordState.RESERVED if state == ReservationState.ACTIVE else RecordState.SOLD,
                 "n": 0,
                 "lines": [],
             },

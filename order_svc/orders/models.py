@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.db import models
+from django.utils import timezone
 
 
 class OrderStatus(models.TextChoices):
@@ -51,6 +54,8 @@ class Order(models.Model):
     # PENDING_PAYMENT (PaymentCompleted / PaymentFailed applied).
     payment_hold_id = models.BigIntegerField(null=True, blank=True)
     payment_hold_until = models.DateTimeField(null=True, blank=True)
+    # The payment that moved the order to PAID: another payment for it is money to send back.
+    paid_by_payment_id = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -76,6 +81,15 @@ class Order(models.Model):
 
     def __str__(self) -> str:
         return f"order {self.order_id} ({self.status})"
+
+    # Not a column: the lines the order was just written with, or read with in bulk (the
+    # expiry sweep), so its answer and its events need no query for them.
+    known_lines: list[OrderLine] | None = None
+
+    @property
+    def line_items(self) -> Iterable[OrderLine]:
+        """The order's lines: ``known_lines`` when set, else ``lines`` (prefetched, or one query)."""
+        return self.known_lines if self.known_lines is not None else self.lines.all()
 
     def can_move_to(self, status: str) -> bool:
         return status in ALLOWED_TRANSITIONS.get(self.status, frozenset())
@@ -124,3 +138,21 @@ class OrderTransition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.from_status or '-'} -> {self.to_status} ({self.cause})"
+
+
+class PaymentSentBack(models.Model):
+    """A payment that arrived for an order that could not take it (ended, or paid by another
+    payment), whose refund the order asked for: once per payment, which the constraint holds."""
+
+    order = models.ForeignKey(Order, related_name="payments_sent_back", on_delete=models.CASCADE)
+    payment_id = models.BigIntegerField()
+    reason = models.CharField(max_length=32)  # late_payment, duplicate_payment
+    event_id = models.UUIDField(null=True, blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["payment_id"], name="payment_sent_back_once")]
+
+    def __str__(self) -> str:
+        return f"payment {self.payment_id} of order {self.order_id} sent back ({self.reason})"

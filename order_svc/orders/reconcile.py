@@ -31,7 +31,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from orders import clients
-from orders.models import RELEASED_STATES, Order, OrderStatus, OrderTransition
+from orders.models import RELEASED_STATES, Order, OrderStatus, PaymentSentBack
 from shared.messaging.models import OutboxEvent
 from shared.messaging.publisher import replay
 
@@ -83,7 +83,7 @@ def reconcile_saga(
 def _charges_the_orders_do_not_show(since: dt.datetime, until: dt.datetime) -> list[Repair]:
     charges = clients.charged_payments(since=since, until=until)
     orders = Order.objects.in_bulk({int(c["order_id"]) for c in charges})
-    paid_by = _paying_payments(list(orders))
+    paid_by = {order_id: order.paid_by_payment_id for order_id, order in orders.items()}
     refund_asked = _refunds_asked(list(orders))
     repairs = []
     for charge in charges:
@@ -116,20 +116,10 @@ def _charges_the_orders_do_not_show(since: dt.datetime, until: dt.datetime) -> l
     return repairs
 
 
-def _paying_payments(order_ids: list[int]) -> dict[int, int]:
-    """order id -> the payment that moved it to PAID."""
-    rows = OrderTransition.objects.filter(order_id__in=order_ids, to_status=OrderStatus.PAID).values_list(
-        "order_id", "actor"
-    )
-    return {order_id: int(actor.split(":", 1)[1]) for order_id, actor in rows if actor.startswith("payment:")}
-
-
 def _refunds_asked(order_ids: list[int]) -> dict[tuple[int, int], dt.datetime]:
     """(order id, payment id) -> when: the late or duplicate payments the order asked to send back."""
-    rows = OrderTransition.objects.filter(order_id__in=order_ids, cause__startswith="refund:").values_list(
-        "order_id", "actor", "at"
-    )
-    return {(order_id, int(actor.split(":", 1)[1])): at for order_id, actor, at in rows if actor.startswith("payment:")}
+    rows = PaymentSentBack.objects.filter(order_id__in=order_ids).values_list("order_id", "payment_id", "at")
+    return {(order_id, payment_id): at for order_id, payment_id, at in rows}
 
 
 # --------------------------------------------------------------------------- stock

@@ -69,7 +69,7 @@ class OrderLineSerializer(shared_serializers.ModelSerializer):
 
 
 class OrderSerializer(shared_serializers.ModelSerializer):
-    lines = OrderLineSerializer(many=True, read_only=True)
+    lines = OrderLineSerializer(many=True, read_only=True, source="line_items")
     total = serializers.DecimalField(max_digits=12, decimal_places=2, coerce_to_string=True)
 
     class Meta:

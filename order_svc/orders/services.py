@@ -22,7 +22,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from orders import clients, selectors
-from orders.models import RELEASED_STATES, Order, OrderLine, OrderStatus, OrderTransition
+from orders.models import RELEASED_STATES, Order, OrderLine, OrderStatus, OrderTransition, PaymentSentBack
 from shared.errors import (
     IdempotencyKeyReused,
     IllegalTransition,
@@ -70,106 +70,171 @@ def place_order(
         earlier = _earlier_order(member_id=member_id, idempotency_key=idempotency_key, fingerprint=fingerprint)
         if earlier is not None:
             return earlier, False
+    _refuse_remembered_sold_out(lines)
+    details = _catalog_details(lines)
+    attempt = _start_attempt(member_id=member_id, idempotency_key=idempotency_key)
+    in_flight = _claim_or_wait(attempt, fingerprint=fingerprint)
+    if in_flight is not None:
+        return in_flight, False
+    deadline = timezone.now() + dt.timedelta(seconds=settings.ORDER_PAYMENT_DEADLINE_SECONDS)
+    _reserve(attempt, lines, deadline)
+    try:
+        with transaction.atomic():
+            order = _write_order(attempt, lines, details, deadline=deadline, fingerprint=fingerprint)
+            if on_placed is not None:
+                on_placed(order)
+    except Exception as exc:  # noqa: BLE001 - _not_written gives the stock back and raises or answers
+        return _not_written(attempt, exc, fingerprint=fingerprint), False
+    logger.info("order %s placed by member %s (%d lines, total %s)", order.order_id, member_id, len(lines), order.total)
+    return order, True
 
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    """One try at placing an order: the id drawn for it, and its Idempotency-Key's claim.
+
+    Its two undo steps are the only compensation of placing an order.
+    """
+
+    order_id: int
+    member_id: int
+    idempotency_key: str | None
+    claim_key: str | None
+
+    def release_stock(self) -> None:
+        """Give the reservation back (it may exist); it also ends at its deadline."""
+        _release_quietly(self.order_id, reason="order_not_placed")
+
+    def drop_claim(self) -> None:
+        """Free the Idempotency-Key, so a retry with it may try anew."""
+        _drop_claim(self.claim_key)
+
+
+def _start_attempt(*, member_id: int, idempotency_key: str | None) -> _Attempt:
+    return _Attempt(
+        order_id=_next_order_id(),
+        member_id=member_id,
+        idempotency_key=idempotency_key,
+        claim_key=_claim_key(member_id, idempotency_key) if idempotency_key else None,
+    )
+
+
+def _claim_or_wait(attempt: _Attempt, *, fingerprint: str) -> Order | None:
+    """Claim the attempt's Idempotency-Key; if a request with it is in flight, wait for its order."""
+    if attempt.claim_key is None:
+        return None
+    claimed = _claim(attempt.claim_key, order_id=attempt.order_id, fingerprint=fingerprint)
+    if claimed is None:
+        return None
+    return _wait_for_claimed_order(
+        member_id=attempt.member_id,
+        idempotency_key=attempt.idempotency_key,
+        fingerprint=fingerprint,
+        claimed=claimed,
+        claim_key=attempt.claim_key,
+    )
+
+
+def _refuse_remembered_sold_out(lines: list[LineRequest]) -> None:
+    """SoldOut at once when the gate called one of the variants sold out a moment ago."""
     sold_out = clients.known_sold_out([line.variant_id for line in lines])
     if sold_out is not None:
         raise SoldOut(**sold_out)
 
+
+def _catalog_details(lines: list[LineRequest]) -> dict[int, clients.VariantInfo]:
+    """The catalog's name, size, price and cloth of each line's variant; unknown ones refused."""
     details = clients.variant_details([line.variant_id for line in lines])
     unknown = {
         f"lines.{i}.variant_id": ["Unknown variant."] for i, line in enumerate(lines) if line.variant_id not in details
     }
     if unknown:
         raise ValidationFailed("Some items do not exist.", fields=unknown)
+    return details
 
-    order_id = _next_order_id()
-    claim_key = None
-    if idempotency_key:
-        claim_key = _claim_key(member_id, idempotency_key)
-        existing = _claim(claim_key, order_id=order_id, fingerprint=fingerprint)
-        if existing is not None:
-            return _wait_for_claimed_order(
-                member_id=member_id,
-                idempotency_key=idempotency_key,
-                fingerprint=fingerprint,
-                claimed=existing,
-                claim_key=claim_key,
-            ), False
 
-    now = timezone.now()
-    deadline = now + dt.timedelta(seconds=settings.ORDER_PAYMENT_DEADLINE_SECONDS)
+def _reserve(attempt: _Attempt, lines: list[LineRequest], deadline: dt.datetime) -> None:
+    """Reserve the stock for the attempt's order id; on a refusal, nothing of the attempt is left."""
     try:
         clients.reserve_stock(
-            order_id=order_id,
-            member_id=member_id,
+            order_id=attempt.order_id,
+            member_id=attempt.member_id,
             lines=[{"variant_id": line.variant_id, "quantity": line.quantity} for line in lines],
             deadline=deadline,
         )
     except ShopError as exc:
-        _drop_claim(claim_key)
+        attempt.drop_claim()
         if exc.status_code >= 500:
-            # No answer: the reservation may exist. Give it back; it also ends at its deadline.
-            _release_quietly(order_id, reason="order_not_placed")
+            attempt.release_stock()  # no answer: the reservation may exist
         raise
 
-    try:
-        with transaction.atomic():
-            order = Order.objects.create(
-                order_id=order_id,
-                member_id=member_id,
-                status=OrderStatus.PENDING_PAYMENT,
-                total=sum((details[line.variant_id].price * line.quantity for line in lines), Decimal("0")),
-                payment_deadline=deadline,
-                idempotency_key=idempotency_key or "",
-                request_fingerprint=fingerprint if idempotency_key else "",
+
+def _write_order(
+    attempt: _Attempt,
+    lines: list[LineRequest],
+    details: dict[int, clients.VariantInfo],
+    *,
+    deadline: dt.datetime,
+    fingerprint: str,
+) -> Order:
+    """The order, its lines, its first transition and ``OrderPlaced`` (inside the caller's transaction)."""
+    order = Order.objects.create(
+        order_id=attempt.order_id,
+        member_id=attempt.member_id,
+        status=OrderStatus.PENDING_PAYMENT,
+        total=sum((details[line.variant_id].price * line.quantity for line in lines), Decimal("0")),
+        payment_deadline=deadline,
+        idempotency_key=attempt.idempotency_key or "",
+        request_fingerprint=fingerprint if attempt.idempotency_key else "",
+    )
+    order.known_lines = OrderLine.objects.bulk_create(
+        [
+            OrderLine(
+                order=order,
+                variant_id=line.variant_id,
+                cloth_id=details[line.variant_id].cloth_id,
+                name=details[line.variant_id].name,
+                size=details[line.variant_id].size,
+                unit_price=details[line.variant_id].price,
+                quantity=line.quantity,
             )
-            order_lines = OrderLine.objects.bulk_create(
-                [
-                    OrderLine(
-                        order=order,
-                        variant_id=line.variant_id,
-                        cloth_id=details[line.variant_id].cloth_id,
-                        name=details[line.variant_id].name,
-                        size=details[line.variant_id].size,
-                        unit_price=details[line.variant_id].price,
-                        quantity=line.quantity,
-                    )
-                    for line in lines
-                ]
-            )
-            OrderTransition.objects.create(
-                order=order, from_status="", to_status=order.status, cause="placed", actor=f"member:{member_id}"
-            )
-            order._prefetched_objects_cache = {"lines": order_lines}
-            record_event(
-                "OrderPlaced",
-                aggregate_type="order",
-                aggregate_id=order_id,
-                payload={**order_payload(order), "total": order.total, "payment_deadline": deadline.isoformat()},
-            )
-            if on_placed is not None:
-                on_placed(order)
-    except IntegrityError as exc:
-        _release_quietly(order_id, reason="order_not_placed")
-        if idempotency_key:
-            # Another request with the same key won the race to the row: answer with its order.
-            earlier = selectors.find_by_idempotency_key(member_id=member_id, idempotency_key=idempotency_key)
-            if earlier is not None:
-                return _same_body_or_refuse(earlier, fingerprint), False
-        _drop_claim(claim_key)
+            for line in lines
+        ]
+    )
+    OrderTransition.objects.create(
+        order=order, from_status="", to_status=order.status, cause="placed", actor=f"member:{attempt.member_id}"
+    )
+    record_event(
+        "OrderPlaced",
+        aggregate_type="order",
+        aggregate_id=order.order_id,
+        payload={**order_payload(order), "total": order.total, "payment_deadline": deadline.isoformat()},
+    )
+    return order
+
+
+def _not_written(attempt: _Attempt, exc: Exception, *, fingerprint: str) -> Order:
+    """The stock was reserved but the order not written: give the stock back, then answer.
+
+    A request with the same Idempotency-Key that won the race to the row answers with its
+    order; otherwise a ShopError is raised as it is, anything else as a 503.
+    """
+    attempt.release_stock()
+    if isinstance(exc, IntegrityError) and attempt.idempotency_key:
+        earlier = selectors.find_by_idempotency_key(
+            member_id=attempt.member_id, idempotency_key=attempt.idempotency_key
+        )
+        if earlier is not None:
+            return _same_body_or_refuse(earlier, fingerprint)
+    attempt.drop_claim()
+    if isinstance(exc, ShopError):
+        raise exc
+    order_id, member_id = attempt.order_id, attempt.member_id
+    if isinstance(exc, IntegrityError):
         logger.error("order %s for member %s not written (%s); reservation released", order_id, member_id, exc)
-        raise UpstreamUnavailable("The order could not be saved; its stock was given back. Try again.") from exc
-    except ShopError:
-        _release_quietly(order_id, reason="order_not_placed")
-        _drop_claim(claim_key)
-        raise
-    except Exception as exc:
-        _release_quietly(order_id, reason="order_not_placed")
-        _drop_claim(claim_key)
-        logger.exception("order %s for member %s not written; reservation released", order_id, member_id)
-        raise UpstreamUnavailable("The order could not be saved; its stock was given back. Try again.") from exc
-    logger.info("order %s placed by member %s (%d lines, total %s)", order_id, member_id, len(lines), order.total)
-    return order, True
+    else:
+        logger.error("order %s for member %s not written; reservation released", order_id, member_id, exc_info=exc)
+    raise UpstreamUnavailable("The order could not be saved; its stock was given back. Try again.") from exc
 
 
 def refuse_if_known_sold_out(data: object, *, idempotency_key: str | None = None) -> None:
@@ -282,8 +347,19 @@ def _release_quietly(order_id: int, *, reason: str) -> None:
 # ---------------------------------------------------------------------------------------
 
 
-def _transition(order: Order, to: str, *, cause: str, event_id: uuid.UUID | None = None, actor: str = "") -> None:
-    """Move a locked order to ``to``, or refuse. Every move is recorded with its cause."""
+def _transition(
+    order: Order,
+    to: str,
+    *,
+    cause: str,
+    event_id: uuid.UUID | None = None,
+    actor: str = "",
+    also_saved: tuple[str, ...] = (),
+) -> None:
+    """Move a locked order to ``to``, or refuse. Every move is recorded with its cause.
+
+    ``also_saved`` names other fields the caller set for this move, saved in the same update.
+    """
     if not order.can_move_to(to):
         raise IllegalTransition(
             f"An order that is {order.status} cannot become {to}.", order_id=order.order_id, status=order.status
@@ -292,7 +368,7 @@ def _transition(order: Order, to: str, *, cause: str, event_id: uuid.UUID | None
         order=order, from_status=order.status, to_status=to, cause=cause, event_id=event_id, actor=actor
     )
     order.status = to
-    order.save(update_fields=["status", "refund_reason", "updated_at"])
+    order.save(update_fields=["status", "refund_reason", "updated_at", *also_saved])
 
 
 def _locked(order_id: int, member_id: int | None = None) -> Order:
@@ -317,7 +393,7 @@ def order_payload(order: Order) -> dict:
                 "quantity": line.quantity,
                 "unit_price": line.unit_price,
             }
-            for line in order.lines.all()
+            for line in order.line_items
         ],
     }
 
@@ -421,8 +497,14 @@ def record_payment_completed(*, order_id: int, payment_id: int, amount: Decimal,
         logger.error("PaymentCompleted %s for unknown order %s; nothing to do", event_id, order_id)
         return
     if order.status == OrderStatus.PENDING_PAYMENT:
+        order.paid_by_payment_id = payment_id
         _transition(
-            order, OrderStatus.PAID, cause="payment_completed", event_id=event_id, actor=f"payment:{payment_id}"
+            order,
+            OrderStatus.PAID,
+            cause="payment_completed",
+            event_id=event_id,
+            actor=f"payment:{payment_id}",
+            also_saved=("paid_by_payment_id",),
         )
         record_event(
             "OrderPaid",
@@ -431,14 +513,13 @@ def record_payment_completed(*, order_id: int, payment_id: int, amount: Decimal,
             payload={**order_payload(order), "payment_id": payment_id, "total": order.total},
         )
         return
-    paid_by = order.transitions.filter(to_status=OrderStatus.PAID).values_list("actor", flat=True).first()
-    if paid_by == f"payment:{payment_id}":
+    if order.paid_by_payment_id == payment_id:
         logger.info("order %s already paid by payment %s; nothing to do", order_id, payment_id)
         return
     # The money arrived for an order that is over (expired, cancelled, failed) or already
     # paid by another payment: it must go back, and no stock moves.
     reason = "late_payment" if order.status in RELEASED_STATES else "duplicate_payment"
-    if order.transitions.filter(cause=f"refund:{reason}", actor=f"payment:{payment_id}").exists():
+    if PaymentSentBack.objects.filter(payment_id=payment_id).exists():
         logger.info("refund of payment %s for order %s was asked already", payment_id, order_id)
         return
     OrderTransition.objects.create(
@@ -449,6 +530,7 @@ def record_payment_completed(*, order_id: int, payment_id: int, amount: Decimal,
         event_id=event_id,
         actor=f"payment:{payment_id}",
     )
+    PaymentSentBack.objects.create(order=order, payment_id=payment_id, reason=reason, event_id=event_id)
     _refund_requested(order, payment_id=payment_id, amount=amount, reason=reason)
     logger.warning(
         "payment %s arrived for order %s in state %s; refund requested (%s)", payment_id, order_id, order.status, reason
@@ -554,7 +636,7 @@ def expire_overdue_orders(*, now: dt.datetime | None = None, batch_size: int | N
             for line in OrderLine.objects.filter(order_id__in=[o.order_id for o in batch]):
                 lines_by_order.setdefault(line.order_id, []).append(line)
             for order in batch:
-                order._prefetched_objects_cache = {"lines": lines_by_order.get(order.order_id, [])}
+                order.known_lines = lines_by_order.get(order.order_id, [])
                 _transition(order, OrderStatus.EXPIRED, cause="payment_deadline_passed", actor="expiry")
                 record_event(
                     "OrderExpired",

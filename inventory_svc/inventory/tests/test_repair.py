@@ -12,7 +12,7 @@ from django.core.management import call_command
 from inventory import gate, selectors, services
 from inventory.models import Reservation, ReservationState
 from inventory.tests.conftest import counts, gate_avail, reserve
-from shared.errors import IllegalTransition
+from shared.errors import IllegalTransition, SoldOut
 
 
 def _gate_agrees() -> bool:
@@ -136,7 +136,7 @@ def test_a_reservation_a_rebuild_missed_leaves_no_unit_stuck_once_released(cloth
     assert gate_avail(1, 11) == 1 and counts(11) == (0, 1, 0)
     # The gate says yes to another buyer, PostgreSQL refuses: sold out, and the gate keeps
     # the unit it was ahead by.
-    with pytest.raises(services.SoldOut):
+    with pytest.raises(SoldOut):
         reserve(101, 8, (11, 1))
     assert gate_avail(1, 11) == 0
     # Order 100 expires: PostgreSQL frees the unit, the gate has no record of it to give back.

@@ -103,7 +103,7 @@ def test_postgresql_failing_after_the_gate_said_yes_gives_the_units_back(cloth, 
     def broken(**kwargs):
         raise OperationalError("database went away")
 
-    monkeypatch.setattr(services, "_write_reservation", broken)
+    monkeypatch.setattr(services.reservations, "_write_reservation", broken)
     with pytest.raises(UpstreamUnavailable):
         reserve(100, 7, (11, 2))
     assert gate_avail(1, 11) == 5 and gate.snapshot(1)["orders"] == set() and gate.snapshot(1)["bought"] == {}

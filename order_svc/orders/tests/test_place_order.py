@@ -293,3 +293,15 @@ def test_a_retry_with_its_idempotency_key_still_finds_the_order_it_won(place, up
     assert place(2).status_code == 409  # the variant is now marked sold out
     again = place(1, key="click-1")
     assert again.status_code == 200 and again.json()["order_id"] == won.json()["order_id"]
+
+
+def test_a_refusal_inside_the_write_gives_the_stock_and_the_key_back(upstreams, redis_db):
+    def refuse(order):
+        raise errors.Conflict("the wishlist changed")
+
+    line = [services.LineRequest(variant_id=101, quantity=1)]
+    with pytest.raises(errors.Conflict):
+        services.place_order(member_id=1, lines=line, idempotency_key="k", on_placed=refuse)
+    assert Order.objects.count() == 0 and len(upstreams.released) == 1 and upstreams.stock[101] == 10
+    order, created = services.place_order(member_id=1, lines=line, idempotency_key="k")  # the key is free again
+    assert created and [ln.variant_id for ln in order.line_items] == [101]

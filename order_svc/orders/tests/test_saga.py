@@ -6,11 +6,11 @@ import datetime as dt
 import uuid
 
 import pytest
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from orders import services
-from orders.models import Order, OrderStatus, OrderTransition
+from orders.models import Order, OrderStatus, OrderTransition, PaymentSentBack
 from orders.tests.conftest import make_event
 from shared.messaging.consumer import EventConsumer
 from shared.messaging.events import record_event
@@ -76,6 +76,31 @@ def test_second_payment_for_a_paid_order_is_sent_back(place):
     apply_event("order", _paid(order_id, payment_id=2))
     assert Order.objects.get().status == OrderStatus.PAID
     assert [e.payload["reason"] for e in _events("RefundRequested")] == ["duplicate_payment"]
+
+
+def test_the_order_names_the_payment_that_paid_it_and_each_payment_it_sent_back(place):
+    order_id = place(1).json()["order_id"]
+    apply_event("order", _paid(order_id, payment_id=1))
+    apply_event("order", _paid(order_id, payment_id=2))
+    apply_event("order", _paid(order_id, payment_id=2))  # announced again under a new event id
+    assert Order.objects.get().paid_by_payment_id == 1
+    assert list(PaymentSentBack.objects.values_list("order_id", "payment_id", "reason")) == [
+        (order_id, 2, "duplicate_payment")
+    ]
+    assert len(_events("RefundRequested")) == 1
+    with pytest.raises(IntegrityError), transaction.atomic():
+        PaymentSentBack.objects.create(order_id=order_id, payment_id=2, reason="late_payment")
+
+
+def test_payments_are_told_apart_by_their_ids_not_by_the_transitions_text(place):
+    order_id = place(1).json()["order_id"]
+    apply_event("order", _paid(order_id, payment_id=1))
+    apply_event("order", _paid(order_id, payment_id=2))
+    OrderTransition.objects.update(actor="admin:someone", cause="edited")  # the audit trail says nothing now
+    apply_event("order", _paid(order_id, payment_id=1))
+    apply_event("order", _paid(order_id, payment_id=2))
+    assert len(_events("OrderPaid")) == 1
+    assert [e.payload["payment_id"] for e in _events("RefundRequested")] == [2]
 
 
 def test_payment_failed_ends_the_order_and_announces_the_release(place):

@@ -1,0 +1,23 @@
+"""The ledger: one StockMovement row per line of every move (``check_invariants`` replays it)."""
+
+from __future__ import annotations
+
+from inventory.models import StockMovement
+from inventory.services.counters import Line
+
+
+def write_ledger(lines: list[Line], kind: str, *, order_id: int | None, cause: str, actor: str, sign: int = 1) -> None:
+    StockMovement.objects.bulk_create(
+        [
+            StockMovement(
+                variant_id=line.variant_id,
+                cloth_id=line.cloth_id,
+                kind=kind,
+                quantity=sign * line.quantity,
+                order_id=order_id,
+                cause=cause[:64],
+                actor=actor[:128],
+            )
+            for line in lines
+        ]
+    )

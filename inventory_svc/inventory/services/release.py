@@ -1,0 +1,101 @@
+"""Giving units back: a reservation released (cancel, expiry, failed payment), sold units returned (refund)."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from inventory import gate
+from inventory.models import MovementKind, Reservation, ReservationState
+from inventory.services.counters import lines_of, lines_payload, locked_reservation, move_all, stock_changed
+from inventory.services.gate_steps import after_commit
+from inventory.services.ledger import write_ledger
+from shared.errors import IllegalTransition, NotFound
+from shared.messaging.events import record_event
+
+logger = logging.getLogger(__name__)
+
+
+def release_reservation(*, order_id: int, reason: str = "", actor: str = "") -> dict:
+    """Give an order's reserved units back (cancel, expiry, failed payment). Idempotent.
+
+    PostgreSQL first, then the gate: a crash in between leaves the gate holding units it
+    need not (never the reverse). Releasing an order never reserved leaves a RELEASED mark,
+    so a reserve call arriving late for it cannot take units any more.
+    """
+    with transaction.atomic():
+        reservation = locked_reservation(order_id)
+        if reservation is None:
+            try:
+                with transaction.atomic():
+                    Reservation.objects.create(
+                        order_id=order_id,
+                        member_id=0,
+                        state=ReservationState.RELEASED,
+                        deadline=timezone.now(),
+                        release_reason=(reason or "released")[:64],
+                    )
+            except IntegrityError:
+                return release_reservation(order_id=order_id, reason=reason, actor=actor)
+            logger.info("order %s: release before any reservation; marked released", order_id)
+            return {"order_id": order_id, "status": ReservationState.RELEASED.value, "lines": []}
+        lines = lines_of(reservation)
+        if reservation.state == ReservationState.ACTIVE:
+            rows = move_all(lines, "release")
+            write_ledger(lines, MovementKind.RELEASE, order_id=order_id, cause=reason or "released", actor=actor)
+            reservation.state = ReservationState.RELEASED
+            reservation.release_reason = (reason or "released")[:64]
+            reservation.save(update_fields=["state", "release_reason", "updated_at"])
+            record_event(
+                "StockReleased",
+                aggregate_type="reservation",
+                aggregate_id=order_id,
+                payload={
+                    "order_id": order_id,
+                    "member_id": reservation.member_id,
+                    "reason": reservation.release_reason,
+                    "lines": lines_payload(lines),
+                },
+            )
+            stock_changed(rows)
+            logger.info("order %s: released (%s)", order_id, reason)
+        elif reservation.state != ReservationState.RELEASED:
+            raise IllegalTransition(
+                f"This order's stock is {reservation.state.lower()}, not reserved.", order_id=order_id
+            )
+        # Also on a repeated release: finishes a gate update a crash may have skipped.
+        for cloth_id in reservation.cloth_ids:
+            after_commit(gate.release, cloth_id=cloth_id, order_id=order_id)
+    return {"order_id": order_id, "status": ReservationState.RELEASED.value, "lines": lines_payload(lines)}
+
+
+def return_reservation(*, order_id: int, reason: str = "", actor: str = "") -> dict:
+    """Put a refunded order's sold units back on sale, once."""
+    with transaction.atomic():
+        reservation = locked_reservation(order_id)
+        if reservation is None:
+            raise NotFound(f"No reservation for order {order_id}.")
+        lines = lines_of(reservation)
+        if reservation.state == ReservationState.SOLD:
+            rows = move_all(lines, "return")
+            write_ledger(lines, MovementKind.RETURN, order_id=order_id, cause=reason or "refunded", actor=actor)
+            reservation.state = ReservationState.RETURNED
+            reservation.save(update_fields=["state", "updated_at"])
+            record_event(
+                "StockReturned",
+                aggregate_type="reservation",
+                aggregate_id=order_id,
+                payload={
+                    "order_id": order_id,
+                    "member_id": reservation.member_id,
+                    "lines": lines_payload(lines),
+                },
+            )
+            stock_changed(rows)
+        elif reservation.state != ReservationState.RETURNED:
+            raise IllegalTransition(f"This order's stock is {reservation.state.lower()}, not sold.", order_id=order_id)
+        for cloth_id in reservation.cloth_ids:
+            after_commit(gate.give_back_sold, cloth_id=cloth_id, order_id=order_id)
+    return {"order_id": order_id, "status": ReservationState.RETURNED.value, "lines": lines_payload(lines)}
