@@ -571,6 +571,18 @@ def format_table(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+#: The classes that place orders through the gateway, many per member and second.
+ORDERING = ("soldout-gateway", "won-order", "payment-completed")
+
+
+def _order_limit_raised(attempts: str) -> bool:
+    """Whether the stack's per-member order limit lets the benchmark through (0 is off)."""
+    try:
+        return int(attempts) == 0 or int(attempts) >= 10_000
+    except ValueError:
+        return False
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     stack = load_stack(args.stack, args.stack_dir)
@@ -600,6 +612,15 @@ def main(argv: list[str]) -> int:
         )
     for n in notes:
         print(f"note: {n}", flush=True)
+    ordering = [c for c in (args.only or CLASSES) if c in ORDERING]
+    attempts = stack.setting("gateway", "RATE_ORDER_ATTEMPTS_PER_MEMBER")
+    if ordering and not _order_limit_raised(attempts):
+        raise SystemExit(
+            f"{', '.join(ordering)} place orders from {args.members} members far faster than the gateway's "
+            "per-member order limit lets a buyer click (RATE_ORDER_ATTEMPTS_PER_MEMBER, 1 per 0.5 s). Raise it on "
+            "the stack, which keeps the count on the measured path: export RATE_ORDER_ATTEMPTS_PER_MEMBER=100000; "
+            "python3 manage_all.py restart gateway"
+        )
     print(f"cost: results in {out}", flush=True)
 
     procs = stack_processes(stack)

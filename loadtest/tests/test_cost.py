@@ -292,3 +292,10 @@ def test_web_sizing_is_read_from_either_servers_command_line():
         "worker_class": "wsgi",
     }
     assert stack.Program("order-worker", "/v/bin/celery -A config worker -B -Q order").web is None
+
+
+def test_the_per_member_order_limit_must_be_raised_or_off_for_the_ordering_classes():
+    assert not cost._order_limit_raised("")  # the default: 1 attempt per 0.5 s
+    assert not cost._order_limit_raised("5")
+    assert cost._order_limit_raised("0") and cost._order_limit_raised("100000")
+    assert set(cost.ORDERING) <= set(cost.CLASSES)
