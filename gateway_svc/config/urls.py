@@ -5,5 +5,6 @@ urlpatterns = [
     path("health", views.health, name="health"),
     path("api/schema", views.schema, name="schema"),
     path("docs", views.docs, name="docs"),
+    path("docs/assets/<str:name>", views.docs_asset, name="docs-asset"),
     re_path(r"", views.proxy, name="proxy"),  # everything else: the allowlist decides
 ]

@@ -214,5 +214,16 @@ def schema(request: HttpRequest) -> JsonResponse:
 
 
 def docs(request: HttpRequest) -> HttpResponse:
-    """A self-contained page listing the public API (no CDN assets: works offline)."""
+    """Swagger UI over the public API's document; its files come from this gateway, not a CDN."""
     return HttpResponse(apidocs.render_html(apidocs.public_schema()), content_type="text/html; charset=utf-8")
+
+
+def docs_asset(request: HttpRequest, name: str) -> HttpResponse:
+    """One of Swagger UI's files (drf-spectacular-sidecar), cached by the browser for a day."""
+    found = apidocs.asset(name)
+    if found is None:
+        return JsonResponse(error_body("not_found", "Not found."), status=404)
+    content, content_type = found
+    response = HttpResponse(content, content_type=content_type)
+    response["Cache-Control"] = "public, max-age=86400"
+    return response
