@@ -57,7 +57,11 @@ def open_payment(*, member_id: int, order_id: int) -> tuple[Payment, bool]:
     try:
         with transaction.atomic():
             payment = Payment.objects.create(
-                order_id=order_id, member_id=member_id, amount=order.total, provider=get_provider().name
+                order_id=order_id,
+                member_id=member_id,
+                amount=order.total,
+                provider=get_provider().name,
+                order_status=order.status,
             )
     except IntegrityError:
         # A concurrent POST opened it first (one open payment per order): answer with that one.
@@ -206,3 +210,8 @@ def cancel_open_payments(*, order_id: int, reason: str) -> int:
         payment.failure_reason = reason[:200]
         payment.save(update_fields=["status", "failure_reason", "updated_at"])
     return len(payments)
+
+
+def note_order_status(*, order_id: int, status: str) -> None:
+    """Keep the order's status beside its payments, for the admin (the order service decides)."""
+    Payment.objects.filter(order_id=order_id).exclude(order_status=status).update(order_status=status)
