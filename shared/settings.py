@@ -63,6 +63,7 @@ def service_settings(
             *apps,
         ],
         "MIDDLEWARE": [
+            "shared.metrics.RequestMetricsMiddleware",
             "shared.requests.RequestIdMiddleware",
             "shared.internal_auth.InternalAuthMiddleware",
             "shared.errors.JsonErrorMiddleware",

@@ -6,5 +6,6 @@ urlpatterns = [
     path("api/schema", views.schema, name="schema"),
     path("docs", views.docs, name="docs"),
     path("docs/assets/<str:name>", views.docs_asset, name="docs-asset"),
+    path("metrics", views.metrics, name="metrics"),
     re_path(r"", views.proxy, name="proxy"),  # everything else: the allowlist decides
 ]

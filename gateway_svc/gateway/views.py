@@ -22,6 +22,7 @@ from shared.errors import (
     error_body,
 )
 from shared.internal_auth import CALLER_HEADER, INTERNAL_TOKEN_HEADER, MEMBER_ID_HEADER, SESSION_ID_HEADER
+from shared.metrics import render as render_metrics
 from shared.redis import get_redis
 from shared.requests import REQUEST_ID_HEADER
 
@@ -57,6 +58,7 @@ def proxy(request: HttpRequest) -> HttpResponse:
     started = time.perf_counter()
     path = request.path_info
     route, allowed = routes.match(request.method, path)
+    request.metrics_view = route.pattern.pattern if route is not None else "unrouted"
     if route is None:
         if allowed:
             response = JsonResponse(
@@ -206,6 +208,15 @@ def health(request: HttpRequest) -> JsonResponse:
     if down:
         body["down"] = down
     return JsonResponse(body, status=503 if status == "down" else 200)
+
+
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text of the gateway's processes, on GATEWAY_METRICS_PORT only: the public port says 404."""
+    port = settings.GATEWAY_METRICS_PORT
+    if not port or request.META.get("SERVER_PORT") != str(port):
+        return JsonResponse(error_body("not_found", "Not found."), status=404)
+    body, content_type = render_metrics()
+    return HttpResponse(body, content_type=content_type)
 
 
 def schema(request: HttpRequest) -> JsonResponse:

@@ -18,6 +18,7 @@ from payments.models import CHARGED_STATES, Payment, PaymentStatus
 from payments.providers import ProviderTimeout, get_provider
 from shared.errors import IllegalTransition, NotFound, PaymentDeclined, UpstreamTimeout
 from shared.messaging.events import record_event
+from shared.metrics import PAYMENTS
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +147,7 @@ def complete_payment(*, member_id: int, order_id: int, card_number: str) -> Paym
                 )
                 outcome = "declined"
     logger.info("payment %s of order %s: %s (attempt %d)", payment.payment_id, order_id, outcome, payment.attempts)
+    PAYMENTS.labels(outcome).inc()
     if outcome == "timeout":
         raise UpstreamTimeout("The card network did not answer; try again, you will not be charged twice.")
     if outcome == "declined":

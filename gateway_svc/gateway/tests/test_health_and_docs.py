@@ -98,3 +98,15 @@ def test_the_gateways_own_error_answers_are_documented_on_every_operation_in_the
     assert errors("get", "/member/mypage") == everywhere | {401}  # a token needed; no body read; no limit
     assert errors("get", "/cloth/detail/{cloth_id}") == everywhere | {429}
     assert doc["paths"]["/cloth/detail/{cloth_id}"]["get"]["responses"]["503"]["headers"]["Retry-After"]
+
+
+def test_metrics_answer_only_on_the_metrics_port_never_on_the_public_one(client, settings):
+    settings.GATEWAY_METRICS_PORT = 18109
+    client.get("/no/such/route")
+    r = client.get("/metrics")  # the test client's port: the public one
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    r = client.get("/metrics", SERVER_PORT="18109")
+    assert r.status_code == 200
+    assert 'shop_http_request_duration_seconds_count{method="GET",status="404",view="unrouted"}' in r.content.decode()
+    settings.GATEWAY_METRICS_PORT = 0
+    assert client.get("/metrics", SERVER_PORT="18109").status_code == 404

@@ -73,3 +73,29 @@ def test_names_arrive_with_the_catalogs_event_and_follow_a_rename(hoodie):
     on_cloth_changed(event)
     assert set(StockItem.objects.values_list("cloth_name", flat=True)) == {"Heavy Hoodie II"}
     assert StockItem.objects.get(variant_id=4201).total == 5  # the counts are the inventory's own
+
+
+def test_metrics_show_the_drops_units_in_the_gate_and_postgresql_and_the_drift_task_exports_drift(
+    transactional_db, admin_client, client
+):
+    from django.utils import timezone
+    from prometheus_client import REGISTRY
+
+    from inventory import tasks
+
+    services.register_stock(
+        cloth_id=43,
+        sale_starts_at=timezone.now(),
+        purchase_limit=0,
+        name="Drop Cap",
+        variants=[{"variant_id": 4301, "stock": 4, "size": "ONE"}],
+    )
+    reserve(5, 9, (4301, 1))
+    text = client.get("/metrics").content.decode()
+    labels = 'cloth="Drop Cap",cloth_id="43",size="ONE",variant_id="4301"'
+    assert f"shop_gate_available_units{{{labels}}} 3.0" in text
+    assert f"shop_stock_available_units{{{labels}}} 3.0" in text
+
+    gate.adjust(cloth_id=43, variant_id=4301, delta=-2)
+    tasks.export_gate_drift()
+    assert REGISTRY.get_sample_value("shop_gate_drift_units", {"cloth_id": "43"}) == 2
