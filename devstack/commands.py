@@ -162,6 +162,11 @@ def cmd_manage(args: argparse.Namespace) -> int:
     return run_manage(stack, args.service, *args.args, check=False).returncode
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    """A drop live in the terminal (loadtest/watch.py reads every service's /metrics)."""
+    return subprocess.call([str(VENV_PY), str(ROOT / "loadtest" / "watch.py"), "--stack", args.stack, *args.args])
+
+
 def cmd_loadtest(args: argparse.Namespace) -> int:
     runner = ROOT / "loadtest" / "run.py"
     if not runner.exists():

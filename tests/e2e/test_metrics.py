@@ -71,3 +71,23 @@ def test_an_order_moves_the_domain_metrics(gw, buyer, create_drop):
         lambda: any(name == "shop_consumer_lag_messages" for name, _ in scrape(inventory_url)),
         what="the inventory consumer's lag",
     )
+
+
+def test_watch_shows_a_drop_from_the_metrics(gw, create_drop):
+    import subprocess
+    import sys
+
+    from .conftest import ROOT, STACK
+
+    drop = create_drop(sizes="S:3,XL:2", name="Watched Parka")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "manage_all.py"), "--stack", STACK, "watch", str(drop["cloth_id"]), "--once"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("Watched Parka")]
+    assert [row.split()[3] for row in rows] == ["S", "XL"], result.stdout
+    assert "placements/s" in result.stdout and "consumer lag" in result.stdout
