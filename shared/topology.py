@@ -74,6 +74,7 @@ PASSED_PREFIXES = (
     "REFRESH_",
     "REQUEST_",
     "SAGA_",
+    "STAFF_",
 )
 
 
