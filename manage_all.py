@@ -8,6 +8,7 @@
     python manage_all.py manage SERVICE COMMAND [ARGS...]   any service's manage.py command
     python manage_all.py test               every service's tests, then end-to-end tests, then API fuzzing
     python manage_all.py loadtest SCENARIO  locust against the running stack (cost: CPU per request)
+    python manage_all.py watch [CLOTH_ID]   a drop live in the terminal, from every service's /metrics
     python manage_all.py down
 
 Only the standard library is used until the virtualenv (.venv in the repo) exists; then

@@ -37,11 +37,22 @@ def main(description: str) -> int:
     p.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
     p = sub.add_parser("loadtest", help="run a locust scenario against the running stack")
     p.add_argument("args", nargs=argparse.REMAINDER)
+    p = sub.add_parser("watch", help="watch a drop live: units left, clicks and wins per second, lag, drift")
+    p.add_argument("args", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     reexec_in_venv()
     os.chdir(ROOT)
     # Imported once inside the virtualenv: the commands use its packages.
-    from .commands import cmd_down, cmd_loadtest, cmd_logs, cmd_manage, cmd_restart, cmd_status, cmd_up  # noqa: PLC0415
+    from .commands import (  # noqa: PLC0415
+        cmd_down,
+        cmd_loadtest,
+        cmd_logs,
+        cmd_manage,
+        cmd_restart,
+        cmd_status,
+        cmd_up,
+        cmd_watch,
+    )
     from .testrun import cmd_test  # noqa: PLC0415
 
     handler = {
@@ -53,5 +64,6 @@ def main(description: str) -> int:
         "manage": cmd_manage,
         "test": cmd_test,
         "loadtest": cmd_loadtest,
+        "watch": cmd_watch,
     }[args.command]
     return handler(args)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import time
 import xmlrpc.client
@@ -31,6 +32,7 @@ def cmd_up(args: argparse.Namespace, stack: Stack | None = None) -> int:
         sup.update()
         sup.start_all()
     else:
+        shutil.rmtree(stack.metrics_dir, ignore_errors=True)  # counters start again with the stack
         # A broker of a stack stopped a moment ago may still hold the port for a few seconds.
         deadline = time.monotonic() + 15
         while stack.own_kafka and _port_open("127.0.0.1", stack.kafka_port) and time.monotonic() < deadline:
@@ -158,6 +160,11 @@ def cmd_manage(args: argparse.Namespace) -> int:
     if args.service not in SERVICES:
         die(f"service must be one of: {', '.join(SERVICES)}")
     return run_manage(stack, args.service, *args.args, check=False).returncode
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    """A drop live in the terminal (loadtest/watch.py reads every service's /metrics)."""
+    return subprocess.call([str(VENV_PY), str(ROOT / "loadtest" / "watch.py"), "--stack", args.stack, *args.args])
 
 
 def cmd_loadtest(args: argparse.Namespace) -> int:

@@ -37,8 +37,9 @@ def web_sizing(service: str) -> tuple[int, int]:
     return int(os.environ.get(f"{prefix}_WORKERS", workers)), int(os.environ.get(f"{prefix}_THREADS", threads))
 
 
-def web_command(service: str, port: int) -> tuple[list[str], int]:
-    """The web server's command line for ``service`` on ``port``, and its threads per worker."""
+def web_command(service: str, port: int, *, also_port: int | None = None) -> tuple[list[str], int]:
+    """The web server's command line for ``service`` on ``port`` (and ``also_port``, gunicorn
+    only: the gateway's metrics), and its threads per worker."""
     bin_dir = VENV / "bin"
     prefix = service.upper()
     workers, threads = web_sizing(service)
@@ -57,6 +58,7 @@ def web_command(service: str, port: int) -> tuple[list[str], int]:
         str(bin_dir / "gunicorn"),
         *("config.wsgi:application", "-c", "python:shared.gunicorn_conf"),
         *("--bind", f"127.0.0.1:{port}"),
+        *(("--bind", f"127.0.0.1:{also_port}") if also_port else ()),
         *("--workers", str(workers), *concurrency, "--worker-class", worker_class, "--backlog", "2048"),
         *("--keep-alive", "30", "--graceful-timeout", "10", "--timeout", "30"),
         *("--name", f"shop-{service}", "--no-control-socket"),
@@ -87,7 +89,8 @@ def programs(stack: Stack) -> list[Program]:
     for service in WEB:
         env = stack.env(service)
         cwd = ROOT / f"{service}_svc"
-        argv, threads = web_command(service, stack.port(service))
+        metrics_port = stack.gateway_metrics_port if service == "gateway" else None
+        argv, threads = web_command(service, stack.port(service), also_port=metrics_port)
         # One PostgreSQL connection per thread at most: a request keeps its connection until it
         # ends (the order service's includes the inventory call), so fewer would queue threads.
         web_env = {"DB_POOL_MAX_SIZE": str(max(threads, 2)), **env}

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from shared.topology import (
     DEFAULT_GATEWAY_PORT,
+    GATEWAY_METRICS_OFFSET,
     PASSED_PREFIXES,
     PORT_OFFSETS,
     WEB,
@@ -50,6 +51,14 @@ class Stack:
     @property
     def sock(self) -> Path:
         return self.dir / "supervisor.sock"
+
+    @property
+    def metrics_dir(self) -> Path:
+        return self.dir / "metrics"
+
+    @property
+    def gateway_metrics_port(self) -> int:
+        return self.port_base + GATEWAY_METRICS_OFFSET
 
     def port(self, service: str) -> int:
         return self.port_base + PORT_OFFSETS[service]
@@ -118,6 +127,10 @@ class Stack:
         env.update(self.extra_env)
         if service and service != "gateway":
             env["DATABASE_URL"] = self.database_url(service)
+        if service:
+            # prometheus-client's multiprocess files: every process of a service adds to its /metrics.
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(self.metrics_dir / service)
+            env["GATEWAY_METRICS_PORT"] = str(self.gateway_metrics_port)
         return env
 
 

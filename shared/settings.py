@@ -63,6 +63,7 @@ def service_settings(
             *apps,
         ],
         "MIDDLEWARE": [
+            "shared.metrics.RequestMetricsMiddleware",
             "shared.requests.RequestIdMiddleware",
             "shared.internal_auth.InternalAuthMiddleware",
             "shared.errors.JsonErrorMiddleware",
@@ -72,6 +73,7 @@ def service_settings(
             "django.middleware.common.CommonMiddleware",
             "django.middleware.csrf.CsrfViewMiddleware",
             "django.contrib.auth.middleware.AuthenticationMiddleware",
+            "shared.staff.StaffSignInMiddleware",
             "django.contrib.messages.middleware.MessageMiddleware",
         ],
         "TEMPLATES": [
@@ -103,6 +105,11 @@ def service_settings(
         # An outage the cache ignores is still a log line.
         "DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS": True,
         "REDIS_URL": redis_url,
+        # Browsers send cookies to every port of a host: each service names its own, and the
+        # one staff sign-in travels in the shared, signed "shop_staff" cookie (shared.staff).
+        "SESSION_COOKIE_NAME": f"{name}_sessionid",
+        "CSRF_COOKIE_NAME": f"{name}_csrftoken",
+        "STAFF_SIGN_IN_SECONDS": env.int("STAFF_SIGN_IN_SECONDS", default=12 * 3600),
         "REST_FRAMEWORK": {
             "DEFAULT_AUTHENTICATION_CLASSES": ["shared.internal_auth.GatewayIdentityAuthentication"],
             "DEFAULT_PERMISSION_CLASSES": ["shared.internal_auth.IsMember"],
@@ -161,6 +168,14 @@ def service_settings(
         "UPSTREAM_IDLE_REUSE_SECONDS": env.float("UPSTREAM_IDLE_REUSE_SECONDS", default=15.0),
         "SERVICE_URLS": {
             svc: env.str(service_url_variable(svc), default=f"http://127.0.0.1:{port}")
+            for svc, port in SERVICE_PORTS.items()
+        },
+        # Where a browser reaches each service's admin (links from one admin to another).
+        "ADMIN_URLS": {
+            svc: env.str(
+                f"{svc.upper()}_ADMIN_URL",
+                default=env.str(f"{svc.upper()}_SERVICE_URL", default=f"http://127.0.0.1:{port}"),
+            )
             for svc, port in SERVICE_PORTS.items()
         },
         "LOGGING": _logging(name, env.str("LOG_LEVEL", default="INFO")),

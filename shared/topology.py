@@ -21,6 +21,9 @@ CONSUMERS = ("catalog", "order", "inventory", "payment")
 #: The gateway's port on a developer machine (``GATEWAY_PORT``); each service takes the next.
 DEFAULT_GATEWAY_PORT = 8000
 PORT_OFFSETS = {name: offset for offset, name in enumerate(WEB)}
+#: The gateway's /metrics listens apart from its public port, at the gateway's port plus
+#: this (8009 on a developer machine): Prometheus reaches it, clients never do.
+GATEWAY_METRICS_OFFSET = 9
 #: Web process -> its port on a developer machine.
 SERVICE_PORTS = {name: DEFAULT_GATEWAY_PORT + offset for name, offset in PORT_OFFSETS.items()}
 
@@ -71,6 +74,7 @@ PASSED_PREFIXES = (
     "REFRESH_",
     "REQUEST_",
     "SAGA_",
+    "STAFF_",
 )
 
 

@@ -137,9 +137,10 @@ def register_with_inventory(cloth: Cloth) -> str | None:
     p = _cloth_payload(cloth)
     body = {
         "cloth_id": p["cloth_id"],
+        "name": p["name"],
         "sale_starts_at": p["sale_starts_at"],
         "purchase_limit": p["purchase_limit"],
-        "variants": [{"variant_id": v["variant_id"], "stock": v["stock"]} for v in p["variants"]],
+        "variants": [{"variant_id": v["variant_id"], "stock": v["stock"], "size": v["size"]} for v in p["variants"]],
     }
     try:
         # Idempotent: a variant the inventory knows keeps its counts.

@@ -113,3 +113,14 @@ _BY_THE_STACK = {
     "JWT_SIGNING_KEY",
     "LOG_LEVEL",
 }
+
+
+def test_every_process_of_a_service_shares_its_metrics_directory_and_the_gateway_listens_for_prometheus(dev_stack):
+    programs, _ = dev_stack
+    for service in SERVICES:
+        dirs = {programs[p].env["PROMETHEUS_MULTIPROC_DIR"] for p in programs if p.split("-")[0] == service}
+        assert len(dirs) == 1 and next(iter(dirs)).endswith(f"/metrics/{service}")
+    gateway = programs["gateway"].argv
+    binds = [gateway[i + 1] for i, arg in enumerate(gateway) if arg == "--bind"]
+    assert binds == ["127.0.0.1:9100", "127.0.0.1:9109"]  # the public port, then the metrics one
+    assert programs["gateway"].env["GATEWAY_METRICS_PORT"] == "9109"

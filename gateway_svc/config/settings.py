@@ -18,7 +18,11 @@ globals().update(_shared)
 
 # The hot path is one plain Django view: nothing else runs per request.
 INSTALLED_APPS = ["gateway"]
-MIDDLEWARE = ["shared.requests.RequestIdMiddleware", "shared.errors.JsonErrorMiddleware"]
+MIDDLEWARE = [
+    "shared.metrics.RequestMetricsMiddleware",
+    "shared.requests.RequestIdMiddleware",
+    "shared.errors.JsonErrorMiddleware",
+]
 TEMPLATES: list = []
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 APPEND_SLASH = False
@@ -89,6 +93,9 @@ GATEWAY_SCHEMA_CACHE_SECONDS = env.int("GATEWAY_SCHEMA_CACHE_SECONDS", default=3
 # default: in a drop it cost the gateway a tenth of its CPU, and supervisord as much again
 # copying it; every answer carries X-Request-Id, and errors are logged regardless.
 GATEWAY_ACCESS_LOG = env.bool("GATEWAY_ACCESS_LOG", default=False)
+#: The gateway's /metrics answers only on this port (a second address its web server listens
+#: on, for Prometheus; never the public one). 0: nowhere.
+GATEWAY_METRICS_PORT = env.int("GATEWAY_METRICS_PORT", default=0)
 #: The services the gateway fronts (health and API docs); the routes name them too.
 GATEWAY_SERVICES = list(SERVICES)
 

@@ -1,4 +1,4 @@
-"""The public API's OpenAPI document, merged from the services', and a page that lists it.
+"""The public API's OpenAPI document, merged from the services', and Swagger UI over it.
 
 Each service describes itself with drf-spectacular (``/api/schema``). The gateway keeps
 only the operations its allowlist forwards, marks which need a token, adds the error
@@ -15,8 +15,10 @@ import logging
 import re
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
+import drf_spectacular_sidecar
 from django.conf import settings
 
 from gateway import forwarding, routes
@@ -153,45 +155,47 @@ def build_schema() -> tuple[dict[str, Any], bool]:
     return doc, complete
 
 
-def _schema_fields(doc: dict[str, Any], schema: dict[str, Any] | None) -> list[tuple[str, str, bool]]:
-    if not schema:
-        return []
-    if "$ref" in schema:
-        schema = doc["components"]["schemas"].get(schema["$ref"].rsplit("/", 1)[-1], {})
-    required = set(schema.get("required", []))
-    out = []
-    for name, prop in schema.get("properties", {}).items():
-        kind = prop.get("type") or (prop.get("$ref", "").rsplit("/", 1)[-1]) or "object"
-        if kind == "array":
-            items = prop.get("items", {})
-            kind = f"array of {items.get('type') or items.get('$ref', '').rsplit('/', 1)[-1] or 'object'}"
-        out.append((name, kind, name in required and not prop.get("readOnly")))
-    return out
+#: Swagger UI's files, from drf-spectacular-sidecar (installed with the project: no CDN).
+_ASSET_DIR = (
+    Path(drf_spectacular_sidecar.__file__).resolve().parent / "static" / "drf_spectacular_sidecar" / "swagger-ui-dist"
+)
+_ASSET_TYPES = {
+    "swagger-ui.css": "text/css; charset=utf-8",
+    "swagger-ui-bundle.js": "application/javascript; charset=utf-8",
+    "favicon-32x32.png": "image/png",
+}
+_assets: dict[str, bytes] = {}
+
+
+def asset(name: str) -> tuple[bytes, str] | None:
+    """(content, content type) of one of Swagger UI's files, or None for any other name."""
+    content_type = _ASSET_TYPES.get(name)
+    if content_type is None:
+        return None
+    if name not in _assets:
+        _assets[name] = (_ASSET_DIR / name).read_bytes()
+    return _assets[name], content_type
 
 
 def render_html(doc: dict[str, Any]) -> str:
-    esc = html.escape
-    rows = []
-    for template, operations in doc["paths"].items():
-        for method, op in operations.items():
-            body = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
-            fields = _schema_fields(doc, body)
-            params = [f"{esc(p['name'])} ({esc(p.get('in', ''))})" for p in op.get("parameters", [])]
-            field_html = ", ".join(f"<code>{esc(n)}</code>{'*' if req else ''} <i>{esc(k)}</i>" for n, k, req in fields)
-            responses = ", ".join(esc(code) for code in op.get("responses", {}))
-            lock = "&#128274;" if op.get("security") else ""
-            rows.append(
-                f"<tr><td class=m>{esc(method.upper())}</td><td><code>{esc(template)}</code> {lock}</td>"
-                f"<td>{esc(op.get('summary', ''))}</td><td>{field_html}{'<br>' if params and field_html else ''}"
-                f"{', '.join(params)}</td><td>{responses}</td></tr>"
-            )
+    """Swagger UI over ``/api/schema``: "Authorize" takes an access token, "Try it out" calls this gateway."""
+    title = html.escape(doc["info"]["title"])
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{esc(doc["info"]["title"])}</title>
-<style>body{{font:14px system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse;width:100%}}
-td,th{{border-bottom:1px solid #ddd;padding:6px;text-align:left;vertical-align:top}}.m{{font-weight:bold}}
-code{{background:#f4f4f4;padding:1px 3px}}</style></head>
-<body><h1>{esc(doc["info"]["title"])}</h1><p>{esc(doc["info"]["description"])}</p>
-<p>Errors, everywhere: <code>{{"error": {{"code", "message", "fields"?}}}}</code>. The machine-readable
-document: <a href="/api/schema">/api/schema</a> (OpenAPI 3). &#128274; = needs a token; * = required.</p>
-<table><tr><th>method</th><th>path</th><th>what</th><th>input</th><th>answers</th></tr>
-{"".join(rows)}</table></body></html>"""
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" type="image/png" href="/docs/assets/favicon-32x32.png">
+<link rel="stylesheet" href="/docs/assets/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="/docs/assets/swagger-ui-bundle.js"></script>
+<script>
+window.ui = SwaggerUIBundle({{
+  url: "/api/schema",
+  dom_id: "#swagger-ui",
+  deepLinking: true,
+  persistAuthorization: true,
+  displayRequestDuration: true,
+  docExpansion: "list",
+  presets: [SwaggerUIBundle.presets.apis],
+  layout: "BaseLayout"
+}});
+</script></body></html>"""

@@ -22,6 +22,7 @@ from shared.errors import (
     error_body,
 )
 from shared.internal_auth import CALLER_HEADER, INTERNAL_TOKEN_HEADER, MEMBER_ID_HEADER, SESSION_ID_HEADER
+from shared.metrics import render as render_metrics
 from shared.redis import get_redis
 from shared.requests import REQUEST_ID_HEADER
 
@@ -57,6 +58,7 @@ def proxy(request: HttpRequest) -> HttpResponse:
     started = time.perf_counter()
     path = request.path_info
     route, allowed = routes.match(request.method, path)
+    request.metrics_view = route.pattern.pattern if route is not None else "unrouted"
     if route is None:
         if allowed:
             response = JsonResponse(
@@ -208,11 +210,31 @@ def health(request: HttpRequest) -> JsonResponse:
     return JsonResponse(body, status=503 if status == "down" else 200)
 
 
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text of the gateway's processes, on GATEWAY_METRICS_PORT only: the public port says 404."""
+    port = settings.GATEWAY_METRICS_PORT
+    if not port or request.META.get("SERVER_PORT") != str(port):
+        return JsonResponse(error_body("not_found", "Not found."), status=404)
+    body, content_type = render_metrics()
+    return HttpResponse(body, content_type=content_type)
+
+
 def schema(request: HttpRequest) -> JsonResponse:
     """The public API's OpenAPI document: every service's, internal routes left out."""
     return JsonResponse(apidocs.public_schema())
 
 
 def docs(request: HttpRequest) -> HttpResponse:
-    """A self-contained page listing the public API (no CDN assets: works offline)."""
+    """Swagger UI over the public API's document; its files come from this gateway, not a CDN."""
     return HttpResponse(apidocs.render_html(apidocs.public_schema()), content_type="text/html; charset=utf-8")
+
+
+def docs_asset(request: HttpRequest, name: str) -> HttpResponse:
+    """One of Swagger UI's files (drf-spectacular-sidecar), cached by the browser for a day."""
+    found = apidocs.asset(name)
+    if found is None:
+        return JsonResponse(error_body("not_found", "Not found."), status=404)
+    content, content_type = found
+    response = HttpResponse(content, content_type=content_type)
+    response["Cache-Control"] = "public, max-age=86400"
+    return response

@@ -27,8 +27,17 @@ INVENTORY_GATE_LOAD_WAIT_SECONDS = env.float("INVENTORY_GATE_LOAD_WAIT_SECONDS",
 # belong to a request still under way).
 INVENTORY_GATE_REPAIR_AGE_SECONDS = env.float("INVENTORY_GATE_REPAIR_AGE_SECONDS", default=120.0)
 
+# /metrics shows the stock of the clothes whose sale starts within this many hours of now
+# (either way): the drops being run or about to be.
+INVENTORY_METRICS_DROP_HOURS = env.float("INVENTORY_METRICS_DROP_HOURS", default=6.0)
+
 CELERY_BEAT_SCHEDULE = {
     **CELERY_BEAT_SCHEDULE,  # noqa: F821 - set by service_settings above
+    "export-gate-drift": {
+        "task": "inventory.tasks.export_gate_drift",
+        "schedule": env.float("INVENTORY_DRIFT_METRIC_SECONDS", default=30.0),
+        "options": {"expires": 30},
+    },
     "release-expired-reservations": {
         "task": "inventory.tasks.release_expired_reservations",
         "schedule": env.float("INVENTORY_EXPIRY_SWEEP_SECONDS", default=15.0),

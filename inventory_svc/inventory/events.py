@@ -33,7 +33,11 @@ def on_cloth_changed(event: Event) -> None:
         cloth_id=int(p["cloth_id"]),
         sale_starts_at=_when(p.get("sale_starts_at")),
         purchase_limit=int(p.get("purchase_limit") or 0),
-        variants=[{"variant_id": int(v["variant_id"]), "stock": int(v.get("stock", 0))} for v in p.get("variants", [])],
+        variants=[
+            {"variant_id": int(v["variant_id"]), "stock": int(v.get("stock", 0)), "size": str(v.get("size") or "")}
+            for v in p.get("variants", [])
+        ],
+        name=str(p.get("name") or ""),
         actor=f"event:{event.event_type}",
     )
 

@@ -16,6 +16,9 @@ class StockItem(models.Model):
 
     variant_id = models.BigIntegerField(unique=True)
     cloth_id = models.BigIntegerField(db_index=True)
+    # Copies of the catalog's words for people (the admin), kept by ClothCreated/ClothUpdated.
+    cloth_name = models.CharField(max_length=200, blank=True, default="")
+    size = models.CharField(max_length=32, blank=True, default="")
     total = models.IntegerField(default=0)
     reserved = models.IntegerField(default=0)
     sold = models.IntegerField(default=0)
@@ -33,6 +36,8 @@ class StockItem(models.Model):
         ]
 
     def __str__(self) -> str:
+        if self.cloth_name:
+            return f"{self.cloth_name} {self.size} (variant {self.variant_id})"
         return f"variant {self.variant_id} (cloth {self.cloth_id})"
 
     @property

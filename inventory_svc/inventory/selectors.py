@@ -262,3 +262,31 @@ def _gate_differences(cloth_id: int, *, reads: int = 3, pause: float = 0.2) -> l
         if not found:
             return []
     return found
+
+
+def drop_cloth_ids(*, hours: float) -> list[int]:
+    """The clothes whose sale starts (or started) within ``hours`` of now: the drops being watched."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from inventory.models import ClothRule
+
+    now, window = timezone.now(), dt.timedelta(hours=hours)
+    return list(
+        ClothRule.objects.filter(sale_starts_at__gte=now - window, sale_starts_at__lte=now + window)
+        .order_by("cloth_id")
+        .values_list("cloth_id", flat=True)
+    )
+
+
+def gate_drift_units(cloth_id: int) -> int:
+    """How many units the gate of ``cloth_id`` is off from PostgreSQL, as ``check_invariants`` sees it
+    (each variant's difference, plus one for each order only one side holds)."""
+    units = 0
+    for diff in _gate_differences(cloth_id):
+        if "variant_id" in diff:
+            units += abs((diff["actual"] or 0) - diff["expected"])
+        else:
+            units += len(diff["only_in_gate"]) + len(diff["only_in_postgresql"])
+    return units

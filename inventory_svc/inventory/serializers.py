@@ -41,10 +41,12 @@ class StockQuerySerializer(serializers.Serializer):
 class RegisterVariantSerializer(serializers.Serializer):
     variant_id = IdField()
     stock = serializers.IntegerField(min_value=0, max_value=10_000_000)
+    size = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
 
 
 class RegisterStockSerializer(serializers.Serializer):
     cloth_id = IdField()
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     sale_starts_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
     purchase_limit = serializers.IntegerField(min_value=0, required=False, allow_null=True, default=0)
     variants = RegisterVariantSerializer(many=True, allow_empty=False)

@@ -12,6 +12,7 @@ from orders import services
 from orders.models import Order, OrderLine, OrderTransition
 from shared.errors import ShopError
 from shared.messaging.models import OutboxEvent
+from shared.staff import order_links
 
 
 class OrderLineInline(admin.TabularInline):
@@ -36,7 +37,7 @@ class OrderTransitionInline(admin.TabularInline):
 
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
-    list_display = ("order_id", "member_id", "status", "total", "created_at", "payment_deadline")
+    list_display = ("order_id", "member_id", "items", "status", "total", "created_at", "payment_deadline", "elsewhere")
     list_filter = ("status", "created_at")
     # "=" lookups: exact ids, so a search by member, variant or cloth id uses the indexes.
     search_fields = ("=order_id", "=member_id", "=lines__variant_id", "=lines__cloth_id", "lines__name")
@@ -50,6 +51,7 @@ class OrderAdmin(admin.ModelAdmin):
         "refund_reason",
         "created_at",
         "updated_at",
+        "elsewhere",
         "events",
     )
     exclude = ("request_fingerprint",)
@@ -62,6 +64,17 @@ class OrderAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("lines")
+
+    @admin.display(description="items")
+    def items(self, obj: Order) -> str:
+        return ", ".join(f"{line.name} {line.size} ×{line.quantity}" for line in obj.lines.all())
+
+    @admin.display(description="order · reservation · payment")
+    def elsewhere(self, obj: Order) -> str:
+        return order_links(obj.order_id)
 
     @admin.display(description="events (outbox)")
     def events(self, obj: Order):

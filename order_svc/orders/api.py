@@ -19,6 +19,7 @@ from orders.serializers import (
 )
 from shared.errors import PermissionDenied, ValidationFailed
 from shared.internal_auth import IsInternal
+from shared.metrics import count_order_outcome
 from shared.openapi import shop_errors
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
@@ -51,6 +52,7 @@ class PlaceOrderView(APIView):
         summary="Place an order (reserves the stock at once)",
     )
     @shop_errors(409, 422)
+    @count_order_outcome
     def post(self, request: Request) -> Response:
         # Most clicks of a drop come after the last unit is gone: answer those before any
         # validation or I/O when the stock gate said so a moment ago (see clients.known_sold_out).
@@ -74,6 +76,7 @@ class WishlistOrderView(APIView):
         summary="Order the wishlist (all of it, or the variants named); all or nothing",
     )
     @shop_errors(409, 422)
+    @count_order_outcome
     def post(self, request: Request) -> Response:
         body = WishlistOrderSerializer(data=request.data)
         body.is_valid(raise_exception=True)

@@ -40,6 +40,9 @@ class Payment(models.Model):
     failure_reason = models.CharField(max_length=200, blank=True, default="")
     refund_reference = models.CharField(max_length=128, blank=True, default="")
     refund_reason = models.CharField(max_length=32, blank=True, default="")
+    # The order's status as this service last learnt it (when the payment opened, then from
+    # the order's events): for people reading the admin, never for a decision.
+    order_status = models.CharField(max_length=20, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

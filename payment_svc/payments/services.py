@@ -18,6 +18,7 @@ from payments.models import CHARGED_STATES, Payment, PaymentStatus
 from payments.providers import ProviderTimeout, get_provider
 from shared.errors import IllegalTransition, NotFound, PaymentDeclined, UpstreamTimeout
 from shared.messaging.events import record_event
+from shared.metrics import PAYMENTS
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,11 @@ def open_payment(*, member_id: int, order_id: int) -> tuple[Payment, bool]:
     try:
         with transaction.atomic():
             payment = Payment.objects.create(
-                order_id=order_id, member_id=member_id, amount=order.total, provider=get_provider().name
+                order_id=order_id,
+                member_id=member_id,
+                amount=order.total,
+                provider=get_provider().name,
+                order_status=order.status,
             )
     except IntegrityError:
         # A concurrent POST opened it first (one open payment per order): answer with that one.
@@ -142,6 +147,7 @@ def complete_payment(*, member_id: int, order_id: int, card_number: str) -> Paym
                 )
                 outcome = "declined"
     logger.info("payment %s of order %s: %s (attempt %d)", payment.payment_id, order_id, outcome, payment.attempts)
+    PAYMENTS.labels(outcome).inc()
     if outcome == "timeout":
         raise UpstreamTimeout("The card network did not answer; try again, you will not be charged twice.")
     if outcome == "declined":
@@ -206,3 +212,8 @@ def cancel_open_payments(*, order_id: int, reason: str) -> int:
         payment.failure_reason = reason[:200]
         payment.save(update_fields=["status", "failure_reason", "updated_at"])
     return len(payments)
+
+
+def note_order_status(*, order_id: int, status: str) -> None:
+    """Keep the order's status beside its payments, for the admin (the order service decides)."""
+    Payment.objects.filter(order_id=order_id).exclude(order_status=status).update(order_status=status)

@@ -24,6 +24,7 @@ from shared.messaging import handlers, recovery
 from shared.messaging.events import Event, dead_letter_topic, topic_name
 from shared.messaging.kafka import ensure_topics, get_producer, make_consumer
 from shared.messaging.models import DeadLetter
+from shared.metrics import CONSUMER_LAG, DEAD_LETTERS
 from shared.redis import get_redis
 from shared.requests import request_id_var
 
@@ -75,12 +76,15 @@ class EventConsumer:
         consumer = self._connect(epoch)
         handled = 0
         idle_since = unassigned_since = time.monotonic()
-        marked_at = 0.0
+        marked_at = lag_reported_at = 0.0
         try:
             while self.running:
                 wanted = POLL_BATCH if max_messages is None else max(1, min(POLL_BATCH, max_messages - handled))
                 msgs = _poll_batch(consumer, wanted)
                 now = time.monotonic()
+                if now - lag_reported_at > _LAG_REPORT_SECONDS:
+                    lag_reported_at = now
+                    self._report_lag(consumer)
                 if consumer.assignment():
                     unassigned_since = now
                     if now - marked_at > _ASSIGNED_TTL_SECONDS / 3:
@@ -131,6 +135,25 @@ class EventConsumer:
             _settle_join(consumer)
             consumer.close()  # commits the stored offsets, leaves the group
         return handled
+
+    def _report_lag(self, consumer) -> None:
+        """The messages behind, per topic, of the partitions this consumer holds (for /metrics).
+
+        Local reads only: the high watermarks librdkafka has from its last fetches, and the
+        positions it holds; no request to the broker.
+        """
+        lag: dict[str, int] = dict.fromkeys(self.base_topics, 0)
+        try:
+            for tp in consumer.position(consumer.assignment()):
+                low, high = consumer.get_watermark_offsets(tp, cached=True)
+                behind = high - (tp.offset if tp.offset >= 0 else low)
+                base = self._unprefix.get(tp.topic, tp.topic)
+                lag[base] = lag.get(base, 0) + max(0, behind)
+        except KafkaException as exc:
+            logger.debug("consumer %s: lag not read (%s)", self.group, exc)
+            return
+        for topic, behind in lag.items():
+            CONSUMER_LAG.labels(self.group, topic).set(behind)
 
     def _connect(self, epoch: str | None):
         """A consumer subscribed to this group's topics (made first if the broker lacks them).
@@ -228,6 +251,7 @@ class EventConsumer:
 
     def dead_letter(self, msg: Message, base_topic: str, event: Event | None, error: str, *, attempts: int) -> None:
         raw = msg.value() or b""
+        DEAD_LETTERS.labels(self.group, base_topic).inc()
         logger.error(
             "consumer %s: dead-lettering %s from %s: %s",
             self.group,
@@ -300,6 +324,10 @@ def _store_offsets(consumer, msgs: list[Message], group: str) -> None:
         # The partition went away under us (a broker that lost its data): the events are
         # applied, so a redelivery is skipped by the inbox; nothing is lost.
         logger.warning("consumer %s: offsets not stored (%s); a redelivery is skipped", group, exc)
+
+
+#: How often the consumer records its lag for /metrics.
+_LAG_REPORT_SECONDS = 2.0
 
 
 def _settle_join(consumer, timeout: float = 8.0) -> None:

@@ -20,6 +20,7 @@ from django.utils import timezone
 from shared.messaging.events import envelope_json, topic_name
 from shared.messaging.kafka import get_producer
 from shared.messaging.models import OutboxEvent
+from shared.metrics import PUBLISH_DELAY
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +77,9 @@ def publish_pending(*, batch_size: int | None = None) -> int:
         # One UPDATE for the batch: bulk_update's CASE per row was most of the relay's CPU.
         if published:
             OutboxEvent.objects.filter(id__in=published).update(published_at=done)
+            for row in rows:
+                if outcome.get(row.id, "no delivery report") is None:
+                    PUBLISH_DELAY.observe((done - row.occurred_at).total_seconds())
         for row in failed:
             row.attempts += 1
             row.next_attempt_at = done + dt.timedelta(seconds=backoff_seconds(row.attempts))

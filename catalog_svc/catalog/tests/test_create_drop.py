@@ -35,7 +35,12 @@ def test_create_drop_prints_the_ids_and_registers_stock(inventory_calls, capsys)
     assert [(v["size"], v["stock"]) for v in out["variants"]] == [("S", 100), ("M", 200), ("L", 200)]
     assert cloth.purchase_limit == 1 and cloth.brand == "Acme"
     assert OutboxEvent.objects.filter(event_type="ClothCreated", aggregate_id=str(cloth.id)).count() == 1
-    assert inventory_calls[0][3]["variants"][0] == {"variant_id": out["variants"][0]["variant_id"], "stock": 100}
+    assert inventory_calls[0][3]["variants"][0] == {
+        "variant_id": out["variants"][0]["variant_id"],
+        "stock": 100,
+        "size": "S",
+    }
+    assert inventory_calls[0][3]["name"] == "Jacket"  # for the inventory admin
 
 
 def test_inventory_down_is_said_on_stderr_and_the_event_still_carries_it(inventory_calls, capsys):

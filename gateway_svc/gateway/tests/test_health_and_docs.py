@@ -35,12 +35,23 @@ def test_the_schema_leaves_out_a_service_that_is_down(client, settings, dead_url
     assert "/cloth/detail/{cloth_id}" not in doc["paths"] and "/member/join" in doc["paths"]
 
 
-def test_the_docs_page_lists_the_public_operations_and_no_internal_one(client):
+def test_the_docs_page_is_swagger_ui_over_the_schema_with_its_files_served_here(client):
     r = client.get("/docs")
     assert r.status_code == 200 and r["Content-Type"].startswith("text/html")
     page = r.content.decode()
-    assert "/member/join" in page and "<code>email</code>*" in page
-    assert "/cloth/inventory" not in page and "/internal/" not in page
+    assert 'url: "/api/schema"' in page
+    for name in ("swagger-ui.css", "swagger-ui-bundle.js"):
+        assert f'"/docs/assets/{name}"' in page
+        asset = client.get(f"/docs/assets/{name}")
+        assert asset.status_code == 200 and len(asset.content) > 10_000
+    assert client.get("/docs/assets/swagger-ui-bundle.js")["Content-Type"].startswith("application/javascript")
+    assert "http" not in page  # no CDN: every file comes from this gateway
+
+
+def test_only_swagger_uis_own_files_are_served_from_the_docs_assets(client):
+    for name in ("LICENSE", "..", "swagger-ui-bundle.js.map", "settings.py"):
+        r = client.get(f"/docs/assets/{name}")
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
 
 
 def _enum_part(method: str, path: str, values: list[str]) -> dict:
@@ -87,3 +98,15 @@ def test_the_gateways_own_error_answers_are_documented_on_every_operation_in_the
     assert errors("get", "/member/mypage") == everywhere | {401}  # a token needed; no body read; no limit
     assert errors("get", "/cloth/detail/{cloth_id}") == everywhere | {429}
     assert doc["paths"]["/cloth/detail/{cloth_id}"]["get"]["responses"]["503"]["headers"]["Retry-After"]
+
+
+def test_metrics_answer_only_on_the_metrics_port_never_on_the_public_one(client, settings):
+    settings.GATEWAY_METRICS_PORT = 18109
+    client.get("/no/such/route")
+    r = client.get("/metrics")  # the test client's port: the public one
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    r = client.get("/metrics", SERVER_PORT="18109")
+    assert r.status_code == 200
+    assert 'shop_http_request_duration_seconds_count{method="GET",status="404",view="unrouted"}' in r.content.decode()
+    settings.GATEWAY_METRICS_PORT = 0
+    assert client.get("/metrics", SERVER_PORT="18109").status_code == 404

@@ -23,6 +23,7 @@ def register_stock(
     sale_starts_at: dt.datetime | None,
     purchase_limit: int | None,
     variants: list[dict],
+    name: str = "",
     actor: str = "catalog",
 ) -> dict:
     """Make the cloth's variants known with their first stock, and its rule; load its gate.
@@ -43,8 +44,14 @@ def register_stock(
                 f"Variant {elsewhere[0]} belongs to another cloth.",
                 fields={"variants": [f"variant {elsewhere[0]} belongs to another cloth"]},
             )
-        new = [StockItem(variant_id=v, cloth_id=cloth_id, total=stock) for v, stock in wanted.items() if v not in known]
+        sizes = {int(v["variant_id"]): v.get("size") or "" for v in variants}
+        new = [
+            StockItem(variant_id=v, cloth_id=cloth_id, total=stock, cloth_name=name, size=sizes[v])
+            for v, stock in wanted.items()
+            if v not in known
+        ]
         StockItem.objects.bulk_create(new)
+        _rename_known(cloth_id, name, {v: sizes[v] for v in known})
         new_lines = [Line(i.variant_id, cloth_id, i.total) for i in new if i.total]
         write_ledger(new_lines, MovementKind.RESTOCK, order_id=None, cause="registered", actor=actor)
         if new:
@@ -64,6 +71,15 @@ def register_stock(
         after_commit(_load_registered, cloth_id, start_ms, limit, [(i.variant_id, i.total) for i in new])
     items = selectors.stock_of_variants(list(wanted), from_cache=False)
     return {"cloth_id": cloth_id, "created": [i.variant_id for i in new], "variants": items}
+
+
+def _rename_known(cloth_id: int, name: str, sizes: dict[int, str]) -> None:
+    """Keep the names people read in the admin as the catalog last said them (never the counts)."""
+    if name:
+        StockItem.objects.filter(cloth_id=cloth_id).exclude(cloth_name=name).update(cloth_name=name)
+    for variant_id, size in sizes.items():
+        if size:
+            StockItem.objects.filter(variant_id=variant_id).exclude(size=size).update(size=size)
 
 
 def _load_registered(cloth_id: int, start_ms: int, limit: int, new: list[tuple[int, int]]) -> None:

@@ -32,3 +32,12 @@ def test_admin_refund_action_refuses_an_unpaid_order(place, admin_client):
     order_id = place(4).json()["order_id"]
     admin_client.post("/admin/orders/order/", {"action": "refund_orders", "_selected_action": [order_id]})
     assert Order.objects.get().status == OrderStatus.PENDING_PAYMENT
+
+
+def test_admin_lists_show_each_orders_items_and_link_to_its_reservation_and_payment(place, admin_client):
+    order_id = place(4).json()["order_id"]
+    line = Order.objects.get().lines.get()
+    page = admin_client.get("/admin/orders/order/").content.decode()
+    assert f"{line.name} {line.size} ×{line.quantity}" in page
+    assert f"/admin/inventory/reservation/?order_id={order_id}" in page
+    assert f"/admin/payments/payment/?order_id={order_id}" in page

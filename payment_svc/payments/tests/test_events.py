@@ -112,3 +112,18 @@ def test_refund_requested_over_the_real_broker_refunds(paid, settings):
     assert paid.status == PaymentStatus.REFUNDED
     assert OutboxEvent.objects.filter(event_type="PaymentRefunded").count() == 1
     reset_producer()
+
+
+def test_the_orders_status_is_kept_beside_its_payments_and_shown_in_the_admin(paid, admin_client):
+    assert paid.order_status == "PENDING_PAYMENT"  # as the order service said when the payment opened
+    apply_event("payment", make_event("OrderPaid", {"order_id": 1, "member_id": 1, "payment_id": paid.payment_id}))
+    paid.refresh_from_db()
+    assert paid.order_status == "PAID"
+    page = admin_client.get("/admin/payments/payment/").content.decode()
+    assert "PAID" in page and "/admin/inventory/reservation/?order_id=1" in page
+    apply_event("payment", make_event("RefundRequested", {"order_id": 1, "member_id": 1, "reason": "late_payment"}))
+    paid.refresh_from_db()
+    assert paid.order_status == "PAID"  # money for an order that had ended does not move the order
+    apply_event("payment", make_event("OrderRefunded", {"order_id": 1, "member_id": 1, "payment_id": 1}))
+    paid.refresh_from_db()
+    assert paid.order_status == "REFUNDED"

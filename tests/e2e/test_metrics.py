@@ -1,0 +1,93 @@
+"""/metrics of a running stack: every service on its own port, the domain's figures moving with a drop."""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlsplit
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from .conftest import GATEWAY_URL, wait_for
+
+SERVICES = ("member", "catalog", "order", "inventory", "payment")
+
+
+def _service_url(service: str) -> str:
+    default = urlsplit(GATEWAY_URL)
+    port = (default.port or 80) + ("gateway", *SERVICES).index(service)
+    return os.environ.get(f"{service.upper()}_SERVICE_URL", f"{default.scheme}://{default.hostname}:{port}")
+
+
+def scrape(url: str) -> dict[tuple[str, frozenset], float]:
+    r = requests.get(url + "/metrics", timeout=10)
+    assert r.status_code == 200, r.text
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(r.text)
+        for sample in family.samples
+    }
+
+
+def value(samples: dict, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def test_every_service_answers_metrics_on_its_own_port_and_the_gateway_not_on_its_public_one(gw):
+    for service in SERVICES:
+        samples = scrape(_service_url(service))
+        assert value(samples, "shop_outbox_waiting_rows", service=service) >= 0
+        assert any(name == "shop_http_request_duration_seconds_count" for name, _ in samples)
+    assert gw.get("/metrics").status_code == 404
+    gateway = urlsplit(GATEWAY_URL)
+    samples = scrape(f"{gateway.scheme}://{gateway.hostname}:{gateway.port + 9}")
+    assert any(name == "shop_http_request_duration_seconds_count" for name, _ in samples)
+
+
+def test_an_order_moves_the_domain_metrics(gw, buyer, create_drop):
+    drop = create_drop(sizes="M:5", limit=1)
+    variant = str(drop["variants"][0]["variant_id"])
+    order_url, inventory_url = _service_url("order"), _service_url("inventory")
+    before = scrape(order_url)
+
+    r = gw.post("/orders/add", json={"lines": [{"variant_id": int(variant), "quantity": 1}]}, token=buyer["token"])
+    assert r.status_code == 201, r.text
+    r = gw.post("/orders/add", json={"lines": [{"variant_id": int(variant), "quantity": 1}]}, token=buyer["token"])
+    assert r.status_code == 409 and r.json()["error"]["code"] == "limit_exceeded"
+
+    after = scrape(order_url)
+    assert value(after, "shop_orders_total", outcome="won") - value(before, "shop_orders_total", outcome="won") == 1
+    assert (
+        value(after, "shop_orders_total", outcome="limit_exceeded")
+        - value(before, "shop_orders_total", outcome="limit_exceeded")
+        == 1
+    )
+    stock = scrape(inventory_url)
+    gate = {k: v for k, v in stock.items() if k[0] == "shop_gate_available_units" and ("variant_id", variant) in k[1]}
+    assert list(gate.values()) == [4.0]
+    assert ("size", "M") in next(iter(gate))[1]
+    # The inventory's consumer reports its lag per topic it reads.
+    wait_for(
+        lambda: any(name == "shop_consumer_lag_messages" for name, _ in scrape(inventory_url)),
+        what="the inventory consumer's lag",
+    )
+
+
+def test_watch_shows_a_drop_from_the_metrics(gw, create_drop):
+    import subprocess
+    import sys
+
+    from .conftest import ROOT, STACK
+
+    drop = create_drop(sizes="S:3,XL:2", name="Watched Parka")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "manage_all.py"), "--stack", STACK, "watch", str(drop["cloth_id"]), "--once"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("Watched Parka")]
+    assert [row.split()[3] for row in rows] == ["S", "XL"], result.stdout
+    assert "placements/s" in result.stdout and "consumer lag" in result.stdout
