@@ -118,7 +118,7 @@ def refresh_member(client: Any, member: dict[str, Any]) -> bool:
         name="GET /member/refresh",
         catch_response=True,
     ) as resp:
-        if judge(resp, ok=(200,)) != "":
+        if judge(resp, ok=(200,), expected=REFUSALS) != "":
             return False
         body = resp.json()
     member["access_token"], member["refresh_token"] = body["access_token"], body["refresh_token"]

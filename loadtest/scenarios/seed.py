@@ -13,7 +13,7 @@ import random
 import uuid
 from typing import Any
 
-from common import auth, data, judge, member_for, refresh_member, token_expired
+from common import REFUSALS, auth, data, judge, member_for, refresh_member, token_expired
 from locust import FastHttpUser, constant_throughput, task
 
 CARD_OK = "4242424242424242"
@@ -45,13 +45,13 @@ class Shopper(FastHttpUser):
     def cloth_list(self) -> None:
         params = random.choice(["", "?sort=price", "?sort=-price", "?in_stock=true", "?page_size=10"])
         with self.client.get(f"/cloth/list{params}", name="GET /cloth/list", catch_response=True) as resp:
-            judge(resp, ok=(200,))
+            judge(resp, ok=(200,), expected=REFUSALS)
 
     @task(35)
     def cloth_detail(self) -> None:
         cloth_id = random.choice(self.clothes)
         with self.client.get(f"/cloth/detail/{cloth_id}", name="GET /cloth/detail/{id}", catch_response=True) as resp:
-            judge(resp, ok=(200,))
+            judge(resp, ok=(200,), expected=REFUSALS)
 
     # ---------------------------------------------------------------- buying
 
@@ -64,7 +64,7 @@ class Shopper(FastHttpUser):
         ) as resp:
             if self._expired(resp):
                 return
-            if judge(resp, ok=(201,), expected={(409, "sold_out"): "sold_out"}) == "":
+            if judge(resp, ok=(201,), expected={(409, "sold_out"): "sold_out", **REFUSALS}) == "":
                 self.unpaid.append(resp.json()["order_id"])
 
     @task(8)
@@ -81,8 +81,11 @@ class Shopper(FastHttpUser):
         ) as resp:
             if self._expired(resp):
                 return
-            if judge(resp, ok=(200, 201)) == "":
+            outcome = judge(resp, ok=(200, 201), expected=REFUSALS)
+            if outcome == "":
                 self.open.append(order_id)
+            elif outcome in REFUSALS.values():
+                self.unpaid.append(order_id)  # refused before any work: the next turn asks again
 
     @task(8)
     def complete_payment(self) -> None:
@@ -98,7 +101,8 @@ class Shopper(FastHttpUser):
         ) as resp:
             if self._expired(resp):
                 return
-            judge(resp, ok=(200,))
+            if judge(resp, ok=(200,), expected=REFUSALS) in REFUSALS.values():
+                self.open.append(order_id)  # refused before any work: the next turn asks again
 
     # ---------------------------------------------------------------- sessions
 
@@ -115,7 +119,7 @@ class Shopper(FastHttpUser):
             "device_name": f"loadtest-{uuid.uuid4().hex[:6]}",
         }
         with self.client.post("/member/login", json=body, name="POST /member/login", catch_response=True) as resp:
-            judge(resp, ok=(200,))
+            judge(resp, ok=(200,), expected=REFUSALS)
 
     # ---------------------------------------------------------------- helpers
 
