@@ -164,7 +164,10 @@ def cmd_manage(args: argparse.Namespace) -> int:
 
 def cmd_watch(args: argparse.Namespace) -> int:
     """A drop live in the terminal (loadtest/watch.py reads every service's /metrics)."""
-    return subprocess.call([str(VENV_PY), str(ROOT / "loadtest" / "watch.py"), "--stack", args.stack, *args.args])
+    argv = [str(VENV_PY), str(ROOT / "loadtest" / "watch.py"), "--stack", args.stack, "--interval", str(args.interval)]
+    argv += ["--once"] if args.once else []
+    argv += [args.cloth_id] if args.cloth_id else []
+    return subprocess.call(argv)
 
 
 def cmd_loadtest(args: argparse.Namespace) -> int:
