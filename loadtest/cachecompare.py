@@ -6,7 +6,7 @@ change). ``STOCK_READS_FROM_CACHE`` is the inventory's switch for its internal s
 reads, which these routes never call, so it cannot show the difference. Switching the
 catalog's cache on a running stack needs a restart with another environment, which
 ``manage_all.py restart`` does not pass on; so this starts a catalog of its own on a
-spare port, with the stack's environment and gunicorn sizing, once with the cache and
+spare port, with the stack's environment and web server command, once with the cache and
 once with ``CATALOG_CACHE_SECONDS=0``, and runs the same browse load straight at it.
 The stack's own catalog is not touched.
 """
@@ -48,14 +48,32 @@ def _wait_up(url: str, timeout: float = 60) -> None:
     raise SystemExit(f"the private catalog at {url} did not come up")
 
 
+def private_command(command: str, port: int) -> list[str]:
+    """The stack's catalog command (granian or gunicorn) listening on ``port`` instead."""
+    args = shlex.split(command)
+    if "--bind" in args:  # gunicorn
+        args[args.index("--bind") + 1] = f"127.0.0.1:{port}"
+        if "--name" in args:
+            args[args.index("--name") + 1] = "shop-catalog-cachecompare"
+    else:  # granian
+        args[args.index("--port") + 1] = str(port)
+    return args
+
+
 def start_catalog(stack: Stack, *, cache_seconds: int, log: Path) -> tuple[subprocess.Popen, str]:
     """The stack's catalog command on a free port with ``CATALOG_CACHE_SECONDS`` set; returns (process, URL)."""
     program = stack.programs["catalog"]
     port = _free_port()
-    args = shlex.split(program.command)
-    args[args.index("--bind") + 1] = f"127.0.0.1:{port}"
-    args[args.index("--name") + 1] = "shop-catalog-cachecompare"
-    env = {**os.environ, **program.env, "CATALOG_CACHE_SECONDS": str(cache_seconds)}
+    args = private_command(program.command, port)
+    # Its own metrics folder: the stack's catalog counts only its own requests.
+    metrics = log.parent / f"metrics-{port}"
+    metrics.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        **program.env,
+        "CATALOG_CACHE_SECONDS": str(cache_seconds),
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics),
+    }
     proc = subprocess.Popen(
         args, cwd=ROOT / "catalog_svc", env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True
     )

@@ -299,3 +299,23 @@ def test_the_per_member_order_limit_must_be_raised_or_off_for_the_ordering_class
     assert not cost._order_limit_raised("5")
     assert cost._order_limit_raised("0") and cost._order_limit_raised("100000")
     assert set(cost.ORDERING) <= set(cost.CLASSES)
+
+
+@pytest.mark.parametrize(
+    "command, expected",
+    [
+        (
+            "/v/bin/granian --interface wsgi config.wsgi:application --host 127.0.0.1 --port 8002 --workers 2",
+            "/v/bin/granian --interface wsgi config.wsgi:application --host 127.0.0.1 --port 4321 --workers 2",
+        ),
+        (
+            "/v/bin/gunicorn config.wsgi:application --bind 127.0.0.1:8002 --workers 2 --name shop-catalog",
+            "/v/bin/gunicorn config.wsgi:application --bind 127.0.0.1:4321 --workers 2 --name shop-catalog-cachecompare",
+        ),
+    ],
+    ids=["granian", "gunicorn"],
+)
+def test_the_private_catalog_runs_the_stacks_command_on_another_port(command, expected):
+    import cachecompare
+
+    assert cachecompare.private_command(command, 4321) == expected.split()
