@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import redis as redis_lib
 from django.conf import settings
-from redis.connection import Connection
+from redis.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 _client: redis_lib.Redis | None = None
 
 
-class _Connection(Connection):
+class _ConnectFailsAsRedisError:
     """A connection whose failure while connecting is always a Redis ``ConnectionError``.
 
     redis-py's health check on a new connection (a PING inside its handshake) that times out
@@ -26,6 +26,24 @@ class _Connection(Connection):
             raise RedisConnectionError(f"connecting to Redis failed: {exc}") from exc
 
 
+class _Connection(_ConnectFailsAsRedisError, Connection):
+    pass
+
+
+class _SSLConnection(_ConnectFailsAsRedisError, SSLConnection):
+    pass
+
+
+class _UnixConnection(_ConnectFailsAsRedisError, UnixDomainSocketConnection):
+    pass
+
+
+def _connection_class(url: str) -> type:
+    """The class redis-py would pick for ``url`` (TLS, a socket file, or TCP), made safe."""
+    scheme = url.split("://", 1)[0].lower()
+    return {"rediss": _SSLConnection, "unix": _UnixConnection}.get(scheme, _Connection)
+
+
 def get_redis() -> redis_lib.Redis:
     global _client
     if _client is None:
@@ -34,6 +52,6 @@ def get_redis() -> redis_lib.Redis:
             socket_timeout=2.0,
             socket_connect_timeout=1.0,
             health_check_interval=30,
-            connection_class=_Connection,
+            connection_class=_connection_class(settings.REDIS_URL),
         )
     return _client
