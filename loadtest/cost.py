@@ -450,11 +450,10 @@ class Runner:
             self.log(f"  idle window of {self.args.idle_seconds:.0f} s ...")
             time.sleep(self.args.idle_seconds)
         else:
-            # The ordering classes stay within what the gateway admits to the order and payment
-            # services at once (README, "Overload"): refusals would be measured, not orders.
-            connections = (
-                min(self.args.connections, ORDERING_CONNECTIONS) if name in ORDERING else self.args.connections
-            )
+            connections = self.args.connections
+            if name in ORDERING:  # within what the gateway admits at once (README, "Overload")
+                health = self.api.http.get(self.gateway + "/health", timeout=5).json()
+                connections = min(connections, admitted_at_once(health) or connections)
             self.log(f"  sending {len(jobs)} x {UNITS[name]} over {connections} connections ...")
             load = loadgen.run(target, jobs, connections=connections, client=self.args.client)
             if name == "won-order":
@@ -578,9 +577,22 @@ def format_table(results: dict[str, dict[str, Any]]) -> str:
 
 #: The classes that place orders through the gateway, many per member and second.
 ORDERING = ("soldout-gateway", "won-order", "payment-completed")
-#: At most this many connections for them: below what one gateway process admits to a
-#: service (2 in flight and 8 waiting for the smallest), so none is refused as overloaded.
-ORDERING_CONNECTIONS = 8
+
+
+def admitted_at_once(health: dict[str, Any], services: tuple[str, ...] = ("order", "payment")) -> int | None:
+    """What one gateway process admits at once (in flight + waiting) to the least of ``services``.
+
+    Read from the gateway's ``/health`` (its ``admission`` block); None when it does not say.
+    The ordering classes send over at most this many connections, so none is refused as
+    overloaded and the benchmark measures orders, not refusals.
+    """
+    gates = health.get("admission") or {}
+    sizes = [
+        int(g["in_flight_limit"]) + int(g["queue_limit"])
+        for name, g in gates.items()
+        if name in services and isinstance(g, dict) and "in_flight_limit" in g and "queue_limit" in g
+    ]
+    return min(sizes) if sizes else None
 
 
 def _order_limit_raised(attempts: str) -> bool:
