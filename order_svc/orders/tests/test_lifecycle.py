@@ -113,11 +113,11 @@ def test_every_move_outside_the_state_machine_is_refused(place):
             _set_status(order_id, start)
             order = Order.objects.get(order_id=order_id)
             if target in ALLOWED_TRANSITIONS[start]:
-                services._transition(order, target, cause="test")
+                services.lifecycle.transition(order, target, cause="test")
                 assert Order.objects.get(order_id=order_id).status == target
             else:
                 with pytest.raises(IllegalTransition):
-                    services._transition(order, target, cause="test")
+                    services.lifecycle.transition(order, target, cause="test")
                 assert Order.objects.get(order_id=order_id).status == start
 
 

@@ -96,7 +96,7 @@ def test_failed_order_write_releases_the_reservation_and_answers_503(place, upst
     def broken(*args, **kwargs):
         raise RuntimeError("database hiccup")
 
-    monkeypatch.setattr(services, "record_event", broken)
+    monkeypatch.setattr(services.placing, "record_event", broken)
     resp = place()
     assert resp.status_code == 503
     assert resp.json()["error"]["code"] == "upstream_unavailable"
@@ -222,9 +222,9 @@ def test_total_is_exact_decimal(place, upstreams):
 
 
 def test_waiting_retry_learns_at_once_when_the_first_attempt_gave_the_key_up(upstreams, redis_db):
-    claim_key = services._claim_key(1, "gone")
+    claim_key = services.placing._claim_key(1, "gone")
     with pytest.raises(errors.RequestInProgress):
-        services._wait_for_claimed_order(
+        services.placing._wait_for_claimed_order(
             member_id=1, idempotency_key="gone", fingerprint="f", claimed={"fingerprint": "f"}, claim_key=claim_key
         )
 

@@ -1,0 +1,177 @@
+"""The state machine, and what a member, staff or the payment service asks of an order.
+
+Every state change goes through :func:`transition`, recorded with its cause. Here too:
+cancelling, holding an order for the payment about to charge it, and asking for a refund
+(``RefundRequested``, also announced by the saga when money must go back).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from orders import clients, selectors
+from orders.models import Order, OrderStatus, OrderTransition
+from shared.errors import IllegalTransition, NotFound, ShopError
+from shared.messaging.events import record_event
+
+logger = logging.getLogger(__name__)
+
+
+def transition(
+    order: Order,
+    to: str,
+    *,
+    cause: str,
+    event_id: uuid.UUID | None = None,
+    actor: str = "",
+    also_saved: tuple[str, ...] = (),
+) -> None:
+    """Move a locked order to ``to``, or refuse. Every move is recorded with its cause.
+
+    ``also_saved`` names other fields the caller set for this move, saved in the same update.
+    """
+    if not order.can_move_to(to):
+        raise IllegalTransition(
+            f"An order that is {order.status} cannot become {to}.", order_id=order.order_id, status=order.status
+        )
+    OrderTransition.objects.create(
+        order=order, from_status=order.status, to_status=to, cause=cause, event_id=event_id, actor=actor
+    )
+    order.status = to
+    order.save(update_fields=["status", "refund_reason", "updated_at", *also_saved])
+
+
+def _locked(order_id: int, member_id: int | None = None) -> Order:
+    rows = Order.objects.select_for_update().filter(order_id=order_id)
+    if member_id is not None:
+        rows = rows.filter(member_id=member_id)
+    order = rows.first()
+    if order is None:
+        raise NotFound("No such order.")
+    return order
+
+
+def order_payload(order: Order) -> dict:
+    """What every order event carries: enough for inventory to act without calling back."""
+    return {
+        "order_id": order.order_id,
+        "member_id": order.member_id,
+        "lines": [
+            {
+                "variant_id": line.variant_id,
+                "cloth_id": line.cloth_id,
+                "quantity": line.quantity,
+                "unit_price": line.unit_price,
+            }
+            for line in order.line_items
+        ],
+    }
+
+
+def cancel_order(*, order_id: int, member_id: int | None, actor: str) -> Order:
+    """Cancel an unpaid order and give its stock back before answering.
+
+    The release is asked of inventory at once, so the member's purchase limit is free when
+    the cancel answers; ``OrderCancelled`` releases too (idempotent), which is what does it
+    when inventory cannot be reached now. ``member_id`` None means staff (the admin): any order.
+    """
+    with transaction.atomic():
+        order = _locked(order_id, member_id)
+        if order.status in (OrderStatus.PAID, OrderStatus.REFUND_REQUESTED):
+            raise IllegalTransition(
+                "A paid order cannot be cancelled; ask for a refund (PUT /orders/refund).",
+                order_id=order.order_id,
+                status=order.status,
+            )
+        if order.status == OrderStatus.PENDING_PAYMENT and order.payment_in_progress(timezone.now()):
+            raise IllegalTransition(
+                "This order's payment is in progress; it cannot be cancelled now.",
+                order_id=order.order_id,
+                status=order.status,
+            )
+        transition(order, OrderStatus.CANCELLED, cause="cancelled", actor=actor)
+        record_event(
+            "OrderCancelled",
+            aggregate_type="order",
+            aggregate_id=order.order_id,
+            payload={**order_payload(order), "reason": "cancelled"},
+        )
+    logger.info("order %s cancelled by %s", order_id, actor)
+    try:
+        clients.release_stock(order_id=order_id, reason="cancelled")
+    except ShopError as exc:
+        logger.warning("order %s: stock not released at once (%s); OrderCancelled releases it", order_id, exc)
+    return selectors.get_order(order_id=order_id)
+
+
+def hold_for_payment(*, order_id: int, payment_id: int) -> Order:
+    """Hold an order awaiting payment for the payment about to charge it (idempotent per payment).
+
+    Asked by the payment service before it charges, under the order's row lock: a cancel
+    that came first makes this 409 (nothing is charged), and one that comes after is 409
+    itself while the hold stands (``ORDER_PAYMENT_HOLD_SECONDS``, or until the payment's
+    outcome moves the order). So a buyer is never told both "paid" and "cancelled".
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        order = _locked(order_id)
+        if order.status != OrderStatus.PENDING_PAYMENT:
+            raise IllegalTransition(
+                f"This order is {order.status}; it does not await payment.", order_id=order_id, status=order.status
+            )
+        if order.payment_deadline <= now:
+            raise IllegalTransition("This order's payment deadline has passed.", order_id=order_id, status=order.status)
+        if order.payment_in_progress(now) and order.payment_hold_id != payment_id:
+            raise IllegalTransition(
+                "Another payment of this order is in progress.", order_id=order_id, status=order.status
+            )
+        order.payment_hold_id = payment_id
+        order.payment_hold_until = now + dt.timedelta(seconds=settings.ORDER_PAYMENT_HOLD_SECONDS)
+        order.save(update_fields=["payment_hold_id", "payment_hold_until", "updated_at"])
+    logger.info("order %s held for payment %s", order_id, payment_id)
+    return order
+
+
+def request_refund(*, order_id: int, member_id: int | None, actor: str, reason: str = "member_request") -> Order:
+    """Ask for a paid order's money back; the payment service refunds on ``RefundRequested``."""
+    with transaction.atomic():
+        order = _locked(order_id, member_id)
+        request_refund_locked(order, reason=reason, actor=actor)
+    logger.info("refund of order %s requested by %s (%s)", order_id, actor, reason)
+    return selectors.get_order(order_id=order_id)
+
+
+def request_refund_locked(
+    order: Order, *, reason: str, actor: str, event_id: uuid.UUID | None = None, payment_id: int | None = None
+) -> None:
+    if order.status != OrderStatus.PAID:
+        raise IllegalTransition(
+            f"Only a paid order can be refunded; this one is {order.status}.",
+            order_id=order.order_id,
+            status=order.status,
+        )
+    order.refund_reason = reason
+    transition(order, OrderStatus.REFUND_REQUESTED, cause=f"refund:{reason}", event_id=event_id, actor=actor)
+    refund_requested(order, payment_id=payment_id, amount=order.total, reason=reason)
+
+
+def refund_requested(order: Order, *, payment_id, amount, reason: str) -> None:
+    """Announce that the order's money must go back (the payment service refunds once)."""
+    record_event(
+        "RefundRequested",
+        aggregate_type="order",
+        aggregate_id=order.order_id,
+        payload={
+            "order_id": order.order_id,
+            "member_id": order.member_id,
+            "payment_id": payment_id,
+            "amount": amount,
+            "reason": reason,
+        },
+    )

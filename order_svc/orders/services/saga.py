@@ -1,0 +1,132 @@
+"""The saga: what payment and inventory events do to an order (called by orders/events.py)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from decimal import Decimal
+
+from orders.models import RELEASED_STATES, Order, OrderStatus, OrderTransition, PaymentSentBack
+from orders.services.lifecycle import order_payload, refund_requested, request_refund_locked, transition
+from shared.messaging.events import record_event
+
+logger = logging.getLogger(__name__)
+
+
+def record_payment_completed(*, order_id: int, payment_id: int, amount: Decimal, event_id: uuid.UUID) -> None:
+    """PENDING_PAYMENT -> PAID and ``OrderPaid``; a payment for an ended order is sent back."""
+    order = Order.objects.select_for_update().filter(order_id=order_id).first()
+    if order is None:
+        logger.error("PaymentCompleted %s for unknown order %s; nothing to do", event_id, order_id)
+        return
+    if order.status == OrderStatus.PENDING_PAYMENT:
+        order.paid_by_payment_id = payment_id
+        transition(
+            order,
+            OrderStatus.PAID,
+            cause="payment_completed",
+            event_id=event_id,
+            actor=f"payment:{payment_id}",
+            also_saved=("paid_by_payment_id",),
+        )
+        record_event(
+            "OrderPaid",
+            aggregate_type="order",
+            aggregate_id=order.order_id,
+            payload={**order_payload(order), "payment_id": payment_id, "total": order.total},
+        )
+        return
+    if order.paid_by_payment_id == payment_id:
+        logger.info("order %s already paid by payment %s; nothing to do", order_id, payment_id)
+        return
+    # The money arrived for an order that is over (expired, cancelled, failed) or already
+    # paid by another payment: it must go back, and no stock moves.
+    reason = "late_payment" if order.status in RELEASED_STATES else "duplicate_payment"
+    if PaymentSentBack.objects.filter(payment_id=payment_id).exists():
+        logger.info("refund of payment %s for order %s was asked already", payment_id, order_id)
+        return
+    OrderTransition.objects.create(
+        order=order,
+        from_status=order.status,
+        to_status=order.status,
+        cause=f"refund:{reason}",
+        event_id=event_id,
+        actor=f"payment:{payment_id}",
+    )
+    PaymentSentBack.objects.create(order=order, payment_id=payment_id, reason=reason, event_id=event_id)
+    refund_requested(order, payment_id=payment_id, amount=amount, reason=reason)
+    logger.warning(
+        "payment %s arrived for order %s in state %s; refund requested (%s)", payment_id, order_id, order.status, reason
+    )
+
+
+def record_payment_failed(*, order_id: int, payment_id: int, reason: str, event_id: uuid.UUID) -> None:
+    """PENDING_PAYMENT -> PAYMENT_FAILED and ``OrderPaymentFailed`` (inventory releases)."""
+    order = Order.objects.select_for_update().filter(order_id=order_id).first()
+    if order is None or order.status != OrderStatus.PENDING_PAYMENT:
+        logger.info(
+            "PaymentFailed %s for order %s in state %s; nothing to do",
+            event_id,
+            order_id,
+            order.status if order else "unknown",
+        )
+        return
+    transition(
+        order,
+        OrderStatus.PAYMENT_FAILED,
+        cause=f"payment_failed:{reason}"[:64],
+        event_id=event_id,
+        actor=f"payment:{payment_id}",
+    )
+    record_event(
+        "OrderPaymentFailed",
+        aggregate_type="order",
+        aggregate_id=order.order_id,
+        payload={**order_payload(order), "payment_id": payment_id, "reason": reason},
+    )
+
+
+def record_payment_refunded(*, order_id: int, payment_id: int, event_id: uuid.UUID) -> None:
+    """REFUND_REQUESTED -> REFUNDED and ``OrderRefunded`` (inventory returns sold stock)."""
+    order = Order.objects.select_for_update().filter(order_id=order_id).first()
+    if order is None:
+        logger.error("PaymentRefunded %s for unknown order %s; nothing to do", event_id, order_id)
+        return
+    if order.status != OrderStatus.REFUND_REQUESTED:
+        # A late or duplicate payment went back: the order's own state does not change.
+        OrderTransition.objects.create(
+            order=order,
+            from_status=order.status,
+            to_status=order.status,
+            cause="payment_refunded",
+            event_id=event_id,
+            actor=f"payment:{payment_id}",
+        )
+        return
+    transition(order, OrderStatus.REFUNDED, cause="payment_refunded", event_id=event_id, actor=f"payment:{payment_id}")
+    record_event(
+        "OrderRefunded",
+        aggregate_type="order",
+        aggregate_id=order.order_id,
+        payload={
+            **order_payload(order),
+            "payment_id": payment_id,
+            "reason": order.refund_reason,
+            # Units that were never sold (StockSellFailed) must not be returned.
+            "restock": order.refund_reason != "stock_unavailable",
+        },
+    )
+
+
+def record_stock_sell_failed(*, order_id: int, event_id: uuid.UUID) -> None:
+    """Inventory could not sell a paid order's units (released meanwhile): refund the money."""
+    order = Order.objects.select_for_update().filter(order_id=order_id).first()
+    if order is None or order.status != OrderStatus.PAID:
+        logger.info(
+            "StockSellFailed %s for order %s in state %s; nothing to do",
+            event_id,
+            order_id,
+            order.status if order else "unknown",
+        )
+        return
+    request_refund_locked(order, reason="stock_unavailable", actor="inventory", event_id=event_id)
