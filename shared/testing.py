@@ -81,3 +81,36 @@ def documented_errors(doc: dict, method: str, path: str) -> dict[int, str]:
         for status, answer in responses.items()
         if int(status) >= 400
     }
+
+
+def event_payload(event_type: str, **given: object) -> dict:
+    """A payload of ``event_type`` that fits its contract: ``given``, and for every other
+    required field a neutral value (0, "", [], false, null where allowed, the enum's first
+    name, now). For tests of a handler that cares about a few of the fields."""
+    import datetime as dt
+    import enum
+    import types
+    import typing
+    from decimal import Decimal
+
+    import msgspec
+
+    from shared.contracts import CONTRACTS
+
+    def neutral(tp: object) -> object:
+        args = typing.get_args(tp)
+        if typing.get_origin(tp) in (typing.Union, types.UnionType):
+            return None if type(None) in args else neutral(args[0])
+        if typing.get_origin(tp) is list:
+            return []
+        if isinstance(tp, type) and issubclass(tp, enum.Enum):
+            return next(iter(tp)).value
+        return {int: 0, str: "", bool: False, Decimal: "0", dt.datetime: dt.datetime.now(dt.UTC).isoformat()}[tp]
+
+    payload = {}
+    for field in msgspec.structs.fields(CONTRACTS[event_type]):
+        if field.name in given:
+            payload[field.name] = given[field.name]
+        elif field.required:
+            payload[field.name] = neutral(field.type)
+    return payload

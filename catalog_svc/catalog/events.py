@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 from catalog import services
+from shared.contracts.inventory import StockChanged
 from shared.messaging.events import Event
 from shared.messaging.handlers import handles
 
 
-@handles("StockChanged", topic="inventory", batch=True)
-def on_stock_changed(events: list[Event]) -> None:
-    """A drop sends one report per order: a poll's reports are applied as the newest per variant."""
+@handles(StockChanged, batch=True)
+def on_stock_changed(events: list[Event[StockChanged]]) -> None:
+    """Sets each variant's shown stock to `available` unless a newer `version` was applied
+    already (reports may arrive out of order), and invalidates the cached detail (and the
+    lists when the cloth's in-stock flips). A poll's reports are applied as the newest per
+    variant, in one transaction."""
     services.apply_stock_reports(
-        [(int(event.payload["cloth_id"]), event.payload.get("variants", [])) for event in events]
+        [
+            (
+                event.payload.cloth_id,
+                [
+                    {"variant_id": v.variant_id, "available": v.available, "version": v.version}
+                    for v in event.payload.variants
+                ],
+            )
+            for event in events
+        ]
     )

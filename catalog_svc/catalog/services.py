@@ -17,6 +17,8 @@ from django.db import transaction
 from catalog import selectors
 from catalog.models import Cloth, Variant
 from shared import upstream
+from shared.contracts import to_payload
+from shared.contracts.catalog import ClothCreated, ClothUpdated, ClothVariant
 from shared.errors import NotFound, ShopError, ValidationFailed
 from shared.messaging.events import record_event
 
@@ -69,21 +71,19 @@ def _clean(
     return amount, clean_sizes or [(ONE_SIZE, 0)]
 
 
-def _variants_payload(cloth: Cloth) -> list[dict[str, Any]]:
-    return [{"variant_id": v.id, "size": v.size, "stock": max(0, v.shown_stock)} for v in cloth.variants.all()]
-
-
-def _cloth_payload(cloth: Cloth) -> dict[str, Any]:
-    return {
-        "cloth_id": cloth.id,
-        "name": cloth.name,
-        "brand": cloth.brand,
-        "category": cloth.category,
-        "price": cloth.price,
-        "sale_starts_at": cloth.sale_starts_at.isoformat() if cloth.sale_starts_at else None,
-        "purchase_limit": cloth.purchase_limit or 0,
-        "variants": _variants_payload(cloth),
-    }
+def _cloth_event(event: type[ClothCreated] | type[ClothUpdated], cloth: Cloth) -> ClothCreated | ClothUpdated:
+    return event(
+        cloth_id=cloth.id,
+        name=cloth.name,
+        brand=cloth.brand,
+        category=cloth.category,
+        price=cloth.price,
+        sale_starts_at=cloth.sale_starts_at,
+        purchase_limit=cloth.purchase_limit or 0,
+        variants=[
+            ClothVariant(variant_id=v.id, size=v.size, stock=max(0, v.shown_stock)) for v in cloth.variants.all()
+        ],
+    )
 
 
 def create_cloth(
@@ -125,7 +125,7 @@ def create_cloth(
             ]
         )
         cloth = Cloth.objects.prefetch_related("variants").get(pk=cloth.pk)
-        record_event("ClothCreated", aggregate_type="cloth", aggregate_id=cloth.id, payload=_cloth_payload(cloth))
+        record_event(_cloth_event(ClothCreated, cloth))
         transaction.on_commit(selectors.bump_cache_version)
     logger.info("cloth %s created (%s, %d variants)", cloth.id, cloth.name, len(clean_sizes))
     problem = register_with_inventory(cloth) if register_now else None
@@ -134,7 +134,7 @@ def create_cloth(
 
 def register_with_inventory(cloth: Cloth) -> str | None:
     """Register the cloth's variants, rule and stock with the inventory now. None if it worked."""
-    p = _cloth_payload(cloth)
+    p = to_payload(_cloth_event(ClothCreated, cloth))
     body = {
         "cloth_id": p["cloth_id"],
         "name": p["name"],
@@ -184,7 +184,7 @@ def update_cloth(*, cloth_id: int, new_sizes: list[tuple[str, int]] | None = Non
             )
         if rule_changed or added:
             cloth = Cloth.objects.prefetch_related("variants").get(pk=cloth.pk)
-            record_event("ClothUpdated", aggregate_type="cloth", aggregate_id=cloth.id, payload=_cloth_payload(cloth))
+            record_event(_cloth_event(ClothUpdated, cloth))
         transaction.on_commit(selectors.bump_cache_version)
     return cloth
 

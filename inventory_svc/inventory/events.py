@@ -6,10 +6,11 @@ same service function as the internal API.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 
 from inventory import services
+from shared.contracts.catalog import ClothCreated, ClothUpdated
+from shared.contracts.order import OrderCancelled, OrderExpired, OrderPaid, OrderPaymentFailed, OrderRefunded
 from shared.errors import IllegalTransition, NotFound
 from shared.messaging.events import Event
 from shared.messaging.handlers import handles
@@ -17,62 +18,59 @@ from shared.messaging.handlers import handles
 logger = logging.getLogger(__name__)
 
 
-def _order_id(event: Event) -> int:
-    return int(event.payload.get("order_id") or event.aggregate_id)
-
-
-def _when(value: str | None) -> dt.datetime | None:
-    return dt.datetime.fromisoformat(value) if value else None
-
-
-@handles("ClothCreated", topic="catalog")
-@handles("ClothUpdated", topic="catalog")
-def on_cloth_changed(event: Event) -> None:
-    p = event.payload
+@handles(ClothCreated)
+@handles(ClothUpdated)
+def on_cloth_changed(event: Event[ClothCreated | ClothUpdated]) -> None:
+    """`register_stock`: the cloth's rule (sale start, limit) is updated, unknown variants are
+    registered with their stock, known ones keep their counts; the gate is loaded."""
+    cloth = event.payload
     services.register_stock(
-        cloth_id=int(p["cloth_id"]),
-        sale_starts_at=_when(p.get("sale_starts_at")),
-        purchase_limit=int(p.get("purchase_limit") or 0),
-        variants=[
-            {"variant_id": int(v["variant_id"]), "stock": int(v.get("stock", 0)), "size": str(v.get("size") or "")}
-            for v in p.get("variants", [])
-        ],
-        name=str(p.get("name") or ""),
+        cloth_id=cloth.cloth_id,
+        sale_starts_at=cloth.sale_starts_at,
+        purchase_limit=cloth.purchase_limit,
+        variants=[{"variant_id": v.variant_id, "stock": v.stock, "size": v.size} for v in cloth.variants],
+        name=cloth.name,
         actor=f"event:{event.event_type}",
     )
 
 
-@handles("OrderCancelled", topic="orders")
-@handles("OrderExpired", topic="orders")
-@handles("OrderPaymentFailed", topic="orders")
-def on_order_ended(event: Event) -> None:
-    reason = str(event.payload.get("reason") or event.event_type)
+@handles(OrderCancelled)
+@handles(OrderExpired)
+@handles(OrderPaymentFailed)
+def on_order_ended(event: Event[OrderCancelled | OrderExpired | OrderPaymentFailed]) -> None:
+    """`release_reservation`; a SOLD reservation stays sold (logged)."""
+    order = event.payload
     try:
-        services.release_reservation(order_id=_order_id(event), reason=reason, actor=f"event:{event.event_type}")
+        services.release_reservation(
+            order_id=order.order_id, reason=order.reason or event.event_type, actor=f"event:{event.event_type}"
+        )
     except IllegalTransition as exc:
         # e.g. a cancel racing a payment that already sold the units: the sale stands.
-        logger.warning("%s for order %s not applied to stock: %s", event.event_type, _order_id(event), exc)
+        logger.warning("%s for order %s not applied to stock: %s", event.event_type, order.order_id, exc)
 
 
-@handles("OrderPaid", topic="orders")
-def on_order_paid(event: Event) -> None:
+@handles(OrderPaid)
+def on_order_paid(event: Event[OrderPaid]) -> None:
+    """`sell_reservation`; a RELEASED reservation is taken again if its units are still free,
+    else `StockSellFailed`; no reservation at all: `StockSellFailed`."""
+    order = event.payload
     try:
-        services.sell_reservation(order_id=_order_id(event), actor=f"event:{event.event_type}")
+        services.sell_reservation(order_id=order.order_id, actor=f"event:{event.event_type}")
     except NotFound:
         # Paid with no reservation here at all: nothing can be sold, the order side must refund.
-        services.report_unsellable(order_id=_order_id(event), member_id=event.payload.get("member_id"))
+        services.report_unsellable(order_id=order.order_id, member_id=order.member_id)
 
 
-@handles("OrderRefunded", topic="orders")
-def on_order_refunded(event: Event) -> None:
-    if event.payload.get("restock") is False:
-        logger.info("order %s refunded without restock (its units were never sold)", _order_id(event))
+@handles(OrderRefunded)
+def on_order_refunded(event: Event[OrderRefunded]) -> None:
+    """`return_reservation`, only when `restock` is true (false: the units were never sold)."""
+    order = event.payload
+    if not order.restock:
+        logger.info("order %s refunded without restock (its units were never sold)", order.order_id)
         return
     try:
         services.return_reservation(
-            order_id=_order_id(event),
-            reason=str(event.payload.get("reason") or "refunded"),
-            actor=f"event:{event.event_type}",
+            order_id=order.order_id, reason=order.reason or "refunded", actor=f"event:{event.event_type}"
         )
     except (IllegalTransition, NotFound) as exc:
-        logger.warning("OrderRefunded for order %s not applied to stock: %s", _order_id(event), exc)
+        logger.warning("OrderRefunded for order %s not applied to stock: %s", order.order_id, exc)

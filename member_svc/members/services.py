@@ -32,6 +32,7 @@ from redis.exceptions import RedisError
 from members import ratelimit
 from members.models import DeviceSession, EmailVerification, Member, MemberManager, RefreshToken
 from shared import tokens
+from shared.contracts.member import MemberJoined
 from shared.errors import (
     EmailNotVerified,
     EmailTaken,
@@ -215,15 +216,7 @@ def join(*, email: str, password: str, name: str, phone: str = "", address: str 
         verification.consumed_at = now
         verification.save(update_fields=["consumed_at"])
         record_event(
-            "MemberJoined",
-            aggregate_type="member",
-            aggregate_id=member.pk,
-            payload={
-                "member_id": member.pk,
-                "email": member.email,
-                "name": member.name,
-                "joined_at": member.joined_at.isoformat(),
-            },
+            MemberJoined(member_id=member.pk, email=member.email, name=member.name, joined_at=member.joined_at)
         )
     logger.info("member %s joined", member.pk)
     return member

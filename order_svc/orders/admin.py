@@ -10,6 +10,7 @@ from django.utils.safestring import mark_safe
 
 from orders import services
 from orders.models import Order, OrderLine, OrderTransition
+from shared.contracts.order import RefundReason
 from shared.errors import ShopError
 from shared.messaging.models import OutboxEvent
 from shared.staff import order_links
@@ -102,7 +103,9 @@ class OrderAdmin(admin.ModelAdmin):
 
     @admin.action(description="Refund the selected paid orders")
     def refund_orders(self, request, queryset):
-        self._apply(request, queryset, lambda **kw: services.request_refund(reason="admin", **kw), "refund requested")
+        self._apply(
+            request, queryset, lambda **kw: services.request_refund(reason=RefundReason.ADMIN, **kw), "refund requested"
+        )
 
     def _apply(self, request, queryset, action, done: str) -> None:
         ok = 0

@@ -6,43 +6,42 @@ so its change and the "applied" mark commit together: a redelivery changes nothi
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from orders import services
+from shared.contracts.inventory import StockSellFailed
+from shared.contracts.payment import PaymentCompleted, PaymentFailed, PaymentRefunded
 from shared.messaging.events import Event
 from shared.messaging.handlers import handles
 
 
-@handles("PaymentCompleted", topic="payments")
-def on_payment_completed(event: Event) -> None:
-    p = event.payload
+@handles(PaymentCompleted)
+def on_payment_completed(event: Event[PaymentCompleted]) -> None:
+    """PENDING_PAYMENT → PAID and `OrderPaid`; an order already ended →
+    `RefundRequested(late_payment)`; paid by another payment →
+    `RefundRequested(duplicate_payment)`; the same payment again → nothing."""
+    payment = event.payload
     services.record_payment_completed(
-        order_id=int(p["order_id"]),
-        payment_id=int(p["payment_id"]),
-        amount=Decimal(str(p["amount"])),
-        event_id=event.event_id,
+        order_id=payment.order_id, payment_id=payment.payment_id, amount=payment.amount, event_id=event.event_id
     )
 
 
-@handles("PaymentFailed", topic="payments")
-def on_payment_failed(event: Event) -> None:
-    p = event.payload
+@handles(PaymentFailed)
+def on_payment_failed(event: Event[PaymentFailed]) -> None:
+    """PENDING_PAYMENT → PAYMENT_FAILED and `OrderPaymentFailed`; otherwise nothing."""
+    payment = event.payload
     services.record_payment_failed(
-        order_id=int(p["order_id"]),
-        payment_id=int(p["payment_id"]),
-        reason=str(p.get("reason", "declined")),
-        event_id=event.event_id,
+        order_id=payment.order_id, payment_id=payment.payment_id, reason=payment.reason, event_id=event.event_id
     )
 
 
-@handles("PaymentRefunded", topic="payments")
-def on_payment_refunded(event: Event) -> None:
-    p = event.payload
-    services.record_payment_refunded(
-        order_id=int(p["order_id"]), payment_id=int(p["payment_id"]), event_id=event.event_id
-    )
+@handles(PaymentRefunded)
+def on_payment_refunded(event: Event[PaymentRefunded]) -> None:
+    """REFUND_REQUESTED → REFUNDED and `OrderRefunded`; otherwise only recorded in the order's
+    history (a late or duplicate payment went back)."""
+    payment = event.payload
+    services.record_payment_refunded(order_id=payment.order_id, payment_id=payment.payment_id, event_id=event.event_id)
 
 
-@handles("StockSellFailed", topic="inventory")
-def on_stock_sell_failed(event: Event) -> None:
-    services.record_stock_sell_failed(order_id=int(event.payload["order_id"]), event_id=event.event_id)
+@handles(StockSellFailed)
+def on_stock_sell_failed(event: Event[StockSellFailed]) -> None:
+    """PAID → REFUND_REQUESTED (`stock_unavailable`) and `RefundRequested`."""
+    services.record_stock_sell_failed(order_id=event.payload.order_id, event_id=event.event_id)

@@ -16,17 +16,17 @@ from django.utils import timezone
 from payments import clients
 from payments.models import CHARGED_STATES, Payment, PaymentStatus
 from payments.providers import ProviderTimeout, get_provider
+from shared.contracts.order import OrderStatus
+from shared.contracts.payment import PaymentCompleted, PaymentFailed, PaymentRefunded
 from shared.errors import IllegalTransition, NotFound, PaymentDeclined, UpstreamTimeout
 from shared.messaging.events import record_event
 from shared.metrics import PAYMENTS
 
 logger = logging.getLogger(__name__)
 
-ORDER_AWAITING_PAYMENT = "PENDING_PAYMENT"
-
 
 def _check_payable(order: clients.OrderInfo) -> None:
-    if order.status != ORDER_AWAITING_PAYMENT:
+    if order.status != OrderStatus.PENDING_PAYMENT:
         raise IllegalTransition(
             f"This order is {order.status}; it does not await payment.", order_id=order.order_id, status=order.status
         )
@@ -128,23 +128,13 @@ def complete_payment(*, member_id: int, order_id: int, card_number: str) -> Paym
                 payment.provider_reference = result.reference
                 payment.failure_reason = ""
                 payment.save()
-                record_event(
-                    "PaymentCompleted",
-                    aggregate_type="payment",
-                    aggregate_id=payment.payment_id,
-                    payload=_payload(payment),
-                )
+                record_event(PaymentCompleted(**_facts(payment)))
                 outcome = "completed"
             else:
                 payment.status = PaymentStatus.FAILED
                 payment.failure_reason = result.decline_reason or "declined"
                 payment.save()
-                record_event(
-                    "PaymentFailed",
-                    aggregate_type="payment",
-                    aggregate_id=payment.payment_id,
-                    payload={**_payload(payment), "reason": payment.failure_reason},
-                )
+                record_event(PaymentFailed(**_facts(payment), reason=payment.failure_reason))
                 outcome = "declined"
     logger.info("payment %s of order %s: %s (attempt %d)", payment.payment_id, order_id, outcome, payment.attempts)
     PAYMENTS.labels(outcome).inc()
@@ -155,7 +145,8 @@ def complete_payment(*, member_id: int, order_id: int, card_number: str) -> Paym
     return payment
 
 
-def _payload(payment: Payment) -> dict:
+def _facts(payment: Payment) -> dict:
+    """What every payment event says of the payment."""
     return {
         "payment_id": payment.payment_id,
         "order_id": payment.order_id,
@@ -195,12 +186,7 @@ def refund_order_payment(*, order_id: int, payment_id: int | None, reason: str, 
     payment.status = PaymentStatus.REFUNDED if result.settled else PaymentStatus.REFUND_PENDING
     payment.save()
     if payment.status == PaymentStatus.REFUNDED:
-        record_event(
-            "PaymentRefunded",
-            aggregate_type="payment",
-            aggregate_id=payment.payment_id,
-            payload={**_payload(payment), "reason": reason},
-        )
+        record_event(PaymentRefunded(**_facts(payment), reason=reason))
     logger.info("payment %s of order %s refunded (%s)", payment.payment_id, order_id, reason)
 
 
@@ -214,6 +200,6 @@ def cancel_open_payments(*, order_id: int, reason: str) -> int:
     return len(payments)
 
 
-def note_order_status(*, order_id: int, status: str) -> None:
+def note_order_status(*, order_id: int, status: OrderStatus) -> None:
     """Keep the order's status beside its payments, for the admin (the order service decides)."""
     Payment.objects.filter(order_id=order_id).exclude(order_status=status).update(order_status=status)

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections
 from redis.exceptions import RedisError
 
+from shared.contracts import ContractError
 from shared.messaging import handlers, recovery
 from shared.messaging.events import Event, dead_letter_topic, topic_name
 from shared.messaging.kafka import ensure_topics, get_producer, make_consumer
@@ -198,12 +199,19 @@ class EventConsumer:
             self.process(msg, event)
 
     def _parse(self, msg: Message) -> Event | None:
-        """The message's event; a malformed one is dead-lettered (None)."""
+        """The message's event, its payload read as its contract. A malformed message, an
+        unknown version or a payload that does not fit is dead-lettered at once (None): no
+        retry can change it."""
         base_topic = self._unprefix.get(msg.topic(), msg.topic())
         try:
-            return Event.from_json(msg.value(), topic=base_topic)
+            event = Event.from_json(msg.value(), topic=base_topic)
         except ValueError as exc:
             self.dead_letter(msg, base_topic, None, f"malformed message: {exc}", attempts=1)
+            return None
+        try:
+            return handlers.typed(event)
+        except ContractError as exc:
+            self.dead_letter(msg, base_topic, event, str(exc), attempts=1)
             return None
 
     def process(self, msg: Message, event: Event | None = None) -> None:

@@ -6,8 +6,9 @@ Envelope (JSON, the Kafka message value)::
      "occurred_at": "<ISO 8601>", "aggregate_type": "order", "aggregate_id": "42",
      "producer": "order", "request_id": "...", "payload": {...}}
 
-The topic is the aggregate's (``orders``, ``payments``, ``inventory``...) and the key its
-id, so one aggregate's events stay in order on one partition.
+The payload is a typed contract (``shared.contracts``): the contract names the topic, the
+aggregate and the event's version. The topic is the aggregate's (``orders``, ``payments``,
+``inventory``...) and the key its id, so one aggregate's events stay in order on one partition.
 """
 
 from __future__ import annotations
@@ -17,24 +18,17 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
+from shared.contracts import Contract, to_payload
 from shared.requests import current_request_id
 
-#: aggregate type -> topic name (before the configured prefix)
-TOPICS = {
-    "member": "members",
-    "cloth": "catalog",
-    "stock": "inventory",
-    "reservation": "inventory",
-    "order": "orders",
-    "payment": "payments",
-}
+P = TypeVar("P")
 
 
 def topic_name(base: str) -> str:
@@ -46,20 +40,24 @@ def dead_letter_topic(base: str) -> str:
 
 
 @dataclass(frozen=True)
-class Event:
+class Event(Generic[P]):
+    """An event as received. ``payload`` is the JSON object off the wire until the consumer
+    reads it as its contract (``shared.messaging.handlers.typed``): handlers get
+    ``Event[OrderPaid]`` and read ``event.payload.order_id``."""
+
     event_id: uuid.UUID
     event_type: str
     event_version: int
     occurred_at: dt.datetime
     aggregate_type: str
     aggregate_id: str
-    payload: dict[str, Any]
+    payload: P
     producer: str = ""
     request_id: str = ""
     topic: str = field(default="", compare=False)
 
     @classmethod
-    def from_json(cls, raw: bytes | str, topic: str = "") -> Event:
+    def from_json(cls, raw: bytes | str, topic: str = "") -> Event[dict[str, Any]]:
         """Parse a message value; raise ValueError on anything that is not a whole envelope."""
         try:
             data = json.loads(raw)
@@ -104,16 +102,8 @@ def envelope_json(row: Any) -> bytes:
     ).encode()
 
 
-def record_event(
-    event_type: str,
-    *,
-    aggregate_type: str,
-    aggregate_id: Any,
-    payload: dict[str, Any],
-    version: int = 1,
-    topic: str | None = None,
-):
-    """Write an event to the outbox, inside the caller's transaction. Returns the row.
+def record_event(contract: Contract):
+    """Write ``contract`` to the outbox, inside the caller's transaction. Returns the row.
 
     Must be called inside ``transaction.atomic``: the event exists if and only if the
     change it announces was committed.
@@ -121,17 +111,19 @@ def record_event(
     from shared.messaging.models import OutboxEvent
     from shared.messaging.publisher import wake_relay
 
+    if not isinstance(contract, Contract):
+        raise TypeError(f"record_event takes an event contract (shared.contracts), not {type(contract).__name__}")
     conn = transaction.get_connection()
     if not conn.in_atomic_block:
         raise RuntimeError("record_event must run inside transaction.atomic()")
     now = timezone.now()
     row = OutboxEvent.objects.create(
-        event_type=event_type,
-        event_version=version,
-        topic=topic or TOPICS[aggregate_type],
-        aggregate_type=aggregate_type,
-        aggregate_id=str(aggregate_id),
-        payload=json.loads(json.dumps(payload, cls=_Encoder)),
+        event_type=contract.event_type(),
+        event_version=contract.version,
+        topic=contract.topic,
+        aggregate_type=contract.aggregate_type,
+        aggregate_id=contract.aggregate_id,
+        payload=to_payload(contract),
         occurred_at=now,
         next_attempt_at=now,
         request_id=current_request_id(),

@@ -1,15 +1,20 @@
 """The registry of event handlers, and applying events exactly once.
 
-A service declares its handlers in ``<app>/events.py``::
+A service declares its handlers in ``<app>/events.py``, by the event's contract
+(``shared.contracts``), which names the topic::
 
-    @handles("PaymentCompleted", topic="payments")
-    def on_payment_completed(event: Event) -> None: ...
+    @handles(PaymentCompleted)
+    def on_payment_completed(event: Event[PaymentCompleted]) -> None: ...
+
+The handler gets the event with its payload read as the contract (``typed``). A payload
+of an unknown version, or one that does not fit, never reaches it: the consumer
+dead-letters it with the reason (``ContractError``).
 
 A handler whose effect depends only on the newest of many events (a count that is
 replaced, not added to) may take them in batches::
 
-    @handles("StockChanged", topic="inventory", batch=True)
-    def on_stock_changed(events: list[Event]) -> None: ...
+    @handles(StockChanged, batch=True)
+    def on_stock_changed(events: list[Event[StockChanged]]) -> None: ...
 
 The consumer then applies the consecutive events of such types that one poll brought
 in one transaction (``apply_events``), and one by one only when that fails.
@@ -21,6 +26,7 @@ runs inside the transaction that also writes the inbox row, so its effect and th
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +34,7 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 from django.utils.module_loading import autodiscover_modules
 
+from shared.contracts import Contract, from_payload
 from shared.messaging.events import Event
 from shared.messaging.models import ProcessedEvent
 
@@ -38,10 +45,17 @@ Handler = Callable[[Event], None] | Callable[[list[Event]], None]
 
 @dataclass(frozen=True)
 class Registration:
-    event_type: str
-    topic: str
+    contract: type[Contract]
     func: Handler
     batch: bool = False
+
+    @property
+    def event_type(self) -> str:
+        return self.contract.event_type()
+
+    @property
+    def topic(self) -> str:
+        return self.contract.topic
 
     def apply(self, events: list[Event]) -> None:
         if self.batch:
@@ -54,11 +68,16 @@ class Registration:
 _registry: dict[str, list[Registration]] = {}
 
 
-def handles(event_type: str, *, topic: str, batch: bool = False) -> Callable[[Handler], Handler]:
+def handles(contract: type[Contract], *, batch: bool = False) -> Callable[[Handler], Handler]:
+    if not (isinstance(contract, type) and issubclass(contract, Contract)):
+        raise TypeError(f"handles() takes an event contract (shared.contracts), not {contract!r}")
+
     def register(func: Handler) -> Handler:
-        regs = _registry.setdefault(event_type, [])
+        regs = _registry.setdefault(contract.event_type(), [])
+        if any(r.contract is not contract for r in regs):
+            raise TypeError(f"two contracts are named {contract.event_type()}")
         if not any(r.func is func for r in regs):
-            regs.append(Registration(event_type, topic, func, batch))
+            regs.append(Registration(contract, func, batch))
         return func
 
     return register
@@ -83,6 +102,18 @@ def discover() -> dict[str, list[Registration]]:
 
 def topics() -> list[str]:
     return sorted({r.topic for regs in discover().values() for r in regs})
+
+
+def typed(event: Event) -> Event:
+    """``event`` with its payload read as its contract (as it is if already read, or if no
+    handler here takes its type). Raises ``ContractError`` (a ValueError) naming the reason:
+    an unknown version, or a payload that does not fit."""
+    regs = discover().get(event.event_type)
+    if not regs or isinstance(event.payload, Contract):
+        return event
+    return dataclasses.replace(
+        event, payload=from_payload(regs[0].contract, event.payload, version=event.event_version)
+    )
 
 
 def batched(event_type: str) -> bool:
@@ -120,6 +151,7 @@ def apply_event(consumer: str, event: Event) -> bool:
     regs = discover().get(event.event_type, [])
     if not regs:
         return False
+    event = typed(event)
     with transaction.atomic():
         if not claim(consumer, [event]):
             logger.info("event %s %s already applied by %s; skipped", event.event_type, event.event_id, consumer)
@@ -137,6 +169,7 @@ def apply_events(consumer: str, events: list[Event]) -> int:
     many were applied now.
     """
     registry = discover()
+    events = [typed(event) for event in events]
     with transaction.atomic():
         fresh = claim(consumer, [e for e in events if registry.get(e.event_type)])
         todo = []
@@ -147,7 +180,7 @@ def apply_events(consumer: str, events: list[Event]) -> int:
         by_type: dict[str, list[Event]] = {}
         for event in todo:
             by_type.setdefault(event.event_type, []).append(event)
-        for event_type, typed in by_type.items():
+        for event_type, of_type in by_type.items():
             for reg in registry[event_type]:
-                reg.apply(typed)
+                reg.apply(of_type)
     return len(todo)

@@ -36,7 +36,7 @@ def _envelope() -> bytes:
             "occurred_at": dt.datetime.now(dt.UTC).isoformat(),
             "aggregate_type": "parcel",
             "aggregate_id": "1",
-            "payload": {},
+            "payload": {"parcel_id": 1},
         }
     ).encode()
 

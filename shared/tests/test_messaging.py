@@ -17,13 +17,14 @@ from shared.messaging.events import record_event, topic_name
 from shared.messaging.kafka import ensure_topics, reset_producer
 from shared.messaging.models import DeadLetter, OutboxEvent, ProcessedEvent
 from shared.messaging.publisher import publish_pending
+from shared.tests.parcels import ParcelPacked, ParcelWeighed
 
-applied: list[tuple[str, dict]] = []
+applied: list[tuple[str, ParcelPacked]] = []
 
 
-@handlers.handles("ParcelPacked", topic="parcels")
+@handlers.handles(ParcelPacked)
 def on_parcel_packed(event):
-    if event.payload.get("explode"):
+    if event.payload.explode:
         raise RuntimeError("this parcel cannot be handled")
     applied.append((event.aggregate_id, event.payload))
 
@@ -31,9 +32,9 @@ def on_parcel_packed(event):
 weighed: list[list[str]] = []
 
 
-@handlers.handles("ParcelWeighed", topic="parcels", batch=True)
+@handlers.handles(ParcelWeighed, batch=True)
 def on_parcels_weighed(events):
-    if any(e.payload.get("explode") for e in events):
+    if any(e.payload.explode for e in events):
         raise RuntimeError("this scale is broken")
     weighed.append([e.aggregate_id for e in events])
 
@@ -50,23 +51,17 @@ def fresh(settings):
 
 def _record(parcel_id: int, **payload) -> OutboxEvent:
     with transaction.atomic():
-        return record_event(
-            "ParcelPacked",
-            aggregate_type="parcel",
-            aggregate_id=parcel_id,
-            topic="parcels",
-            payload={"parcel_id": parcel_id, **payload},
-        )
+        return record_event(ParcelPacked(parcel_id=parcel_id, **payload))
 
 
 def test_record_event_outside_a_transaction_is_refused(transactional_db):
     with pytest.raises(RuntimeError):
-        record_event("ParcelPacked", aggregate_type="parcel", aggregate_id=1, topic="parcels", payload={})
+        record_event(ParcelPacked(parcel_id=1))
 
 
 def test_event_rolled_back_with_its_change_is_never_published(db):
     with pytest.raises(RuntimeError, match="change failed"), transaction.atomic():
-        record_event("ParcelPacked", aggregate_type="parcel", aggregate_id=1, topic="parcels", payload={})
+        record_event(ParcelPacked(parcel_id=1))
         raise RuntimeError("change failed")
     assert OutboxEvent.objects.count() == 0
 
@@ -110,6 +105,47 @@ def test_published_events_are_applied_once_and_poison_goes_to_dead_letters():
     letters = {dl.event_type or "malformed": dl for dl in DeadLetter.objects.all()}
     assert set(letters) == {"ParcelPacked", "malformed"}
     assert letters["ParcelPacked"].attempts == consumer.max_attempts
+
+
+def _raw_envelope(event_type: str, payload: dict, *, version: int = 1) -> bytes:
+    return json.dumps(
+        {
+            "event_id": str(uuid.uuid4()),
+            "event_type": event_type,
+            "event_version": version,
+            "occurred_at": "2026-11-25T20:00:00+00:00",
+            "aggregate_type": "parcel",
+            "aggregate_id": str(payload.get("parcel_id", "")),
+            "payload": payload,
+        }
+    ).encode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_unknown_version_or_a_payload_that_does_not_fit_is_dead_lettered_at_once_with_the_reason():
+    ensure_topics([topic_name("parcels"), topic_name("parcels.dlq")])
+    raw = Producer({"bootstrap.servers": __import__("django.conf").conf.settings.KAFKA_BOOTSTRAP_SERVERS})
+    for value in (
+        _raw_envelope("ParcelPacked", {"parcel_id": 31}, version=2),
+        _raw_envelope("ParcelPacked", {"parcel_id": "thirty-two"}),
+        _raw_envelope("ParcelPacked", {"weight": 3}),
+        _raw_envelope("ParcelPacked", {"parcel_id": "34", "weight": 1, "added_later": True}),
+    ):
+        raw.produce(topic_name("parcels"), key=b"3", value=value)
+    raw.flush(5)
+
+    consumer = EventConsumer("test-contracts", retry_delay=0.01)
+    assert consumer.run(max_messages=4, idle_exit_seconds=20) == 4
+
+    # read leniently where the readers always were: "34" is 34, an added key is ignored
+    assert applied == [("34", ParcelPacked(parcel_id=34, weight=1))]
+    errors = sorted(dl.error for dl in DeadLetter.objects.filter(consumer="test-contracts"))
+    assert errors == [
+        "ParcelPacked payload does not fit its contract: Expected `int`, got `str` - at `$.parcel_id`",
+        "ParcelPacked payload does not fit its contract: Object missing required field `parcel_id`",
+        "ParcelPacked version 2 is not known here (this service reads version 1)",
+    ]
+    assert {dl.attempts for dl in DeadLetter.objects.all()} == {1}  # no retry can change them
 
 
 @pytest.mark.django_db
@@ -212,13 +248,7 @@ def test_batch_handlers_get_a_polls_events_together_and_a_bad_one_alone_is_dead_
     ensure_topics([topic_name("parcels"), topic_name("parcels.dlq")])
     for parcel_id in (21, 22, 23, 24):
         with transaction.atomic():
-            record_event(
-                "ParcelWeighed",
-                aggregate_type="parcel",
-                aggregate_id=parcel_id,
-                topic="parcels",
-                payload={"explode": parcel_id == 23},
-            )
+            record_event(ParcelWeighed(parcel_id=parcel_id, explode=parcel_id == 23))
     assert publish_pending() == 4
 
     consumer = EventConsumer("test-batch", retry_delay=0.01)
@@ -236,9 +266,7 @@ def test_apply_events_skips_what_was_applied_and_duplicates_inside_the_batch():
 
     def weigh(parcel_id):
         with transaction.atomic():
-            row = record_event(
-                "ParcelWeighed", aggregate_type="parcel", aggregate_id=parcel_id, topic="parcels", payload={}
-            )
+            row = record_event(ParcelWeighed(parcel_id=parcel_id))
         return Event.from_json(envelope_json(row), topic="parcels")
 
     a, b = weigh(31), weigh(32)

@@ -17,6 +17,7 @@ from shared.messaging.events import record_event, topic_name
 from shared.messaging.kafka import base_config, ensure_topics, reset_producer
 from shared.messaging.models import BrokerEpoch, OutboxEvent
 from shared.messaging.publisher import publish_pending
+from shared.tests.parcels import ParcelPacked
 
 
 @pytest.fixture(autouse=True)
@@ -31,9 +32,7 @@ def fresh(settings):
 
 def _published(parcel_id: int) -> OutboxEvent:
     with transaction.atomic():
-        row = record_event(
-            "ParcelPacked", aggregate_type="parcel", aggregate_id=parcel_id, topic="parcels", payload={"n": parcel_id}
-        )
+        row = record_event(ParcelPacked(parcel_id=parcel_id))
     assert publish_pending() >= 1
     row.refresh_from_db()
     assert row.published_at is not None

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from django.db import connection
 
 from inventory.models import Reservation, StockItem
+from shared.contracts.inventory import ReservedLine, StockChanged, StockLevel
 from shared.errors import IllegalTransition
 from shared.messaging.events import record_event
 
@@ -89,26 +90,25 @@ def stock_changed(rows: list[dict]) -> None:
         by_cloth[row["cloth_id"]].append(row)
     for cloth_id, items in by_cloth.items():
         record_event(
-            "StockChanged",
-            aggregate_type="stock",
-            aggregate_id=cloth_id,
-            payload={
-                "cloth_id": cloth_id,
-                "variants": [
-                    {
-                        "variant_id": r["variant_id"],
-                        "available": r["available"],
-                        "total": r["total"],
-                        "version": r["version"],
-                    }
+            StockChanged(
+                cloth_id=cloth_id,
+                variants=[
+                    StockLevel(
+                        variant_id=r["variant_id"], available=r["available"], total=r["total"], version=r["version"]
+                    )
                     for r in items
                 ],
-            },
+            )
         )
 
 
 def lines_payload(lines: list[Line]) -> list[dict]:
     return [{"variant_id": ln.variant_id, "cloth_id": ln.cloth_id, "quantity": ln.quantity} for ln in lines]
+
+
+def reserved_lines(lines: list[Line]) -> list[ReservedLine]:
+    """The lines as the inventory's events carry them."""
+    return [ReservedLine(variant_id=ln.variant_id, cloth_id=ln.cloth_id, quantity=ln.quantity) for ln in lines]
 
 
 def by_cloth(lines: list[Line]) -> dict[int, list[Line]]:

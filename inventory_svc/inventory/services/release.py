@@ -9,9 +9,17 @@ from django.utils import timezone
 
 from inventory import gate
 from inventory.models import MovementKind, Reservation, ReservationState
-from inventory.services.counters import lines_of, lines_payload, locked_reservation, move_all, stock_changed
+from inventory.services.counters import (
+    lines_of,
+    lines_payload,
+    locked_reservation,
+    move_all,
+    reserved_lines,
+    stock_changed,
+)
 from inventory.services.gate_steps import after_commit
 from inventory.services.ledger import write_ledger
+from shared.contracts.inventory import StockReleased, StockReturned
 from shared.errors import IllegalTransition, NotFound
 from shared.messaging.events import record_event
 
@@ -49,15 +57,12 @@ def release_reservation(*, order_id: int, reason: str = "", actor: str = "") -> 
             reservation.release_reason = (reason or "released")[:64]
             reservation.save(update_fields=["state", "release_reason", "updated_at"])
             record_event(
-                "StockReleased",
-                aggregate_type="reservation",
-                aggregate_id=order_id,
-                payload={
-                    "order_id": order_id,
-                    "member_id": reservation.member_id,
-                    "reason": reservation.release_reason,
-                    "lines": lines_payload(lines),
-                },
+                StockReleased(
+                    order_id=order_id,
+                    member_id=reservation.member_id,
+                    reason=reservation.release_reason,
+                    lines=reserved_lines(lines),
+                )
             )
             stock_changed(rows)
             logger.info("order %s: released (%s)", order_id, reason)
@@ -83,16 +88,7 @@ def return_reservation(*, order_id: int, reason: str = "", actor: str = "") -> d
             write_ledger(lines, MovementKind.RETURN, order_id=order_id, cause=reason or "refunded", actor=actor)
             reservation.state = ReservationState.RETURNED
             reservation.save(update_fields=["state", "updated_at"])
-            record_event(
-                "StockReturned",
-                aggregate_type="reservation",
-                aggregate_id=order_id,
-                payload={
-                    "order_id": order_id,
-                    "member_id": reservation.member_id,
-                    "lines": lines_payload(lines),
-                },
-            )
+            record_event(StockReturned(order_id=order_id, member_id=reservation.member_id, lines=reserved_lines(lines)))
             stock_changed(rows)
         elif reservation.state != ReservationState.RETURNED:
             raise IllegalTransition(f"This order's stock is {reservation.state.lower()}, not sold.", order_id=order_id)

@@ -15,9 +15,19 @@ from django.utils import timezone
 from inventory import gate, selectors
 from inventory.gate import GateAnswer, RecordState
 from inventory.models import MovementKind, Reservation, ReservationLine, ReservationState
-from inventory.services.counters import Line, Short, by_cloth, lines_payload, move, pairs, stock_changed
+from inventory.services.counters import (
+    Line,
+    Short,
+    by_cloth,
+    lines_payload,
+    move,
+    pairs,
+    reserved_lines,
+    stock_changed,
+)
 from inventory.services.gate_steps import call_gate, undo_in_gate
 from inventory.services.ledger import write_ledger
+from shared.contracts.inventory import StockReserved
 from shared.errors import (
     IllegalTransition,
     LimitExceeded,
@@ -158,17 +168,7 @@ def _write_reservation(
         ]
     )
     write_ledger(lines, MovementKind.RESERVE, order_id=order_id, cause="order", actor=f"member:{member_id}")
-    record_event(
-        "StockReserved",
-        aggregate_type="reservation",
-        aggregate_id=order_id,
-        payload={
-            "order_id": order_id,
-            "member_id": member_id,
-            "lines": lines_payload(lines),
-            "deadline": deadline.isoformat(),
-        },
-    )
+    record_event(StockReserved(order_id=order_id, member_id=member_id, lines=reserved_lines(lines), deadline=deadline))
     # The counters last: in a drop every winner updates the same few rows, and a row stays
     # locked from its update to the commit. Updated in variant order, so two orders that
     # share variants never wait on each other crosswise.

@@ -17,15 +17,16 @@ from inventory.services.counters import (
     Short,
     by_cloth,
     lines_of,
-    lines_payload,
     locked_reservation,
     move,
     move_all,
     pairs,
+    reserved_lines,
     stock_changed,
 )
 from inventory.services.gate_steps import after_commit, call_gate, undo_in_gate
 from inventory.services.ledger import write_ledger
+from shared.contracts.inventory import SellFailure, StockSellFailed, StockSold
 from shared.errors import NotFound, UpstreamUnavailable
 from shared.messaging.events import record_event
 
@@ -59,23 +60,14 @@ def sell_reservation(*, order_id: int, actor: str = "") -> dict:
             return {"order_id": order_id, "status": "SELL_FAILED"}
         if not lines:
             # Released before it was ever reserved (the order was not placed): nothing to sell.
-            return _sell_failed(reservation, variant_id=None, reason="no_reservation")
+            return _sell_failed(reservation, variant_id=None, reason=SellFailure.NO_RESERVATION)
         return _sell_released(reservation, lines, actor=actor)
 
 
 def _mark_sold(reservation: Reservation, lines: list[Line]) -> None:
     reservation.state = ReservationState.SOLD
     reservation.save(update_fields=["state", "updated_at"])
-    record_event(
-        "StockSold",
-        aggregate_type="reservation",
-        aggregate_id=reservation.order_id,
-        payload={
-            "order_id": reservation.order_id,
-            "member_id": reservation.member_id,
-            "lines": lines_payload(lines),
-        },
-    )
+    record_event(StockSold(order_id=reservation.order_id, member_id=reservation.member_id, lines=reserved_lines(lines)))
 
 
 def _sell_in_gate(cloth_id: int, reservation: Reservation, lines: list[Line]) -> None:
@@ -136,22 +128,16 @@ def _sell_released(reservation: Reservation, lines: list[Line], *, actor: str) -
             undo_in_gate(order_id, taken, short=set(exc.variants), state=RecordState.SOLD)
             taken = {}
     undo_in_gate(order_id, taken, state=RecordState.SOLD)
-    return _sell_failed(reservation, variant_id=failed_variant, reason="released_and_sold_out")
+    return _sell_failed(reservation, variant_id=failed_variant, reason=SellFailure.RELEASED_AND_SOLD_OUT)
 
 
-def _sell_failed(reservation: Reservation, *, variant_id: int | None, reason: str) -> dict:
+def _sell_failed(reservation: Reservation, *, variant_id: int | None, reason: SellFailure) -> dict:
     reservation.sell_failed_at = timezone.now()
     reservation.save(update_fields=["sell_failed_at", "updated_at"])
     record_event(
-        "StockSellFailed",
-        aggregate_type="reservation",
-        aggregate_id=reservation.order_id,
-        payload={
-            "order_id": reservation.order_id,
-            "member_id": reservation.member_id,
-            "reason": reason,
-            "variant_id": variant_id,
-        },
+        StockSellFailed(
+            order_id=reservation.order_id, member_id=reservation.member_id, reason=reason, variant_id=variant_id
+        )
     )
     logger.warning(
         "order %s: paid but nothing can be sold (%s, variant %s); StockSellFailed",
@@ -166,14 +152,6 @@ def report_unsellable(*, order_id: int, member_id: int | None) -> None:
     """A paid order this service holds nothing for: tell the order side to refund."""
     with transaction.atomic():
         record_event(
-            "StockSellFailed",
-            aggregate_type="reservation",
-            aggregate_id=order_id,
-            payload={
-                "order_id": order_id,
-                "member_id": member_id,
-                "reason": "no_reservation",
-                "variant_id": None,
-            },
+            StockSellFailed(order_id=order_id, member_id=member_id, reason=SellFailure.NO_RESERVATION, variant_id=None)
         )
     logger.error("order %s paid but no reservation exists; StockSellFailed", order_id)

@@ -10,6 +10,7 @@ from django.utils import timezone
 from inventory import gate, selectors, services
 from inventory.models import StockItem
 from shared.messaging.events import Event
+from shared.testing import event_payload
 
 
 @pytest.fixture(autouse=True)
@@ -62,6 +63,6 @@ def order_event(event_type: str, order_id: int, **payload) -> Event:
         occurred_at=timezone.now(),
         aggregate_type="order",
         aggregate_id=str(order_id),
-        payload={"order_id": order_id, **payload},
+        payload=event_payload(event_type, order_id=order_id, **payload),
         topic="orders",
     )

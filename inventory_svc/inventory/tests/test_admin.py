@@ -65,12 +65,13 @@ def test_names_arrive_with_the_catalogs_event_and_follow_a_rename(hoodie):
     from inventory.events import on_cloth_changed
     from inventory.models import StockItem
     from inventory.tests.conftest import order_event
+    from shared.messaging.handlers import typed
 
     event = order_event("ClothUpdated", 0)
     event.payload.update(
         cloth_id=hoodie, name="Heavy Hoodie II", variants=[{"variant_id": 4202, "stock": 7, "size": "M"}]
     )
-    on_cloth_changed(event)
+    on_cloth_changed(typed(event))
     assert set(StockItem.objects.values_list("cloth_name", flat=True)) == {"Heavy Hoodie II"}
     assert StockItem.objects.get(variant_id=4201).total == 5  # the counts are the inventory's own
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 
 import pytest
 from django.db import transaction
 
 from inventory.models import StockMovement
 from inventory.tests.conftest import counts, reserve
+from shared.contracts.order import OrderPaid
 from shared.messaging.consumer import EventConsumer
 from shared.messaging.events import record_event
 from shared.messaging.kafka import reset_producer
@@ -35,9 +37,7 @@ def test_order_paid_from_the_broker_sells_once_even_when_replayed(cloth, fresh_t
     ensure_topics([topic_name("orders"), topic_name("orders.dlq")])
     with transaction.atomic():
         # Stands in for the order service's outbox row: same envelope, same topic.
-        row = record_event(
-            "OrderPaid", aggregate_type="order", aggregate_id=100, payload={"order_id": 100, "member_id": 7}
-        )
+        row = record_event(OrderPaid(order_id=100, member_id=7, lines=[], payment_id=1, total=Decimal("0")))
     assert publish_pending() >= 1
     assert replay(OutboxEvent.objects.filter(pk=row.pk)) == 1  # delivered twice
     consumer._unprefix = {topic_name("orders"): "orders"}

@@ -168,6 +168,8 @@ def test_cloth_created_event_registers_stock_once(transactional_db):
         topic="catalog",
         payload={
             "cloth_id": 3,
+            "name": "Tee",
+            "price": "59000.00",
             "sale_starts_at": None,
             "purchase_limit": 1,
             "variants": [{"variant_id": 31, "size": "S", "stock": 10}],

@@ -14,7 +14,7 @@ One module per job; callers import from here:
 """
 
 from orders.services.expiry import expire_overdue_orders
-from orders.services.lifecycle import cancel_order, hold_for_payment, order_payload, request_refund
+from orders.services.lifecycle import cancel_order, hold_for_payment, request_refund
 from orders.services.placing import LineRequest, place_order, refuse_if_known_sold_out
 from orders.services.saga import (
     record_payment_completed,
@@ -28,7 +28,6 @@ __all__ = [
     "cancel_order",
     "expire_overdue_orders",
     "hold_for_payment",
-    "order_payload",
     "place_order",
     "record_payment_completed",
     "record_payment_failed",

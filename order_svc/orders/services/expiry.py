@@ -10,7 +10,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from orders.models import Order, OrderLine, OrderStatus
-from orders.services.lifecycle import order_payload, transition
+from orders.services.lifecycle import order_facts, transition
+from shared.contracts.order import OrderExpired
 from shared.messaging.events import record_event
 
 logger = logging.getLogger(__name__)
@@ -40,12 +41,7 @@ def expire_overdue_orders(*, now: dt.datetime | None = None, batch_size: int | N
             for order in batch:
                 order.known_lines = lines_by_order.get(order.order_id, [])
                 transition(order, OrderStatus.EXPIRED, cause="payment_deadline_passed", actor="expiry")
-                record_event(
-                    "OrderExpired",
-                    aggregate_type="order",
-                    aggregate_id=order.order_id,
-                    payload={**order_payload(order), "reason": "payment_deadline_passed"},
-                )
+                record_event(OrderExpired(**order_facts(order), reason="payment_deadline_passed"))
             expired += len(batch)
         if len(batch) < batch_size:
             break

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
@@ -17,6 +18,7 @@ from django.utils import timezone
 
 from orders import clients, selectors
 from orders.models import Order, OrderStatus, OrderTransition
+from shared.contracts.order import OrderCancelled, OrderLine, RefundReason, RefundRequested
 from shared.errors import IllegalTransition, NotFound, ShopError
 from shared.messaging.events import record_event
 
@@ -57,18 +59,16 @@ def _locked(order_id: int, member_id: int | None = None) -> Order:
     return order
 
 
-def order_payload(order: Order) -> dict:
-    """What every order event carries: enough for inventory to act without calling back."""
+def order_facts(order: Order) -> dict:
+    """What every order event carries (its contract's common fields): enough for the
+    inventory to act without calling back."""
     return {
         "order_id": order.order_id,
         "member_id": order.member_id,
         "lines": [
-            {
-                "variant_id": line.variant_id,
-                "cloth_id": line.cloth_id,
-                "quantity": line.quantity,
-                "unit_price": line.unit_price,
-            }
+            OrderLine(
+                variant_id=line.variant_id, cloth_id=line.cloth_id, quantity=line.quantity, unit_price=line.unit_price
+            )
             for line in order.line_items
         ],
     }
@@ -96,12 +96,7 @@ def cancel_order(*, order_id: int, member_id: int | None, actor: str) -> Order:
                 status=order.status,
             )
         transition(order, OrderStatus.CANCELLED, cause="cancelled", actor=actor)
-        record_event(
-            "OrderCancelled",
-            aggregate_type="order",
-            aggregate_id=order.order_id,
-            payload={**order_payload(order), "reason": "cancelled"},
-        )
+        record_event(OrderCancelled(**order_facts(order), reason="cancelled"))
     logger.info("order %s cancelled by %s", order_id, actor)
     try:
         clients.release_stock(order_id=order_id, reason="cancelled")
@@ -138,7 +133,9 @@ def hold_for_payment(*, order_id: int, payment_id: int) -> Order:
     return order
 
 
-def request_refund(*, order_id: int, member_id: int | None, actor: str, reason: str = "member_request") -> Order:
+def request_refund(
+    *, order_id: int, member_id: int | None, actor: str, reason: RefundReason = RefundReason.MEMBER_REQUEST
+) -> Order:
     """Ask for a paid order's money back; the payment service refunds on ``RefundRequested``."""
     with transaction.atomic():
         order = _locked(order_id, member_id)
@@ -148,7 +145,7 @@ def request_refund(*, order_id: int, member_id: int | None, actor: str, reason: 
 
 
 def request_refund_locked(
-    order: Order, *, reason: str, actor: str, event_id: uuid.UUID | None = None, payment_id: int | None = None
+    order: Order, *, reason: RefundReason, actor: str, event_id: uuid.UUID | None = None, payment_id: int | None = None
 ) -> None:
     if order.status != OrderStatus.PAID:
         raise IllegalTransition(
@@ -161,17 +158,10 @@ def request_refund_locked(
     refund_requested(order, payment_id=payment_id, amount=order.total, reason=reason)
 
 
-def refund_requested(order: Order, *, payment_id, amount, reason: str) -> None:
+def refund_requested(order: Order, *, payment_id: int | None, amount: Decimal, reason: RefundReason) -> None:
     """Announce that the order's money must go back (the payment service refunds once)."""
     record_event(
-        "RefundRequested",
-        aggregate_type="order",
-        aggregate_id=order.order_id,
-        payload={
-            "order_id": order.order_id,
-            "member_id": order.member_id,
-            "payment_id": payment_id,
-            "amount": amount,
-            "reason": reason,
-        },
+        RefundRequested(
+            order_id=order.order_id, member_id=order.member_id, payment_id=payment_id, amount=amount, reason=reason
+        )
     )

@@ -22,7 +22,8 @@ from django.utils import timezone
 
 from orders import clients, selectors
 from orders.models import Order, OrderLine, OrderStatus, OrderTransition
-from orders.services.lifecycle import order_payload
+from orders.services.lifecycle import order_facts
+from shared.contracts.order import OrderPlaced
 from shared.errors import (
     IdempotencyKeyReused,
     RequestInProgress,
@@ -197,12 +198,7 @@ def _write_order(
     OrderTransition.objects.create(
         order=order, from_status="", to_status=order.status, cause="placed", actor=f"member:{attempt.member_id}"
     )
-    record_event(
-        "OrderPlaced",
-        aggregate_type="order",
-        aggregate_id=order.order_id,
-        payload={**order_payload(order), "total": order.total, "payment_deadline": deadline.isoformat()},
-    )
+    record_event(OrderPlaced(**order_facts(order), total=order.total, payment_deadline=deadline))
     return order
 
 

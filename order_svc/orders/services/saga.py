@@ -7,7 +7,8 @@ import uuid
 from decimal import Decimal
 
 from orders.models import RELEASED_STATES, Order, OrderStatus, OrderTransition, PaymentSentBack
-from orders.services.lifecycle import order_payload, refund_requested, request_refund_locked, transition
+from orders.services.lifecycle import order_facts, refund_requested, request_refund_locked, transition
+from shared.contracts.order import OrderPaid, OrderPaymentFailed, OrderRefunded, RefundReason
 from shared.messaging.events import record_event
 
 logger = logging.getLogger(__name__)
@@ -29,19 +30,14 @@ def record_payment_completed(*, order_id: int, payment_id: int, amount: Decimal,
             actor=f"payment:{payment_id}",
             also_saved=("paid_by_payment_id",),
         )
-        record_event(
-            "OrderPaid",
-            aggregate_type="order",
-            aggregate_id=order.order_id,
-            payload={**order_payload(order), "payment_id": payment_id, "total": order.total},
-        )
+        record_event(OrderPaid(**order_facts(order), payment_id=payment_id, total=order.total))
         return
     if order.paid_by_payment_id == payment_id:
         logger.info("order %s already paid by payment %s; nothing to do", order_id, payment_id)
         return
     # The money arrived for an order that is over (expired, cancelled, failed) or already
     # paid by another payment: it must go back, and no stock moves.
-    reason = "late_payment" if order.status in RELEASED_STATES else "duplicate_payment"
+    reason = RefundReason.LATE_PAYMENT if order.status in RELEASED_STATES else RefundReason.DUPLICATE_PAYMENT
     if PaymentSentBack.objects.filter(payment_id=payment_id).exists():
         logger.info("refund of payment %s for order %s was asked already", payment_id, order_id)
         return
@@ -78,12 +74,7 @@ def record_payment_failed(*, order_id: int, payment_id: int, reason: str, event_
         event_id=event_id,
         actor=f"payment:{payment_id}",
     )
-    record_event(
-        "OrderPaymentFailed",
-        aggregate_type="order",
-        aggregate_id=order.order_id,
-        payload={**order_payload(order), "payment_id": payment_id, "reason": reason},
-    )
+    record_event(OrderPaymentFailed(**order_facts(order), payment_id=payment_id, reason=reason))
 
 
 def record_payment_refunded(*, order_id: int, payment_id: int, event_id: uuid.UUID) -> None:
@@ -105,16 +96,13 @@ def record_payment_refunded(*, order_id: int, payment_id: int, event_id: uuid.UU
         return
     transition(order, OrderStatus.REFUNDED, cause="payment_refunded", event_id=event_id, actor=f"payment:{payment_id}")
     record_event(
-        "OrderRefunded",
-        aggregate_type="order",
-        aggregate_id=order.order_id,
-        payload={
-            **order_payload(order),
-            "payment_id": payment_id,
-            "reason": order.refund_reason,
+        OrderRefunded(
+            **order_facts(order),
+            payment_id=payment_id,
+            reason=order.refund_reason,
             # Units that were never sold (StockSellFailed) must not be returned.
-            "restock": order.refund_reason != "stock_unavailable",
-        },
+            restock=order.refund_reason != RefundReason.STOCK_UNAVAILABLE,
+        )
     )
 
 
@@ -129,4 +117,4 @@ def record_stock_sell_failed(*, order_id: int, event_id: uuid.UUID) -> None:
             order.status if order else "unknown",
         )
         return
-    request_refund_locked(order, reason="stock_unavailable", actor="inventory", event_id=event_id)
+    request_refund_locked(order, reason=RefundReason.STOCK_UNAVAILABLE, actor="inventory", event_id=event_id)

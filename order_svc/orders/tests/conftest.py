@@ -9,6 +9,7 @@ from django.utils import timezone
 from orders import clients
 from orders.tests.fakes import FakeUpstreams
 from shared.messaging.events import Event
+from shared.testing import event_payload
 
 
 @pytest.fixture
@@ -48,7 +49,7 @@ def make_event(
         occurred_at=timezone.now() - dt.timedelta(seconds=1),
         aggregate_type=aggregate_type,
         aggregate_id=str(payload.get("payment_id", payload.get("order_id"))),
-        payload=payload,
+        payload=event_payload(event_type, **payload),
         producer="payment",
         topic=topic,
     )

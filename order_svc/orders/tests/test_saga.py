@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from decimal import Decimal
 
 import pytest
 from django.db import IntegrityError, transaction
@@ -12,6 +13,7 @@ from django.utils import timezone
 from orders import services
 from orders.models import Order, OrderStatus, OrderTransition, PaymentSentBack
 from orders.tests.conftest import make_event
+from shared.contracts.payment import PaymentCompleted
 from shared.messaging.consumer import EventConsumer
 from shared.messaging.events import record_event
 from shared.messaging.handlers import apply_event
@@ -190,10 +192,7 @@ def test_payment_completed_over_the_real_broker_is_applied(place, settings):
     )
     with transaction.atomic():
         event = record_event(
-            "PaymentCompleted",
-            aggregate_type="payment",
-            aggregate_id=50,
-            payload={"payment_id": 50, "order_id": order_id, "member_id": 1, "amount": "59000.00"},
+            PaymentCompleted(payment_id=50, order_id=order_id, member_id=1, amount=Decimal("59000.00"))
         )
     OutboxEvent.objects.filter(pk=event.pk).update(topic="payments")
     assert publish_pending() >= 1
@@ -210,3 +209,9 @@ def test_beat_runs_the_expiry_task(place, settings):
     place(1)
     Order.objects.update(payment_deadline=timezone.now() - dt.timedelta(seconds=1))
     assert expire_overdue_orders() == 1
+
+
+def test_the_orders_statuses_are_the_ones_its_events_and_other_services_name():
+    from shared.contracts.order import OrderStatus as SharedOrderStatus
+
+    assert [s.value for s in OrderStatus] == [s.value for s in SharedOrderStatus]

@@ -10,6 +10,7 @@ from django.utils import timezone
 from payments import clients
 from shared import errors
 from shared.messaging.events import Event
+from shared.testing import event_payload
 
 
 class FakeOrders:
@@ -87,7 +88,7 @@ def make_event(event_type: str, payload: dict, *, event_id: uuid.UUID | None = N
         occurred_at=timezone.now(),
         aggregate_type="order",
         aggregate_id=str(payload["order_id"]),
-        payload=payload,
+        payload=event_payload(event_type, **payload),
         producer="order",
         topic="orders",
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from payments.models import Payment, PaymentStatus
@@ -84,6 +86,7 @@ def test_refund_requested_over_the_real_broker_refunds(paid, settings):
 
     from django.db import transaction
 
+    from shared.contracts.order import RefundReason, RefundRequested
     from shared.messaging.consumer import EventConsumer
     from shared.messaging.events import record_event
     from shared.messaging.kafka import ensure_topics, reset_producer
@@ -95,16 +98,13 @@ def test_refund_requested_over_the_real_broker_refunds(paid, settings):
     OutboxEvent.objects.all().delete()
     with transaction.atomic():  # what the order service writes to its outbox
         record_event(
-            "RefundRequested",
-            aggregate_type="order",
-            aggregate_id=1,
-            payload={
-                "order_id": 1,
-                "member_id": 1,
-                "payment_id": paid.payment_id,
-                "amount": "59000.00",
-                "reason": "member_request",
-            },
+            RefundRequested(
+                order_id=1,
+                member_id=1,
+                payment_id=paid.payment_id,
+                amount=Decimal("59000.00"),
+                reason=RefundReason.MEMBER_REQUEST,
+            )
         )
     assert publish_pending() == 1
     EventConsumer(f"payment-test-{uuid.uuid4().hex[:6]}").run(max_messages=1, idle_exit_seconds=20)
