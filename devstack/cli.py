@@ -41,6 +41,8 @@ def main(description: str) -> int:
     p.add_argument("cloth_id", nargs="?", help="one cloth (default: every drop the inventory shows)")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes (default 1)")
     p.add_argument("--once", action="store_true", help="print one screen and stop")
+    p = sub.add_parser("events-docs", help="write docs/events/ from the event contracts (shared/contracts)")
+    p.add_argument("--check", action="store_true", help="only say which pages differ (exit 1 if any)")
     args = parser.parse_args()
     reexec_in_venv()
     os.chdir(ROOT)
@@ -56,6 +58,11 @@ def main(description: str) -> int:
         cmd_watch,
     )
     from .testrun import cmd_test  # noqa: PLC0415
+
+    if args.command == "events-docs":
+        from shared.contracts.docs import main as events_docs  # noqa: PLC0415
+
+        return events_docs(["--check"] if args.check else [])
 
     handler = {
         "up": cmd_up,

@@ -9,9 +9,28 @@ from decimal import Decimal
 import pytest
 
 from shared.contracts import CONTRACTS, PRODUCERS, ContractError, from_payload, to_payload
+from shared.contracts import docs as contract_docs
 from shared.contracts.inventory import ReservedLine, SellFailure, StockReserved, StockSellFailed
 from shared.contracts.order import OrderLine, OrderPlaced, RefundReason, RefundRequested
 from shared.messaging.handlers import handles
+
+
+def test_the_pages_in_docs_events_are_what_the_contracts_make():
+    assert contract_docs.drifted() == [], f"run: {contract_docs.COMMAND}"
+
+
+def test_every_handler_of_the_services_names_a_contract_and_every_page_lists_its_consumers():
+    found = contract_docs.handlers()
+    assert {(h.service, h.event_type) for h in found} >= {
+        ("catalog", "StockChanged"),
+        ("inventory", "ClothCreated"),
+        ("inventory", "OrderPaid"),
+        ("order", "PaymentCompleted"),
+        ("order", "StockSellFailed"),
+        ("payment", "RefundRequested"),
+    }
+    assert all(h.effect for h in found), "every handler says what it does (its docstring)"
+    assert "| `OrderPaid` | 1 | `order_id` (order) |" in contract_docs.pages()["order.md"]
 
 
 def test_the_wire_keeps_its_shape_decimals_as_strings_and_times_as_isoformat():
