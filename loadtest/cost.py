@@ -36,6 +36,7 @@ import prepare  # noqa: E402
 import proccpu  # noqa: E402
 from stack import Stack, load_stack, machine  # noqa: E402
 
+from shared.contracts.order import SOLD_STATES, OrderStatus  # noqa: E402
 from shared.topology import SERVICES  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -247,10 +248,10 @@ class Quiet:
         total, reserved, sold = inv[0]
         want = self.rows(
             "order",
-            "SELECT coalesce(sum(l.quantity) FILTER (WHERE o.status IN ('PAID', 'REFUND_REQUESTED')), 0), "
-            "coalesce(sum(l.quantity) FILTER (WHERE o.status = 'PENDING_PAYMENT'), 0) "
+            "SELECT coalesce(sum(l.quantity) FILTER (WHERE o.status = ANY(%s)), 0), "
+            "coalesce(sum(l.quantity) FILTER (WHERE o.status = %s), 0) "
             "FROM orders_orderline l JOIN orders_order o ON o.order_id = l.order_id WHERE l.variant_id = %s",
-            (variant_id,),
+            ([str(s) for s in SOLD_STATES], str(OrderStatus.PENDING_PAYMENT), variant_id),
         )[0]
         if (sold, reserved) != (int(want[0]), int(want[1])):
             return f"inventory sold/reserved {sold}/{reserved}, orders say {want[0]}/{want[1]}"
@@ -263,7 +264,9 @@ class Quiet:
         if not order_ids:
             return None
         n = self.rows(
-            "order", "SELECT count(*) FROM orders_order WHERE order_id = ANY(%s) AND status = 'PAID'", (order_ids,)
+            "order",
+            "SELECT count(*) FROM orders_order WHERE order_id = ANY(%s) AND status = %s",
+            (order_ids, str(OrderStatus.PAID)),
         )[0][0]
         return None if n == len(order_ids) else f"{n}/{len(order_ids)} orders PAID"
 

@@ -18,11 +18,14 @@ from typing import Any
 import psycopg
 from stack import Stack
 
+from shared.contracts.order import SOLD_STATES, OrderStatus
 from shared.topology import SERVICES
 
+#: the payment service's states in which money was taken (its `CHARGED_STATES`)
 CHARGED = ("COMPLETED", "REFUND_PENDING", "REFUNDED")
-#: order states whose units were sold (stock committed), and those still holding a reservation
-SOLD_ORDER_STATES = ("PAID", "REFUND_REQUESTED")
+#: order states whose units were sold (stock committed)
+SOLD_ORDER_STATES = tuple(s.value for s in SOLD_STATES)
+PENDING = OrderStatus.PENDING_PAYMENT.value
 #: the expiry sweep runs every few seconds: an order this far past its deadline is a leak
 EXPIRY_SLACK_SECONDS = 15
 
@@ -93,16 +96,16 @@ class Snapshot:
         )
         self.overdue = _rows(
             order_db,
-            "SELECT count(*) FROM orders_order WHERE status = 'PENDING_PAYMENT' "
+            "SELECT count(*) FROM orders_order WHERE status = %s "
             "AND payment_deadline < now() - make_interval(secs => %s)",
-            (EXPIRY_SLACK_SECONDS,),
+            (PENDING, EXPIRY_SLACK_SECONDS),
         )[0][0]
         self.pending_not_due = _rows(
             order_db,
             "SELECT count(*), max(payment_deadline) FROM orders_order "
-            "WHERE status = 'PENDING_PAYMENT' AND created_at >= to_timestamp(%s) "
+            "WHERE status = %s AND created_at >= to_timestamp(%s) "
             "AND payment_deadline >= now() - make_interval(secs => %s)",
-            (since, EXPIRY_SLACK_SECONDS),
+            (PENDING, since, EXPIRY_SLACK_SECONDS),
         )[0]
         orders = dict(
             _rows(order_db, "SELECT order_id, status FROM orders_order WHERE created_at >= to_timestamp(%s)", (since,))
@@ -113,14 +116,14 @@ class Snapshot:
             (since,),
         )
         charged = {o for o, s in payments if s in CHARGED}
-        self.paid_without_charge = sorted(
-            o for o, s in orders.items() if s in ("PAID", "REFUND_REQUESTED") and o not in charged
-        )[:20]
+        self.paid_without_charge = sorted(o for o, s in orders.items() if s in SOLD_ORDER_STATES and o not in charged)[
+            :20
+        ]
         # A charge whose order ended otherwise must be on its way back (REFUND_PENDING/REFUNDED), not kept.
         self.charge_without_paid = sorted(
             o
             for o, s in payments
-            if s == "COMPLETED" and orders.get(o, "PAID") not in ("PAID", "REFUND_REQUESTED", "REFUNDED")
+            if s == "COMPLETED" and orders.get(o, OrderStatus.PAID) not in (*SOLD_ORDER_STATES, OrderStatus.REFUNDED)
         )[:20]
         self.payments_by_status: dict[str, int] = {}
         for _, s in payments:
@@ -138,10 +141,10 @@ class Snapshot:
             order_db,
             "SELECT l.variant_id, "
             "coalesce(sum(l.quantity) FILTER (WHERE o.status = ANY(%s)), 0), "
-            "coalesce(sum(l.quantity) FILTER (WHERE o.status = 'PENDING_PAYMENT'), 0) "
+            "coalesce(sum(l.quantity) FILTER (WHERE o.status = %s), 0) "
             "FROM orders_orderline l JOIN orders_order o ON o.order_id = l.order_id "
             "WHERE l.cloth_id = ANY(%s) GROUP BY l.variant_id",
-            (list(SOLD_ORDER_STATES), self.cloth_ids),
+            (list(SOLD_ORDER_STATES), PENDING, self.cloth_ids),
         )
         shown = dict(
             _rows(

@@ -34,6 +34,8 @@ import prepare  # noqa: E402
 import report  # noqa: E402
 from stack import ROOT, Stack, load_stack, machine  # noqa: E402
 
+from shared.contracts.order import OrderStatus  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 SCENARIOS = ("seed", "drop", "browse", "hop")
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -361,10 +363,10 @@ def drop_figures(
         figures["fairness"] = fairness_figures(eps, data, stack)
     by = verdict.orders.get("by_status", {})
     figures["orders"] = {
-        "paid": by.get("PAID", 0),
-        "cancelled": by.get("CANCELLED", 0),
-        "expired": by.get("EXPIRED", 0),
-        "payment_failed": by.get("PAYMENT_FAILED", 0),
+        "paid": by.get(OrderStatus.PAID, 0),
+        "cancelled": by.get(OrderStatus.CANCELLED, 0),
+        "expired": by.get(OrderStatus.EXPIRED, 0),
+        "payment_failed": by.get(OrderStatus.PAYMENT_FAILED, 0),
         "pending_not_yet_due": verdict.orders.get("pending_not_yet_due", 0),
         "latest_pending_deadline": verdict.orders.get("latest_pending_deadline"),
     }
