@@ -35,6 +35,7 @@ COMMAND = "python3 manage_all.py events-docs"
 @dataclass(frozen=True)
 class Handler:
     service: str
+    function: str
     event_type: str
     topic: str
     effect: str
@@ -50,7 +51,7 @@ def handlers(root: Path = ROOT) -> list[Handler]:
             if not isinstance(node, ast.FunctionDef):
                 continue
             effect = " ".join((ast.get_docstring(node) or "").split())
-            for deco in reversed(node.decorator_list):
+            for deco in node.decorator_list:
                 if (
                     isinstance(deco, ast.Call)
                     and isinstance(deco.func, ast.Name)
@@ -61,7 +62,7 @@ def handlers(root: Path = ROOT) -> list[Handler]:
                     name = deco.args[0].id
                     if name not in CONTRACTS:
                         raise LookupError(f"{path}: @handles({name}) names no contract in shared.contracts")
-                    found.append(Handler(service, name, CONTRACTS[name].topic, effect))
+                    found.append(Handler(service, node.name, name, CONTRACTS[name].topic, effect))
     return found
 
 
@@ -114,7 +115,13 @@ def _page(service: str, module: types.ModuleType, every: list[Handler]) -> str:
             "| event | topic | effect |",
             "|---|---|---|",
         ]
-        out += [f"| `{h.event_type}` | `{h.topic}` | {h.effect} |" for h in mine]
+        by_function: dict[str, list[Handler]] = {}
+        for h in mine:
+            by_function.setdefault(h.function, []).append(h)
+        for same in by_function.values():
+            names = ", ".join(f"`{h.event_type}`" for h in same)
+            topics = ", ".join(sorted({f"`{h.topic}`" for h in same}))
+            out.append(f"| {names} | {topics} | {same[0].effect} |")
     else:
         out.append(
             f"## Consumed\n\nNone: the {service} service keeps no consumer (`manage.py consume` is not run for it)."
@@ -149,7 +156,7 @@ def _fields(struct: type[msgspec.Struct]) -> str:
     shown = []
     for field in msgspec.structs.fields(struct):
         extra = []
-        if field.default is not msgspec.NODEFAULT and field.default not in ([], None):
+        if field.default is not msgspec.NODEFAULT and field.default not in ([], None, ""):
             extra.append(f"default `{_value(field.default)}`")
         if field.name in notes:
             extra.append(notes[field.name])

@@ -30,6 +30,8 @@ class StockLevel(Shape, frozen=True):
 
 
 class SellFailure(enum.StrEnum):
+    """Why a paid order's units could not be sold."""
+
     #: the reservation was released (late payment) and its units are gone
     RELEASED_AND_SOLD_OUT = "released_and_sold_out"
     #: the order was never reserved here
