@@ -25,7 +25,7 @@ from django.http import HttpRequest, HttpResponse
 from catalog import selectors
 
 
-def _key(request: HttpRequest, version: int | str) -> str:
+def _key(request: HttpRequest, version: str) -> str:
     raw = f"{request.get_host()}|{request.path}|{sorted(request.GET.lists())}"
     return f"cloth:v{version}:response:{hashlib.sha1(raw.encode()).hexdigest()}"
 
@@ -51,11 +51,10 @@ def cached_response(view: Callable[..., HttpResponse]) -> Callable[..., HttpResp
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if request.method != "GET" or settings.CATALOG_CACHE_SECONDS <= 0:
             return view(request, *args, **kwargs)
-        version = selectors.cache_version()
-        if version < 0:  # no Redis: answer from PostgreSQL
+        # a detail: its cloth's own version too (stock changes)
+        version = selectors.cache_version(kwargs.get("cloth_id"))
+        if version is None:  # no Redis: answer from PostgreSQL
             return view(request, *args, **kwargs)
-        if "cloth_id" in kwargs:  # a detail: its own version too (stock changes)
-            version = f"{version}.{selectors.cloth_version(kwargs['cloth_id'])}"
         key = _key(request, version)
         hit = cache.get(key)  # None in a cache outage too: it only costs the full answer
         if hit is not None:

@@ -16,17 +16,21 @@ logger = logging.getLogger(__name__)
 _VERSION_KEY = "cloth:version"
 
 
-def cache_version() -> int:
-    """The catalog's cache version, or -1 when Redis cannot be read: the cache is then skipped.
+def cache_version(cloth_id: int | None = None) -> str | None:
+    """The version a cached page is keyed by, or None when Redis cannot be read (the cache
+    is then skipped): the catalog's version, and for one cloth's page its own version too,
+    in one round trip.
 
     Read through django-redis's client, which raises in an outage where the cache (set to
-    ignore outages) would answer None, indistinguishable from version 0.
+    ignore outages) would answer nothing, indistinguishable from version 0.
     """
+    keys = [_VERSION_KEY] if cloth_id is None else [_VERSION_KEY, _cloth_version_key(cloth_id)]
     try:
-        return int(cache.client.get(_VERSION_KEY) or 0)
+        found = cache.client.get_many(keys)
     except Exception as exc:  # noqa: BLE001 - no cache: every read goes to PostgreSQL
         logger.warning("catalog cache unreadable (%s)", exc)
-        return -1
+        return None
+    return ".".join(str(int(found.get(key) or 0)) for key in keys)
 
 
 def bump_cache_version() -> None:
@@ -40,14 +44,6 @@ def bump_cache_version() -> None:
 
 def _cloth_version_key(cloth_id: int) -> str:
     return f"cloth:{cloth_id}:version"
-
-
-def cloth_version(cloth_id: int) -> int:
-    """A cloth's own cache version: its shown stock changed (the list may not have)."""
-    try:
-        return int(cache.client.get(_cloth_version_key(cloth_id)) or 0)
-    except Exception:  # noqa: BLE001 - as cache_version
-        return -1
 
 
 def bump_cloth_version(cloth_id: int) -> None:
