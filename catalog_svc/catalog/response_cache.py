@@ -1,4 +1,5 @@
-"""Whole public responses kept in Redis as the bytes sent, so a hit costs two Redis reads.
+"""Whole public responses kept as the bytes sent: in Redis, shared by every catalog
+process, and in each process's memory too, so a hit costs one Redis read (the versions).
 
 The list and the detail are read far more than anything changes, and most of their cost
 is Django REST framework's work per request, not the database. A hit skips all of it.
@@ -6,6 +7,9 @@ Entries are keyed by the catalog's cache version (bumped when a cloth changes or
 in or out of stock), a detail also by its cloth's own version (bumped on every stock
 change), the path, the query and the host (pages link to each other). An entry never outlives the
 next sale start it shows: ``on_sale`` flips at that instant, so the entry ends there.
+A process's own copy is keyed by the same versions, read from Redis on every request, and
+by Redis's epoch (see ``selectors.CacheVersion``), so it is never older than Redis's; at
+most ``CATALOG_LOCAL_CACHE_ENTRIES`` are kept (then all are dropped and kept afresh).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import functools
 import hashlib
 import json
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -46,18 +51,46 @@ def seconds_to_keep(content: bytes, now: dt.datetime | None = None) -> int:
     return math.floor(keep)
 
 
+#: this process's copies: local key -> (the bytes, until when on the monotonic clock)
+_kept: dict[str, tuple[bytes, float]] = {}
+
+
+def _kept_copy(local_key: str) -> bytes | None:
+    entry = _kept.get(local_key)
+    return entry[0] if entry is not None and entry[1] > time.monotonic() else None
+
+
+def _keep(local_key: str, content: bytes, seconds: float) -> None:
+    if seconds < 1:
+        return
+    if len(_kept) >= settings.CATALOG_LOCAL_CACHE_ENTRIES:
+        _kept.clear()  # old versions' copies are never read again: drop them all at once
+    _kept[local_key] = (content, time.monotonic() + seconds)
+
+
+def forget_kept_copies() -> None:
+    _kept.clear()
+
+
 def cached_response(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     @functools.wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if request.method != "GET" or settings.CATALOG_CACHE_SECONDS <= 0:
             return view(request, *args, **kwargs)
         # a detail: its cloth's own version too (stock changes)
-        version = selectors.cache_version(kwargs.get("cloth_id"))
-        if version is None:  # no Redis: answer from PostgreSQL
+        current = selectors.cache_version(kwargs.get("cloth_id"))
+        if current is None:  # no Redis: answer from PostgreSQL
             return view(request, *args, **kwargs)
-        key = _key(request, version)
+        key = _key(request, current.version)
+        local_key = f"{current.epoch}|{key}" if current.epoch and settings.CATALOG_LOCAL_CACHE_ENTRIES > 0 else None
+        if local_key is not None:
+            kept = _kept_copy(local_key)
+            if kept is not None:
+                return HttpResponse(kept, content_type="application/json")
         hit = cache.get(key)  # None in a cache outage too: it only costs the full answer
         if hit is not None:
+            if local_key is not None:
+                _keep(local_key, hit, seconds_to_keep(hit))
             return HttpResponse(hit, content_type="application/json")
         response = view(request, *args, **kwargs)
         if response.status_code == 200:
@@ -66,6 +99,8 @@ def cached_response(view: Callable[..., HttpResponse]) -> Callable[..., HttpResp
             keep = seconds_to_keep(response.content)
             if keep >= 1:
                 cache.set(key, response.content, timeout=keep)  # in an outage, the next read renders it again
+                if local_key is not None:
+                    _keep(local_key, response.content, keep)
         return response
 
     return wrapped

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache import cache
@@ -14,23 +16,37 @@ from catalog.models import Cloth, Variant
 logger = logging.getLogger(__name__)
 
 _VERSION_KEY = "cloth:version"
+_EPOCH_KEY = "cloth:cache-epoch"
 
 
-def cache_version(cloth_id: int | None = None) -> str | None:
-    """The version a cached page is keyed by, or None when Redis cannot be read (the cache
-    is then skipped): the catalog's version, and for one cloth's page its own version too,
-    in one round trip.
+@dataclass(frozen=True, slots=True)
+class CacheVersion:
+    #: what a cached page is keyed by: the catalog's version, and a cloth's own for its page
+    version: str
+    #: this Redis's lifetime, a random token set once; None right after Redis lost its data.
+    #: Versions count again from 0 after such a loss, so a copy kept outside Redis is only
+    #: trusted under the epoch it was made in.
+    epoch: str | None
+
+
+def cache_version(cloth_id: int | None = None) -> CacheVersion | None:
+    """The versions a cached page is keyed by, in one round trip; None when Redis cannot be
+    read (the cache is then skipped).
 
     Read through django-redis's client, which raises in an outage where the cache (set to
     ignore outages) would answer nothing, indistinguishable from version 0.
     """
-    keys = [_VERSION_KEY] if cloth_id is None else [_VERSION_KEY, _cloth_version_key(cloth_id)]
+    keys = [_EPOCH_KEY, _VERSION_KEY] + ([] if cloth_id is None else [_cloth_version_key(cloth_id)])
     try:
         found = cache.client.get_many(keys)
+        epoch = found.get(_EPOCH_KEY)
+        if epoch is None:  # a new Redis: the next read has its epoch
+            cache.client.set(_EPOCH_KEY, uuid.uuid4().hex, timeout=None, nx=True)
     except Exception as exc:  # noqa: BLE001 - no cache: every read goes to PostgreSQL
         logger.warning("catalog cache unreadable (%s)", exc)
         return None
-    return ".".join(str(int(found.get(key) or 0)) for key in keys)
+    version = ".".join(str(int(found.get(key) or 0)) for key in keys[1:])
+    return CacheVersion(version=version, epoch=None if epoch is None else str(epoch))
 
 
 def bump_cache_version() -> None:

@@ -11,3 +11,5 @@ globals().update(service_settings("catalog", base_dir=BASE_DIR, apps=["catalog"]
 
 # How long a cached page or detail may live; any cloth or stock change invalidates them at once.
 CATALOG_CACHE_SECONDS = env.int("CATALOG_CACHE_SECONDS", default=30)
+# How many cached answers each catalog process also keeps in its memory (0 = only Redis).
+CATALOG_LOCAL_CACHE_ENTRIES = env.int("CATALOG_LOCAL_CACHE_ENTRIES", default=512)

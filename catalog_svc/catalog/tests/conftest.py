@@ -10,7 +10,11 @@ from shared.errors import UpstreamUnavailable
 
 @pytest.fixture(autouse=True)
 def _clean_cache(redis_db):
+    from catalog.response_cache import forget_kept_copies
+
+    forget_kept_copies()  # a test's Redis starts empty, so must the process's copies
     yield
+    forget_kept_copies()
 
 
 @pytest.fixture

@@ -253,6 +253,34 @@ def test_a_cached_answer_is_the_same_bytes_and_costs_no_query(anon_client, inven
     assert second["Content-Type"] == "application/json"
 
 
+def test_a_process_serves_its_own_copy_while_the_versions_in_redis_stay_the_same(
+    anon_client, inventory_calls, django_capture_on_commit_callbacks, django_assert_num_queries
+):
+    from django.core.cache import cache
+
+    cloth = _cloth(sizes=[("S", 5)])
+    anon_client.get("/cloth/list")  # the first read of an empty Redis gives it its epoch
+    first = anon_client.get(f"/cloth/detail/{cloth.id}")
+    assert cache.delete_pattern("*:response:*") == 2  # Redis's copy gone: this process still has its own
+    with django_assert_num_queries(0):
+        assert anon_client.get(f"/cloth/detail/{cloth.id}").content == first.content
+    with django_capture_on_commit_callbacks(execute=True):  # a stock report bumps the cloth's version
+        apply_event("catalog", _stock_changed(cloth, cloth.variants.get(), 2, version=1))
+    assert anon_client.get(f"/cloth/detail/{cloth.id}").json()["variants"][0]["stock"] == 2
+
+
+def test_after_redis_lost_its_data_no_process_serves_a_copy_made_before(anon_client, inventory_calls):
+    """Versions count from 0 again in an empty Redis: the same key must not find an old copy."""
+    from django.core.cache import cache
+
+    cloth = _cloth(sizes=[("S", 5)])
+    anon_client.get(f"/cloth/detail/{cloth.id}")
+    anon_client.get(f"/cloth/detail/{cloth.id}")  # kept by the process under this Redis's epoch
+    Variant.objects.filter(cloth=cloth).update(shown_stock=1)  # changed while Redis was away
+    cache.clear()  # Redis restarted empty: the versions are what they were, 0
+    assert anon_client.get(f"/cloth/detail/{cloth.id}").json()["variants"][0]["stock"] == 1
+
+
 def test_a_cached_answer_never_outlives_the_sale_start_it_shows():
     from catalog.response_cache import seconds_to_keep
 
