@@ -113,6 +113,7 @@ def proxy(request: HttpRequest) -> HttpResponse:
 
     body = request.body if request.method in _BODY_METHODS else None
     gate = admission.gate(route.service)
+    meta["shop.gate_at"] = time.monotonic()  # for the web server's timing log (shared/gunicorn_worker.py)
     if not gate.enter():
         refused = admission.Overloaded(
             f"The {route.service} service is at capacity; try again in a moment.", retry_after=admission.retry_after()
