@@ -9,9 +9,14 @@ taken by a newcomer), and refuses the rest at once: 503 ``overloaded`` with a ji
 ``Retry-After``. The count lives in the process (a lock and a counter, no Redis): it is
 on every proxied request.
 
-The gate only sees requests a gateway thread has picked up, so the gateway runs more
-threads than the busiest gate holds (in flight + waiting): a thread is always free to
-refuse, and a request never waits unseen in the web server's own queue.
+The gate only sees requests a gateway thread has picked up. Before that, a request waits
+in the web server's own queue for a thread, unseen: under a drop every thread can be
+holding a request that waits at a gate or on a slow service, and that queue grows by
+seconds. So the web server stamps when each request was ready for a thread
+(``gunicorn.ready_at``, shared/gunicorn_worker.py), and a request that waited longer than
+``GATEWAY_THREAD_WAIT_SECONDS`` for one is refused the same way, as the first thing the
+proxy does (:func:`waited_for_a_thread`, :func:`too_late`): an old request is answered in
+a fraction of a millisecond, the queue drains, and no answer waits unboundedly.
 """
 
 from __future__ import annotations
@@ -55,6 +60,8 @@ class Gate:
         self._holders = 0
         self._waiters: deque[threading.Lock] = deque()
         self.refused = 0
+        #: of ``refused``: requests refused before the gate, having waited too long for a thread
+        self.refused_late = 0
         self.last_refused = -math.inf  # time.monotonic() of the last refusal
 
     def enter(self) -> bool:
@@ -90,6 +97,12 @@ class Gate:
         self.refused += 1
         self.last_refused = time.monotonic()
 
+    def refuse_late(self) -> None:
+        """Count a request for this service refused before the gate: it waited too long for a thread."""
+        with self._lock:
+            self.refused_late += 1
+            self._refuse()
+
     def state(self) -> dict[str, int]:
         with self._lock:
             return {
@@ -98,6 +111,7 @@ class Gate:
                 "waiting": len(self._waiters),
                 "queue_limit": self.bounds.queue,
                 "refused": self.refused,
+                "refused_late": self.refused_late,
             }
 
 
@@ -111,6 +125,22 @@ def gate(service: str) -> Gate:
         with _gates_lock:
             found = _gates.setdefault(service, Gate(service, Bounds(*settings.GATEWAY_ADMISSION[service])))
     return found
+
+
+#: Where the web server puts when a request was ready for a thread (time.monotonic()).
+READY_AT = "gunicorn.ready_at"
+
+
+def waited_for_a_thread(meta: dict) -> float:
+    """Seconds the request waited for a gateway thread; 0 when its web server does not say."""
+    ready = meta.get(READY_AT)
+    return max(0.0, time.monotonic() - ready) if ready is not None else 0.0
+
+
+def too_late(waited: float) -> bool:
+    """Whether a request that waited this long for a thread is refused before any work (0: never)."""
+    bound = settings.GATEWAY_THREAD_WAIT_SECONDS
+    return 0 < bound < waited
 
 
 def retry_after() -> int:

@@ -1,0 +1,116 @@
+"""A request that waited too long for a gateway thread is refused before any work, like a full gate refuses.
+
+The web server (shared/gunicorn_worker.py) stamps in the environ when a request was ready
+for a thread (``gunicorn.ready_at``, ``time.monotonic()``); the tests set that stamp.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from gateway import admission, limits
+from gateway.tests.test_limits import member_token, place
+
+READY_AT = "gunicorn.ready_at"
+
+
+def waited(seconds: float) -> dict:
+    """The environ of a request that has waited ``seconds`` for a thread."""
+    return {READY_AT: time.monotonic() - seconds}
+
+
+@pytest.fixture
+def bounds(settings):
+    settings.GATEWAY_THREAD_WAIT_SECONDS = 0.5
+    settings.GATEWAY_OVERLOAD_RETRY_AFTER_SECONDS, settings.GATEWAY_OVERLOAD_RETRY_JITTER_SECONDS = 3, 2
+    admission.reset()
+    yield settings
+    admission.reset()
+
+
+def test_a_request_that_waited_longer_than_the_bound_is_refused_before_any_upstream_work(
+    client, bounds, upstream_received
+):
+    r = client.get("/cloth/detail/1", **waited(2.0))
+    assert r.status_code == 503
+    assert r.json()["error"]["code"] == "overloaded"
+    assert r["Content-Type"].startswith("application/json")
+    assert 3 <= int(r["Retry-After"]) <= 5
+    assert upstream_received == []
+    state = admission.gate("catalog").state()
+    assert state["refused_late"] == 1 and state["refused"] == 1
+
+
+def test_a_request_within_the_bound_or_without_a_stamp_goes_on(client, bounds, upstream_received):
+    assert client.get("/cloth/detail/1", **waited(0.1)).status_code == 200
+    assert client.get("/cloth/detail/1").status_code == 200  # another web server: no stamp, no check
+    assert upstream_received == ["GET /cloth/detail/1", "GET /cloth/detail/1"]
+
+
+def test_the_bound_defaults_to_the_gates_wait_and_zero_turns_it_off(client, bounds, upstream_received):
+    from config import settings as configured
+
+    assert configured.GATEWAY_THREAD_WAIT_SECONDS == configured.GATEWAY_ADMISSION_WAIT_SECONDS
+    bounds.GATEWAY_THREAD_WAIT_SECONDS = 0
+    assert client.get("/cloth/detail/1", **waited(60.0)).status_code == 200
+
+
+def test_health_is_answered_however_long_it_waited_and_says_the_gateway_sheds(client, bounds):
+    assert client.get("/cloth/detail/1", **waited(2.0)).status_code == 503
+    r = client.get("/health", **waited(2.0))
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "shedding"
+    assert body["shedding"] == {"catalog": 1}
+    assert body["admission"]["catalog"]["refused_late"] == 1
+
+
+def test_a_token_route_is_refused_before_its_token_is_checked(client, bounds, upstream_received):
+    r = client.get("/orders/list/7", HTTP_AUTHORIZATION="Bearer not-a-token", **waited(2.0))
+    assert r.status_code == 503 and r.json()["error"]["code"] == "overloaded"
+    assert upstream_received == []
+
+
+def test_a_member_refused_late_is_held_to_its_retry_after_as_at_the_gate(client, bounds, upstream_received, redis_db):
+    bounds.GATEWAY_OVERLOAD_RETRY_JITTER_SECONDS = 0
+    r = client.post(
+        "/orders/add",
+        data="{}",
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {member_token(7)}",
+        **waited(2.0),
+    )
+    assert (r.status_code, r["Retry-After"]) == (503, "3")
+    held_ms = redis_db.pttl(limits.key(limits.limit(limits.ORDER_MEMBER), "7"))
+    assert 2500 < held_ms <= 3000
+    r = place(client, member_token(7))
+    assert r.status_code == 429 and int(r["Retry-After"]) == 3
+    assert place(client, member_token(8)).status_code == 200  # another member is not held back
+    assert upstream_received == ["POST /orders/add"]
+
+
+def test_a_forged_token_refused_late_holds_nobody(client, bounds, redis_db):
+    r = client.post(
+        "/orders/add", data="{}", content_type="application/json", HTTP_AUTHORIZATION="Bearer x.y.z", **waited(2.0)
+    )
+    assert r.status_code == 503
+    assert redis_db.keys("gateway:rl:order_member:*") == []
+
+
+def test_a_request_within_the_bound_still_meets_the_gate_and_its_hold(client, bounds, upstream_received, redis_db):
+    bounds.GATEWAY_ADMISSION = {**bounds.GATEWAY_ADMISSION, "order": (0, 0, 0.0)}  # every order refused at the gate
+    bounds.GATEWAY_OVERLOAD_RETRY_JITTER_SECONDS = 0
+    admission.reset()
+    r = client.post(
+        "/orders/add",
+        data="{}",
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {member_token(7)}",
+        **waited(0.4),  # within the bound: it reaches the gate
+    )
+    assert (r.status_code, r["Retry-After"]) == (503, "3")
+    assert admission.gate("order").state()["refused_late"] == 0
+    held_ms = redis_db.pttl(limits.key(limits.limit(limits.ORDER_MEMBER), "7"))
+    assert 2500 < held_ms <= 3000
