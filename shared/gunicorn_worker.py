@@ -8,6 +8,22 @@ request (``time.monotonic()``) when it was handed to the pool and puts the stamp
 WSGI environ as ``gunicorn.ready_at``, beside ``gunicorn.picked_at`` (when a thread took
 it), so the application can tell how long a request waited before it ran.
 
+When even that is too late: the worker refuses in its main thread, before a thread or
+Django, a request that would wait longer than the application allows. Once the oldest
+request still waiting for a thread has waited longer than ``GATEWAY_THREAD_WAIT_SECONDS``
+(read from the Django settings of the application, the gateway's; 0 or absent: never),
+every request that becomes ready would wait longer still; and when twice as many requests
+as threads already wait (a burst, such as a drop's opening second, that arrives faster
+than that wait can show), so would the next. Such a request is answered at once with
+the gateway's ``503 overloaded`` (same JSON, ``Retry-After`` from
+``GATEWAY_OVERLOAD_RETRY_AFTER_SECONDS`` plus 0..``GATEWAY_OVERLOAD_RETRY_JITTER_SECONDS``)
+and ``Connection: close``: the bytes already received are read first (so the close is a
+FIN, not a reset that could lose the answer), the answer fits the socket's buffer, and a
+request with a body not yet received in full is left to a thread. ``GET /health`` and
+``/metrics`` are never refused. A new connection whose request has not arrived yet waits
+for it in the poller instead of holding a thread. Such refusals are counted in
+:data:`refused_early` (``/health`` shows them).
+
 ``GUNICORN_TIMING_DIR`` (a measurement, off by default): each worker process also writes one
 line per request it answered to ``<dir>/timing-<pid>.tsv``: the wall clock when the answer
 was written, the method, path and status, and in milliseconds the wait in the pool's queue,
@@ -21,9 +37,14 @@ default for gunicorn); it takes gthread's ``--threads``.
 
 from __future__ import annotations
 
+import json
 import os
+import random
+import selectors
+import socket
 import threading
 import time
+from functools import partial
 from typing import Any
 
 from gunicorn.workers import gthread
@@ -34,6 +55,63 @@ PICKED_AT = "gunicorn.picked_at"
 GATE_AT = "shop.gate_at"
 
 _local = threading.local()
+
+#: Requests this process refused in its main thread (waiting for a thread would have been too
+#: long), and time.monotonic() of the last one.
+refused_early = {"count": 0, "last": float("-inf")}
+_NEVER_REFUSED = (b"GET /health ", b"GET /health?", b"GET /metrics ", b"GET /metrics?")
+_OVERLOADED_BODY = json.dumps(
+    {"error": {"code": "overloaded", "message": "The shop is busy; try again in a moment."}}
+).encode()  # the gateway's Overloaded, in the shape of shared.errors.error_body
+#: At most this many requests per thread wait for one; beyond, a new one is refused at once.
+WAITING_PER_THREAD = 2
+#: A request whose bytes are all here within this much is refused; a longer one goes to a thread.
+_PEEK_BYTES = 65536
+
+
+def _policy() -> tuple[float, int, int]:
+    """(wait bound s, Retry-After s, jitter s) from the application's Django settings; bound 0: off."""
+    try:
+        from django.conf import settings  # noqa: PLC0415 - only once the application is loaded
+
+        bound = float(getattr(settings, "GATEWAY_THREAD_WAIT_SECONDS", 0) or 0)
+        return (
+            bound,
+            int(getattr(settings, "GATEWAY_OVERLOAD_RETRY_AFTER_SECONDS", 2)),
+            int(getattr(settings, "GATEWAY_OVERLOAD_RETRY_JITTER_SECONDS", 4)),
+        )
+    except Exception:  # noqa: BLE001 - not a Django application, or not configured: no refusals
+        return 0.0, 2, 4
+
+
+def overloaded_answer(retry_after: int) -> bytes:
+    """The whole HTTP answer of a refusal in the main thread."""
+    head = (
+        "HTTP/1.1 503 Service Unavailable\r\n"
+        "Connection: close\r\n"
+        "Content-Type: application/json\r\n"
+        f"Retry-After: {retry_after}\r\n"
+        f"Content-Length: {len(_OVERLOADED_BODY)}\r\n\r\n"
+    )
+    return head.encode("latin-1") + _OVERLOADED_BODY
+
+
+def _complete(data: bytes) -> bool | None:
+    """Whether ``data`` holds a whole request without a body (True), one with a body or cut short
+    (False: leave it to a thread), or one never refused (None)."""
+    if data.startswith(_NEVER_REFUSED):
+        return None
+    head, sep, rest = data.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    lowered = head.lower()
+    if b"transfer-encoding:" in lowered:
+        return False
+    at = lowered.find(b"\r\ncontent-length:")
+    if at < 0:
+        return True
+    value = lowered[at + 17 :].split(b"\r\n", 1)[0].strip()
+    return value.isdigit() and len(rest) >= int(value)
 
 
 class _TimingLog:
@@ -73,10 +151,15 @@ class ThreadWorker(gthread.ThreadWorker):
     def init_process(self) -> None:
         directory = os.environ.get("GUNICORN_TIMING_DIR")
         self._timing = _TimingLog(directory) if directory else None
-        super().init_process()
+        #: requests handed to the pool and not yet taken by a thread: id(conn) -> ready stamp, oldest first
+        self._waiting: dict[int, float] = {}
+        self._waiting_lock = threading.Lock()
+        self._bound, self._retry_after, self._jitter = 0.0, 2, 4
+        super().init_process()  # loads the application, then runs until the worker stops
 
     def load_wsgi(self) -> None:
         super().load_wsgi()
+        self._bound, self._retry_after, self._jitter = _policy()
         app = self.wsgi
         timed = self._timing is not None
 
@@ -96,10 +179,57 @@ class ThreadWorker(gthread.ThreadWorker):
         self.wsgi = stamped
 
     def enqueue_req(self, conn: Any) -> None:
-        conn.ready_at = time.monotonic()
+        now = time.monotonic()
+        if self._bound > 0 and self._too_many_waiting(now) and self._refuse_now(conn):
+            return
+        conn.ready_at = now
+        with self._waiting_lock:
+            self._waiting[id(conn)] = now
         super().enqueue_req(conn)
 
+    def _too_many_waiting(self, now: float) -> bool:
+        """Whether a request ready now would wait too long for a thread: the oldest waiting one
+        already did, or more than twice the threads wait (a burst the threads cannot clear in time)."""
+        with self._waiting_lock:
+            if len(self._waiting) >= WAITING_PER_THREAD * self.cfg.threads:
+                return True
+            oldest = next(iter(self._waiting.values()), None)
+        return oldest is not None and now - oldest > self._bound
+
+    def _refuse_now(self, conn: Any) -> bool:
+        """Answer 503 overloaded and close, in this (the main) thread; False: leave it to a thread."""
+        sock = conn.sock
+        try:
+            data = sock.recv(_PEEK_BYTES, socket.MSG_PEEK)
+        except BlockingIOError:
+            if conn.initialized:
+                return False
+            # A new connection whose request is not here yet: wait for it in the poller, not in a thread.
+            conn.timeout = time.monotonic() + self.cfg.keepalive
+            self.pending_conns.append(conn)
+            self.poller.register(sock, selectors.EVENT_READ, partial(self.on_pending_socket_readable, conn))
+            return True
+        except OSError:
+            return False
+        if not data or conn.is_http2 or (conn.parser is not None and conn.parser.unreader.buf.getvalue()):
+            return False  # closed by the client, or bytes the parser already holds: the thread's business
+        if not _complete(data):
+            return False
+        try:
+            sock.recv(len(data))  # what was peeked: the close is then a FIN, not a reset
+            retry_after = self._retry_after + random.randint(0, max(0, self._jitter))  # noqa: S311 - not a secret
+            sock.send(overloaded_answer(retry_after))
+        except OSError:
+            pass
+        self.nr_conns -= 1
+        conn.close()
+        refused_early["count"] += 1
+        refused_early["last"] = time.monotonic()
+        return True
+
     def handle(self, conn: Any) -> Any:
+        with self._waiting_lock:
+            self._waiting.pop(id(conn), None)
         _local.ready_at = getattr(conn, "ready_at", None)
         _local.picked_at = time.monotonic()
         return super().handle(conn)

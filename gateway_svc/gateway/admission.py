@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from shared import gunicorn_worker
 from shared.errors import ShopError
 
 
@@ -162,10 +163,15 @@ def admitted(service: str) -> Iterator[None]:
 
 
 def shedding(within_seconds: float | None = None) -> dict[str, int]:
-    """Services whose gate refused a request lately (this process): name -> refusals so far."""
+    """Services whose gate refused a request lately (this process): name -> refusals so far;
+    ``gateway``: requests its web server refused before a thread took them up (main thread)."""
     window = settings.GATEWAY_SHEDDING_WINDOW_SECONDS if within_seconds is None else within_seconds
     since = time.monotonic() - window
-    return {name: g.refused for name, g in list(_gates.items()) if g.last_refused >= since}
+    found = {name: g.refused for name, g in list(_gates.items()) if g.last_refused >= since}
+    early = gunicorn_worker.refused_early
+    if early["last"] >= since:
+        found["gateway"] = early["count"]
+    return found
 
 
 def states() -> dict[str, dict[str, int]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -30,9 +31,28 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def server(tmp_path):
-    (tmp_path / "stampapp.py").write_text(APP)
+#: The application of the refusal tests: Django settings naming the bounds, a slow route.
+SLOW_APP = """
+import json, time
+from django.conf import settings
+
+settings.configure(
+    GATEWAY_THREAD_WAIT_SECONDS=0.2,
+    GATEWAY_OVERLOAD_RETRY_AFTER_SECONDS=3,
+    GATEWAY_OVERLOAD_RETRY_JITTER_SECONDS=0,
+)
+
+def app(environ, start_response):
+    if environ["PATH_INFO"].startswith("/slow"):
+        time.sleep(1.0)
+    body = json.dumps({"path": environ["PATH_INFO"]}).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+"""
+
+
+def _start(tmp_path, app: str, threads: int):
+    (tmp_path / "stampapp.py").write_text(app)
     port = _free_port()
     root = Path(__file__).resolve().parents[2]
     env = {
@@ -41,7 +61,7 @@ def server(tmp_path):
         "GUNICORN_TIMING_DIR": str(tmp_path / "timing"),
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "stampapp:app", "--bind", f"127.0.0.1:{port}", "--threads", "2"]
+        [sys.executable, "-m", "gunicorn", "stampapp:app", "--bind", f"127.0.0.1:{port}", "--threads", str(threads)]
         + ["--worker-class", "shared.gunicorn_worker.ThreadWorker", "--workers", "1"],
         cwd=tmp_path,
         env=env,
@@ -58,9 +78,55 @@ def server(tmp_path):
                 proc.kill()
                 pytest.fail("gunicorn did not start")
             time.sleep(0.1)
+    return proc, port
+
+
+@pytest.fixture
+def server(tmp_path):
+    proc, port = _start(tmp_path, APP, threads=2)
     yield f"http://127.0.0.1:{port}", tmp_path / "timing"
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=20)
+
+
+@pytest.fixture
+def one_thread(tmp_path):
+    proc, port = _start(tmp_path, SLOW_APP, threads=1)
+    yield port
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=20)
+
+
+def _send(port: int, path: str) -> http.client.HTTPConnection:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", path)
+    return conn
+
+
+def test_once_a_request_waited_too_long_for_a_thread_the_next_ones_are_refused_at_once(one_thread):
+    first = _send(one_thread, "/slow/1")  # takes the only thread for a second
+    time.sleep(0.1)
+    second = _send(one_thread, "/slow/2")  # waits for it
+    time.sleep(0.4)  # longer than the bound of 0.2 s
+    started = time.monotonic()
+    third = _send(one_thread, "/fast")
+    refused = third.getresponse()
+    body = refused.read()
+    assert time.monotonic() - started < 0.5  # not after the slow ones
+    assert refused.status == 503
+    assert refused.getheader("Retry-After") == "3" and refused.getheader("Connection") == "close"
+    assert json.loads(body) == {"error": {"code": "overloaded", "message": "The shop is busy; try again in a moment."}}
+    health = _send(one_thread, "/health")  # never refused: answered after the slow ones
+    for conn, path in ((first, "/slow/1"), (second, "/slow/2"), (health, "/health")):
+        answer = conn.getresponse()
+        assert answer.status == 200 and json.loads(answer.read()) == {"path": path}
+
+
+def test_without_a_bound_nothing_is_refused(server):
+    url, _ = server  # the stamping application has no Django settings: no bound
+    for _ in range(3):
+        with urllib.request.urlopen(url + "/x", timeout=5) as answer:
+            assert answer.status == 200
 
 
 def test_each_request_knows_when_it_was_ready_and_when_a_thread_took_it(server):
@@ -84,3 +150,16 @@ def test_the_timing_log_has_a_line_per_request(server):
     lines = [line.split("\t") for f in timing.glob("timing-*.tsv") for line in f.read_text().splitlines()]
     assert lines and lines[0][1:4] == ["GET", "/timed", "200"]
     assert float(lines[0][-1]) >= float(lines[0][4])  # the whole time covers the wait for a thread
+
+
+def test_beyond_twice_as_many_waiting_as_threads_a_request_is_refused_before_any_waited_long(one_thread):
+    busy = [_send(one_thread, "/slow/1")]  # the only thread
+    time.sleep(0.05)
+    busy += [_send(one_thread, f"/slow/{n}") for n in (2, 3)]  # two wait: twice the threads
+    time.sleep(0.05)  # well within the bound of 0.2 s
+    started = time.monotonic()
+    refused = _send(one_thread, "/fast").getresponse()
+    refused.read()
+    assert refused.status == 503 and time.monotonic() - started < 0.5
+    for n, conn in enumerate(busy, start=1):
+        assert conn.getresponse().status == 200, n
