@@ -16,13 +16,15 @@ every request that becomes ready would wait longer still; and when twice as many
 as threads already wait (a burst, such as a drop's opening second, that arrives faster
 than that wait can show), so would the next. Such a request is answered at once with
 the gateway's ``503 overloaded`` (same JSON, ``Retry-After`` from
-``GATEWAY_OVERLOAD_RETRY_AFTER_SECONDS`` plus 0..``GATEWAY_OVERLOAD_RETRY_JITTER_SECONDS``)
-and ``Connection: close``: the bytes already received are read first (so the close is a
-FIN, not a reset that could lose the answer), the answer fits the socket's buffer, and a
-request with a body not yet received in full is left to a thread. ``GET /health`` and
+``GATEWAY_OVERLOAD_RETRY_AFTER_SECONDS`` plus 0..``GATEWAY_OVERLOAD_RETRY_JITTER_SECONDS``):
+and ``Connection: close``: the bytes received are read first (so the close is a FIN, not a
+reset that could lose the answer), the answer fits the socket's buffer, and a request with
+a body not yet received in full, or chunked, is left to a thread. ``GET /health`` and
 ``/metrics`` are never refused. A new connection whose request has not arrived yet waits
 for it in the poller instead of holding a thread. Such refusals are counted in
-:data:`refused_early` (``/health`` shows them).
+:data:`refused_early` (``/health`` shows them), and each one's request head is handed to
+the :data:`refusal_listeners` the application registered, in a thread of their own, off
+the main thread (the gateway holds an order placement's member to the ``Retry-After``).
 
 ``GUNICORN_TIMING_DIR`` (a measurement, off by default): each worker process also writes one
 line per request it answered to ``<dir>/timing-<pid>.tsv``: the wall clock when the answer
@@ -38,12 +40,15 @@ default for gunicorn); it takes gthread's ``--threads``.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import queue
 import random
 import selectors
 import socket
 import threading
 import time
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -63,6 +68,36 @@ _NEVER_REFUSED = (b"GET /health ", b"GET /health?", b"GET /metrics ", b"GET /met
 _OVERLOADED_BODY = json.dumps(
     {"error": {"code": "overloaded", "message": "The shop is busy; try again in a moment."}}
 ).encode()  # the gateway's Overloaded, in the shape of shared.errors.error_body
+#: Called as ``listener(request_bytes, retry_after)`` for every refusal in the main thread,
+#: from a thread of their own; registered by the application when it loads.
+refusal_listeners: list[Callable[[bytes, int], None]] = []
+_told: queue.SimpleQueue = queue.SimpleQueue()
+_telling_lock = threading.Lock()
+_telling: threading.Thread | None = None
+
+
+def _tell_listeners() -> None:
+    while True:
+        data, retry_after = _told.get()
+        for listener in list(refusal_listeners):
+            try:
+                listener(data, retry_after)
+            except Exception:  # noqa: BLE001 - a listener's failure must not stop the others
+                logging.getLogger(__name__).exception("refusal listener failed")
+
+
+def _tell(data: bytes, retry_after: int) -> None:
+    global _telling  # noqa: PLW0603 - one thread per process, started on first use
+    if not refusal_listeners:
+        return
+    if _telling is None:
+        with _telling_lock:
+            if _telling is None:
+                _telling = threading.Thread(target=_tell_listeners, name="refusal-listeners", daemon=True)
+                _telling.start()
+    _told.put((data, retry_after))
+
+
 #: At most this many requests per thread wait for one; beyond, a new one is refused at once.
 WAITING_PER_THREAD = 2
 #: A request whose bytes are all here within this much is refused; a longer one goes to a thread.
@@ -96,22 +131,25 @@ def overloaded_answer(retry_after: int) -> bytes:
     return head.encode("latin-1") + _OVERLOADED_BODY
 
 
-def _complete(data: bytes) -> bool | None:
-    """Whether ``data`` holds a whole request without a body (True), one with a body or cut short
-    (False: leave it to a thread), or one never refused (None)."""
+def _request(data: bytes) -> int | None:
+    """The length of the whole request at the start of ``data``; None when it is not all here
+    yet, has a chunked body, or is one never refused (/health, /metrics)."""
     if data.startswith(_NEVER_REFUSED):
         return None
     head, sep, rest = data.partition(b"\r\n\r\n")
     if not sep:
-        return False
+        return None
     lowered = head.lower()
-    if b"transfer-encoding:" in lowered:
-        return False
+    if b"\r\ntransfer-encoding:" in lowered:
+        return None
+    length = 0
     at = lowered.find(b"\r\ncontent-length:")
-    if at < 0:
-        return True
-    value = lowered[at + 17 :].split(b"\r\n", 1)[0].strip()
-    return value.isdigit() and len(rest) >= int(value)
+    if at >= 0:
+        value = lowered[at + 17 :].split(b"\r\n", 1)[0].strip()
+        if not value.isdigit() or len(rest) < int(value):
+            return None
+        length = int(value)
+    return len(head) + 4 + length
 
 
 class _TimingLog:
@@ -197,7 +235,7 @@ class ThreadWorker(gthread.ThreadWorker):
         return oldest is not None and now - oldest > self._bound
 
     def _refuse_now(self, conn: Any) -> bool:
-        """Answer 503 overloaded and close, in this (the main) thread; False: leave it to a thread."""
+        """Answer 503 overloaded in this (the main) thread; False: leave it to a thread."""
         sock = conn.sock
         try:
             data = sock.recv(_PEEK_BYTES, socket.MSG_PEEK)
@@ -213,11 +251,12 @@ class ThreadWorker(gthread.ThreadWorker):
             return False
         if not data or conn.is_http2 or (conn.parser is not None and conn.parser.unreader.buf.getvalue()):
             return False  # closed by the client, or bytes the parser already holds: the thread's business
-        if not _complete(data):
+        request = _request(data)
+        if request is None:
             return False
+        retry_after = self._retry_after + random.randint(0, max(0, self._jitter))  # noqa: S311 - not a secret
         try:
-            sock.recv(len(data))  # what was peeked: the close is then a FIN, not a reset
-            retry_after = self._retry_after + random.randint(0, max(0, self._jitter))  # noqa: S311 - not a secret
+            sock.recv(len(data))  # what was received: the close is then a FIN, not a reset
             sock.send(overloaded_answer(retry_after))
         except OSError:
             pass
@@ -225,6 +264,7 @@ class ThreadWorker(gthread.ThreadWorker):
         conn.close()
         refused_early["count"] += 1
         refused_early["last"] = time.monotonic()
+        _tell(data[:request], retry_after)
         return True
 
     def handle(self, conn: Any) -> Any:

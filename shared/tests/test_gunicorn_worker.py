@@ -42,6 +42,14 @@ settings.configure(
     GATEWAY_OVERLOAD_RETRY_JITTER_SECONDS=0,
 )
 
+from shared import gunicorn_worker
+
+def told(data, retry_after):
+    with open("told.txt", "ab") as f:
+        f.write(data.split(b"\\r\\n")[0] + b" %d\\n" % retry_after)
+
+gunicorn_worker.refusal_listeners.append(told)
+
 def app(environ, start_response):
     if environ["PATH_INFO"].startswith("/slow"):
         time.sleep(1.0)
@@ -92,7 +100,7 @@ def server(tmp_path):
 @pytest.fixture
 def one_thread(tmp_path):
     proc, port = _start(tmp_path, SLOW_APP, threads=1)
-    yield port
+    yield port, tmp_path / "told.txt"
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=20)
 
@@ -104,6 +112,7 @@ def _send(port: int, path: str) -> http.client.HTTPConnection:
 
 
 def test_once_a_request_waited_too_long_for_a_thread_the_next_ones_are_refused_at_once(one_thread):
+    one_thread, told = one_thread
     first = _send(one_thread, "/slow/1")  # takes the only thread for a second
     time.sleep(0.1)
     second = _send(one_thread, "/slow/2")  # waits for it
@@ -120,6 +129,7 @@ def test_once_a_request_waited_too_long_for_a_thread_the_next_ones_are_refused_a
     for conn, path in ((first, "/slow/1"), (second, "/slow/2"), (health, "/health")):
         answer = conn.getresponse()
         assert answer.status == 200 and json.loads(answer.read()) == {"path": path}
+    assert told.read_bytes() == b"GET /fast HTTP/1.1 3\n"  # the application heard of the refusal
 
 
 def test_without_a_bound_nothing_is_refused(server):
@@ -153,6 +163,7 @@ def test_the_timing_log_has_a_line_per_request(server):
 
 
 def test_beyond_twice_as_many_waiting_as_threads_a_request_is_refused_before_any_waited_long(one_thread):
+    one_thread, _ = one_thread
     busy = [_send(one_thread, "/slow/1")]  # the only thread
     time.sleep(0.05)
     busy += [_send(one_thread, f"/slow/{n}") for n in (2, 3)]  # two wait: twice the threads

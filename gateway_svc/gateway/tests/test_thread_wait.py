@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from gateway import admission, limits
+from gateway import admission, early, limits
 from gateway.tests.test_limits import member_token, place
 
 READY_AT = "gunicorn.ready_at"
@@ -114,3 +114,40 @@ def test_a_request_within_the_bound_still_meets_the_gate_and_its_hold(client, bo
     assert admission.gate("order").state()["refused_late"] == 0
     held_ms = redis_db.pttl(limits.key(limits.limit(limits.ORDER_MEMBER), "7"))
     assert 2500 < held_ms <= 3000
+
+
+# ----------------------------------------------------------------------------- refused in gunicorn's main thread
+
+
+def _head(method: str, path: str, token: str | None) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: shop", "Content-Type: application/json"]
+    if token is not None:
+        lines.append(f"authorization: Bearer {token}")
+    return ("\r\n".join(lines) + "\r\n\r\n{}").encode()
+
+
+def test_the_web_servers_early_refusals_are_told_to_the_gateway(settings):
+    from shared import gunicorn_worker
+
+    assert early.hold_refused in gunicorn_worker.refusal_listeners
+
+
+def test_an_order_placement_refused_in_the_main_thread_holds_its_member(bounds, redis_db):
+    early.hold_refused(_head("POST", "/orders/add", member_token(7)), 4)
+    held_ms = redis_db.pttl(limits.key(limits.limit(limits.ORDER_MEMBER), "7"))
+    assert 3500 < held_ms <= 4000
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        _head("GET", "/orders/list/7", member_token(7)),  # not an order placement
+        _head("POST", "/orders/add", "x.y.z"),  # a forged token
+        _head("POST", "/orders/add", None),  # no token
+        b"POST /orders/add HTTP/1.1\r\nHost: shop",  # cut short
+        b"\x16\x03\x01 not http",
+    ],
+)
+def test_nothing_else_holds_anybody(bounds, redis_db, head):
+    early.hold_refused(head, 4)
+    assert redis_db.keys("gateway:rl:order_member:*") == []
