@@ -68,9 +68,10 @@ _NEVER_REFUSED = (b"GET /health ", b"GET /health?", b"GET /metrics ", b"GET /met
 _OVERLOADED_BODY = json.dumps(
     {"error": {"code": "overloaded", "message": "The shop is busy; try again in a moment."}}
 ).encode()  # the gateway's Overloaded, in the shape of shared.errors.error_body
-#: Called as ``listener(request_bytes, retry_after)`` for every refusal in the main thread,
-#: from a thread of their own; registered by the application when it loads.
-refusal_listeners: list[Callable[[bytes, int], None]] = []
+#: Called as ``listener(request_bytes, retry_after, refused_at)`` for every refusal in the main
+#: thread (``refused_at``: its time.monotonic()), from a thread of their own, so possibly a
+#: moment later; registered by the application when it loads.
+refusal_listeners: list[Callable[[bytes, int, float], None]] = []
 _told: queue.SimpleQueue = queue.SimpleQueue()
 _telling_lock = threading.Lock()
 _telling: threading.Thread | None = None
@@ -78,15 +79,15 @@ _telling: threading.Thread | None = None
 
 def _tell_listeners() -> None:
     while True:
-        data, retry_after = _told.get()
+        data, retry_after, refused_at = _told.get()
         for listener in list(refusal_listeners):
             try:
-                listener(data, retry_after)
+                listener(data, retry_after, refused_at)
             except Exception:  # noqa: BLE001 - a listener's failure must not stop the others
                 logging.getLogger(__name__).exception("refusal listener failed")
 
 
-def _tell(data: bytes, retry_after: int) -> None:
+def _tell(data: bytes, retry_after: int, refused_at: float) -> None:
     global _telling  # noqa: PLW0603 - one thread per process, started on first use
     if not refusal_listeners:
         return
@@ -95,7 +96,7 @@ def _tell(data: bytes, retry_after: int) -> None:
             if _telling is None:
                 _telling = threading.Thread(target=_tell_listeners, name="refusal-listeners", daemon=True)
                 _telling.start()
-    _told.put((data, retry_after))
+    _told.put((data, retry_after, refused_at))
 
 
 #: At most this many requests per thread wait for one; beyond, a new one is refused at once.
@@ -263,8 +264,8 @@ class ThreadWorker(gthread.ThreadWorker):
         self.nr_conns -= 1
         conn.close()
         refused_early["count"] += 1
-        refused_early["last"] = time.monotonic()
-        _tell(data[:request], retry_after)
+        refused_early["last"] = now = time.monotonic()
+        _tell(data[:request], retry_after, now)
         return True
 
     def handle(self, conn: Any) -> Any:

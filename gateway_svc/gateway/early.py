@@ -11,6 +11,7 @@ that ``Retry-After`` like a member the gate refused (gateway/limits.py).
 from __future__ import annotations
 
 import logging
+import time
 
 from redis.exceptions import RedisError
 
@@ -21,8 +22,14 @@ from shared.errors import ShopError
 logger = logging.getLogger(__name__)
 
 
-def hold_refused(data: bytes, retry_after: int) -> None:
-    """Hold the member of the refused order placement in ``data`` (a request's first bytes)."""
+def hold_refused(data: bytes, retry_after: int, refused_at: float | None = None) -> None:
+    """Hold the member of the refused order placement in ``data`` (a request's first bytes) until
+    ``retry_after`` seconds after the refusal (``refused_at``, time.monotonic(); default now):
+    this runs a moment after the answer went out, and a polite member's next click must not
+    meet a hold that outlasts what they were told."""
+    left = retry_after - (time.monotonic() - refused_at if refused_at is not None else 0.0)
+    if left <= 0:
+        return
     head, sep, _ = data.partition(b"\r\n\r\n")
     if not sep:
         return
@@ -51,6 +58,6 @@ def hold_refused(data: bytes, retry_after: int) -> None:
     except ShopError:
         return
     try:
-        limits.hold(counted, member, retry_after)
+        limits.hold(counted, member, left)
     except RedisError as exc:
         logger.error("rate limit store unreachable, member %s not held: %s", member, exc)

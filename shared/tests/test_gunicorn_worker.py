@@ -33,18 +33,18 @@ def _free_port() -> int:
 
 #: The application of the refusal tests: Django settings naming the bounds, a slow route.
 SLOW_APP = """
-import json, time
+import json, os, time
 from django.conf import settings
 
 settings.configure(
-    GATEWAY_THREAD_WAIT_SECONDS=0.2,
+    GATEWAY_THREAD_WAIT_SECONDS=float(os.environ.get("WAIT_BOUND", "0.2")),
     GATEWAY_OVERLOAD_RETRY_AFTER_SECONDS=3,
     GATEWAY_OVERLOAD_RETRY_JITTER_SECONDS=0,
 )
 
 from shared import gunicorn_worker
 
-def told(data, retry_after):
+def told(data, retry_after, refused_at):
     with open("told.txt", "ab") as f:
         f.write(data.split(b"\\r\\n")[0] + b" %d\\n" % retry_after)
 
@@ -59,7 +59,7 @@ def app(environ, start_response):
 """
 
 
-def _start(tmp_path, app: str, threads: int):
+def _start(tmp_path, app: str, threads: int, **env_extra: str):
     (tmp_path / "stampapp.py").write_text(app)
     port = _free_port()
     root = Path(__file__).resolve().parents[2]
@@ -67,6 +67,7 @@ def _start(tmp_path, app: str, threads: int):
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(tmp_path), str(root), os.environ.get("PYTHONPATH", "")]),
         "GUNICORN_TIMING_DIR": str(tmp_path / "timing"),
+        **env_extra,
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "stampapp:app", "--bind", f"127.0.0.1:{port}", "--threads", str(threads)]
@@ -98,8 +99,8 @@ def server(tmp_path):
 
 
 @pytest.fixture
-def one_thread(tmp_path):
-    proc, port = _start(tmp_path, SLOW_APP, threads=1)
+def one_thread(tmp_path, request):
+    proc, port = _start(tmp_path, SLOW_APP, threads=1, WAIT_BOUND=getattr(request, "param", "0.2"))
     yield port, tmp_path / "told.txt"
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=20)
@@ -162,12 +163,13 @@ def test_the_timing_log_has_a_line_per_request(server):
     assert float(lines[0][-1]) >= float(lines[0][4])  # the whole time covers the wait for a thread
 
 
+@pytest.mark.parametrize("one_thread", ["30"], indirect=True)  # a bound in time never reached here
 def test_beyond_twice_as_many_waiting_as_threads_a_request_is_refused_before_any_waited_long(one_thread):
     one_thread, _ = one_thread
     busy = [_send(one_thread, "/slow/1")]  # the only thread
-    time.sleep(0.05)
+    time.sleep(0.3)
     busy += [_send(one_thread, f"/slow/{n}") for n in (2, 3)]  # two wait: twice the threads
-    time.sleep(0.05)  # well within the bound of 0.2 s
+    time.sleep(0.3)
     started = time.monotonic()
     refused = _send(one_thread, "/fast").getresponse()
     refused.read()

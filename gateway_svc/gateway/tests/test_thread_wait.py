@@ -138,6 +138,14 @@ def test_an_order_placement_refused_in_the_main_thread_holds_its_member(bounds, 
     assert 3500 < held_ms <= 4000
 
 
+def test_the_hold_ends_retry_after_seconds_after_the_refusal_not_after_this_call(bounds, redis_db):
+    early.hold_refused(_head("POST", "/orders/add", member_token(7)), 4, time.monotonic() - 1.5)
+    held_ms = redis_db.pttl(limits.key(limits.limit(limits.ORDER_MEMBER), "7"))
+    assert 2000 < held_ms <= 2500
+    early.hold_refused(_head("POST", "/orders/add", member_token(8)), 4, time.monotonic() - 5)  # over already
+    assert redis_db.keys("gateway:rl:order_member:8") == []
+
+
 @pytest.mark.parametrize(
     "head",
     [
