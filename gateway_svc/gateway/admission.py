@@ -128,14 +128,22 @@ def gate(service: str) -> Gate:
     return found
 
 
-#: Where the web server puts when a request was ready for a thread (time.monotonic()).
-READY_AT = "gunicorn.ready_at"
+#: Where the web server puts when a request was ready for a thread and when one took it up
+#: (time.monotonic()).
+READY_AT, PICKED_AT = "gunicorn.ready_at", "gunicorn.picked_at"
 
 
 def waited_for_a_thread(meta: dict) -> float:
-    """Seconds the request waited for a gateway thread; 0 when its web server does not say."""
+    """Seconds the request waited for a gateway thread; 0 when its web server does not say.
+
+    From ready to taken up, not to now: a new connection is ready when accepted, and a
+    client that connects ahead of its first request (a browser's preconnect) has not waited
+    for a thread meanwhile."""
     ready = meta.get(READY_AT)
-    return max(0.0, time.monotonic() - ready) if ready is not None else 0.0
+    if ready is None:
+        return 0.0
+    picked = meta.get(PICKED_AT)
+    return max(0.0, (picked if picked is not None else time.monotonic()) - ready)
 
 
 def too_late(waited: float) -> bool:

@@ -17,8 +17,9 @@ READY_AT = "gunicorn.ready_at"
 
 
 def waited(seconds: float) -> dict:
-    """The environ of a request that has waited ``seconds`` for a thread."""
-    return {READY_AT: time.monotonic() - seconds}
+    """The environ of a request that has waited ``seconds`` for a thread, taken up just now."""
+    now = time.monotonic()
+    return {READY_AT: now - seconds, "gunicorn.picked_at": now}
 
 
 @pytest.fixture
@@ -65,6 +66,12 @@ def test_health_is_answered_however_long_it_waited_and_says_the_gateway_sheds(cl
     assert body["status"] == "shedding"
     assert body["shedding"] == {"catalog": 1}
     assert body["admission"]["catalog"]["refused_late"] == 1
+
+
+def test_a_connection_opened_ahead_of_its_request_has_not_waited_for_a_thread(client, bounds, upstream_received):
+    now = time.monotonic()  # accepted 5 s ago (a browser's preconnect), taken up by a thread at once
+    r = client.get("/cloth/detail/1", **{READY_AT: now - 5.0, "gunicorn.picked_at": now - 4.99})
+    assert r.status_code == 200
 
 
 def test_a_token_route_is_refused_before_its_token_is_checked(client, bounds, upstream_received):
