@@ -30,6 +30,11 @@ def web_server(service: str) -> str:
     return chosen
 
 
+#: gunicorn's worker class unless ``<SERVICE>_WORKER_CLASS`` names another: gthread, with each
+#: request's wait for a thread in its environ (shared/gunicorn_worker.py).
+THREAD_WORKER = "shared.gunicorn_worker.ThreadWorker"
+
+
 def web_sizing(service: str) -> tuple[int, int]:
     """(workers, threads) of a service's web server: WEB_SIZING or <SERVICE>_WORKERS / _THREADS."""
     workers, threads = WEB_SIZING[service]
@@ -52,8 +57,9 @@ def web_command(service: str, port: int, *, also_port: int | None = None) -> tup
             *("--workers-kill-timeout", "10"),
         ]
         return argv, threads
-    worker_class = os.environ.get(f"{prefix}_WORKER_CLASS", "gthread")
-    concurrency = ["--threads" if worker_class == "gthread" else "--worker-connections", str(threads)]
+    worker_class = os.environ.get(f"{prefix}_WORKER_CLASS", THREAD_WORKER)
+    threaded = worker_class in ("gthread", THREAD_WORKER)
+    concurrency = ["--threads" if threaded else "--worker-connections", str(threads)]
     argv = [
         str(bin_dir / "gunicorn"),
         *("config.wsgi:application", "-c", "python:shared.gunicorn_conf"),

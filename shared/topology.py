@@ -62,6 +62,7 @@ PASSED_PREFIXES = (
     "PASSWORD_",
     "JWT_",
     "GATEWAY_",
+    "GUNICORN_",
     "UPSTREAM_",
     "OUTBOX_",
     "CONSUMER_",

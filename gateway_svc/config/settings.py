@@ -145,6 +145,11 @@ _queue = _per_service(
     {s: max(n, GATEWAY_ADMISSION_MIN_QUEUE) for s, n in _in_flight.items()},
 )
 GATEWAY_ADMISSION_WAIT_SECONDS = env.float("GATEWAY_ADMISSION_WAIT_SECONDS", default=0.25)
+#: A request that waited longer than this for a gateway thread (in the web server's queue,
+#: before any gate sees it: shared/gunicorn_worker.py stamps when it was ready) is answered
+#: `overloaded` before any other work. As long as a gate lets one wait, by default: an
+#: answer then waits at most twice that in the gateway before its service is called. 0: off.
+GATEWAY_THREAD_WAIT_SECONDS = env.float("GATEWAY_THREAD_WAIT_SECONDS", default=GATEWAY_ADMISSION_WAIT_SECONDS)
 #: service -> (in flight, queue, wait seconds)
 GATEWAY_ADMISSION = {
     s: (_in_flight[s], _queue.get(s, _in_flight[s]), GATEWAY_ADMISSION_WAIT_SECONDS) for s in GATEWAY_SERVICES

@@ -9,9 +9,14 @@ taken by a newcomer), and refuses the rest at once: 503 ``overloaded`` with a ji
 ``Retry-After``. The count lives in the process (a lock and a counter, no Redis): it is
 on every proxied request.
 
-The gate only sees requests a gateway thread has picked up, so the gateway runs more
-threads than the busiest gate holds (in flight + waiting): a thread is always free to
-refuse, and a request never waits unseen in the web server's own queue.
+The gate only sees requests a gateway thread has picked up. Before that, a request waits
+in the web server's own queue for a thread, unseen: under a drop every thread can be
+holding a request that waits at a gate or on a slow service, and that queue grows by
+seconds. So the web server stamps when each request was ready for a thread
+(``gunicorn.ready_at``, shared/gunicorn_worker.py), and a request that waited longer than
+``GATEWAY_THREAD_WAIT_SECONDS`` for one is refused the same way, as the first thing the
+proxy does (:func:`waited_for_a_thread`, :func:`too_late`): an old request is answered in
+a fraction of a millisecond, the queue drains, and no answer waits unboundedly.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from shared import gunicorn_worker
 from shared.errors import ShopError
 
 
@@ -55,6 +61,8 @@ class Gate:
         self._holders = 0
         self._waiters: deque[threading.Lock] = deque()
         self.refused = 0
+        #: of ``refused``: requests refused before the gate, having waited too long for a thread
+        self.refused_late = 0
         self.last_refused = -math.inf  # time.monotonic() of the last refusal
 
     def enter(self) -> bool:
@@ -90,6 +98,12 @@ class Gate:
         self.refused += 1
         self.last_refused = time.monotonic()
 
+    def refuse_late(self) -> None:
+        """Count a request for this service refused before the gate: it waited too long for a thread."""
+        with self._lock:
+            self.refused_late += 1
+            self._refuse()
+
     def state(self) -> dict[str, int]:
         with self._lock:
             return {
@@ -98,6 +112,7 @@ class Gate:
                 "waiting": len(self._waiters),
                 "queue_limit": self.bounds.queue,
                 "refused": self.refused,
+                "refused_late": self.refused_late,
             }
 
 
@@ -111,6 +126,30 @@ def gate(service: str) -> Gate:
         with _gates_lock:
             found = _gates.setdefault(service, Gate(service, Bounds(*settings.GATEWAY_ADMISSION[service])))
     return found
+
+
+#: Where the web server puts when a request was ready for a thread and when one took it up
+#: (time.monotonic()).
+READY_AT, PICKED_AT = "gunicorn.ready_at", "gunicorn.picked_at"
+
+
+def waited_for_a_thread(meta: dict) -> float:
+    """Seconds the request waited for a gateway thread; 0 when its web server does not say.
+
+    From ready to taken up, not to now: a new connection is ready when accepted, and a
+    client that connects ahead of its first request (a browser's preconnect) has not waited
+    for a thread meanwhile."""
+    ready = meta.get(READY_AT)
+    if ready is None:
+        return 0.0
+    picked = meta.get(PICKED_AT)
+    return max(0.0, (picked if picked is not None else time.monotonic()) - ready)
+
+
+def too_late(waited: float) -> bool:
+    """Whether a request that waited this long for a thread is refused before any work (0: never)."""
+    bound = settings.GATEWAY_THREAD_WAIT_SECONDS
+    return 0 < bound < waited
 
 
 def retry_after() -> int:
@@ -132,10 +171,15 @@ def admitted(service: str) -> Iterator[None]:
 
 
 def shedding(within_seconds: float | None = None) -> dict[str, int]:
-    """Services whose gate refused a request lately (this process): name -> refusals so far."""
+    """Services whose gate refused a request lately (this process): name -> refusals so far;
+    ``gateway``: requests its web server refused before a thread took them up (main thread)."""
     window = settings.GATEWAY_SHEDDING_WINDOW_SECONDS if within_seconds is None else within_seconds
     since = time.monotonic() - window
-    return {name: g.refused for name, g in list(_gates.items()) if g.last_refused >= since}
+    found = {name: g.refused for name, g in list(_gates.items()) if g.last_refused >= since}
+    early = gunicorn_worker.refused_early
+    if early["last"] >= since:
+        found["gateway"] = early["count"]
+    return found
 
 
 def states() -> dict[str, dict[str, int]]:

@@ -7,7 +7,9 @@ Two limits, both settings (``GATEWAY_RATE_LIMITS[name] = (count, window seconds)
   token's revocation check, before any upstream work. A member the gateway refused as
   ``overloaded`` is held to that answer's ``Retry-After`` (:func:`hold`): clicking again
   sooner is refused here, so firing from many connections buys no more turns at the
-  gate than waiting as asked does. Not scaled by ``RATE_LIMIT_SCALE``: a drop's limit is
+  gate than waiting as asked does. The hold counts from the refusal, not from when the
+  answer is likely to arrive: a polite member's next click may wait less for a thread than
+  the refused one did, and a longer hold would refuse it (docs/performance.md). Not scaled by ``RATE_LIMIT_SCALE``: a drop's limit is
   not a login's, and a load test's buyers are distinct members like real ones.
 - ``address``: every public (anonymous) route per client address, scaled by
   ``RATE_LIMIT_SCALE`` like the member service's per-address limits (a load test from
@@ -90,6 +92,6 @@ def hit(lim: Limit, subject: str) -> None:
         raise refused
 
 
-def hold(lim: Limit, subject: str, seconds: int) -> None:
+def hold(lim: Limit, subject: str, seconds: float) -> None:
     """Spend the subject's window for ``seconds``: attempts before then are refused here."""
-    get_redis().set(key(lim, subject), lim.count, px=seconds * 1000)
+    get_redis().set(key(lim, subject), lim.count, px=max(1, int(seconds * 1000)))

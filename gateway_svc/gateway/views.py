@@ -13,6 +13,7 @@ from django.views.decorators.csrf import csrf_exempt
 from redis.exceptions import RedisError
 
 from gateway import admission, apidocs, forwarding, limits, routes, sessions
+from shared import tokens
 from shared.errors import (
     NotAuthenticated,
     RateLimited,
@@ -68,6 +69,11 @@ def proxy(request: HttpRequest) -> HttpResponse:
             return response
         return JsonResponse(error_body("not_found", "Not found."), status=404)
 
+    waited = admission.waited_for_a_thread(request.META)
+    if admission.too_late(waited):  # before anything else: the token, Redis, the gate
+        admission.gate(route.service).refuse_late()
+        return _overloaded(route, _member_to_hold(request, route))
+
     try:
         # The Host goes on, so links a service builds (a page's next/previous) name the gateway
         # the client used; without one (HTTP/1.0), the gateway's own name, never the service's.
@@ -113,17 +119,9 @@ def proxy(request: HttpRequest) -> HttpResponse:
 
     body = request.body if request.method in _BODY_METHODS else None
     gate = admission.gate(route.service)
+    meta["shop.gate_at"] = time.monotonic()  # for the web server's timing log (shared/gunicorn_worker.py)
     if not gate.enter():
-        refused = admission.Overloaded(
-            f"The {route.service} service is at capacity; try again in a moment.", retry_after=admission.retry_after()
-        )
-        if counted is not None and route.limit == limits.ORDER_MEMBER:
-            # Coming back sooner than told is refused before the gate (fairness: see limits.py).
-            try:
-                limits.hold(counted, member, refused.retry_after)
-            except RedisError as exc:
-                logger.error("rate limit store unreachable, member %s not held: %s", member, exc)
-        return _error(refused)
+        return _overloaded(route, member if counted is not None else None)
     try:
         upstream = forwarding.send(
             route.service,
@@ -155,6 +153,35 @@ def proxy(request: HttpRequest) -> HttpResponse:
             (time.perf_counter() - started) * 1000,
         )
     return response
+
+
+def _member_to_hold(request: HttpRequest, route: routes.Route) -> str | None:
+    """The member of a refused order placement, from its token's signature alone (no Redis):
+    held as a gate refusal holds them; a forged or expired token holds nobody."""
+    if route.limit != limits.ORDER_MEMBER or limits.limit(route.limit) is None:
+        return None
+    token = _bearer(request)
+    if token is None:
+        return None
+    try:
+        return str(tokens.decode_access_token(token)["sub"])
+    except ShopError:
+        return None
+
+
+def _overloaded(route: routes.Route, member: str | None) -> JsonResponse:
+    """503 overloaded with a jittered Retry-After; an order placement's member is held to it."""
+    refused = admission.Overloaded(
+        f"The {route.service} service is at capacity; try again in a moment.", retry_after=admission.retry_after()
+    )
+    counted = limits.limit(route.limit) if route.limit else None
+    if member is not None and counted is not None and route.limit == limits.ORDER_MEMBER:
+        # Coming back sooner than told is refused before the gate (fairness: see limits.py).
+        try:
+            limits.hold(counted, member, refused.retry_after)
+        except RedisError as exc:
+            logger.error("rate limit store unreachable, member %s not held: %s", member, exc)
+    return _error(refused)
 
 
 _health_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="health")

@@ -29,7 +29,14 @@ def test_places_in_flight_then_refusals_when_no_wait_is_allowed():
     gate = Gate("order", Bounds(in_flight=2, queue=0, wait_seconds=0))
     assert gate.enter() and gate.enter()
     assert gate.enter() is False
-    assert gate.state() == {"in_flight": 2, "in_flight_limit": 2, "waiting": 0, "queue_limit": 0, "refused": 1}
+    assert gate.state() == {
+        "in_flight": 2,
+        "in_flight_limit": 2,
+        "waiting": 0,
+        "queue_limit": 0,
+        "refused": 1,
+        "refused_late": 0,
+    }
     gate.leave()
     assert gate.enter() is True
 

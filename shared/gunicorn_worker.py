@@ -1,0 +1,307 @@
+"""gunicorn's gthread worker, telling the application when each request was ready for a thread.
+
+A gthread worker's main thread reads every connection with a selector; a connection with a
+request on it is handed to the thread pool's queue, and a thread takes it from there. That
+queue has no bound and the application does not see it: under a drop a request can wait in
+it for seconds before Django, and its admission gates, hear of it. This worker stamps each
+request (``time.monotonic()``) when it was handed to the pool and puts the stamp in the
+WSGI environ as ``gunicorn.ready_at``, beside ``gunicorn.picked_at`` (when a thread took
+it), so the application can tell how long a request waited before it ran.
+
+When even that is too late: the worker refuses in its main thread, before a thread or
+Django, a request that would wait longer than the application allows. Once the oldest
+request still waiting for a thread has waited longer than ``GATEWAY_THREAD_WAIT_SECONDS``
+(read from the Django settings of the application, the gateway's; 0 or absent: never),
+every request that becomes ready would wait longer still; and when twice as many requests
+as threads already wait (a burst, such as a drop's opening second, that arrives faster
+than that wait can show), so would the next. Such a request is answered at once with
+the gateway's ``503 overloaded`` (same JSON, ``Retry-After`` from
+``GATEWAY_OVERLOAD_RETRY_AFTER_SECONDS`` plus 0..``GATEWAY_OVERLOAD_RETRY_JITTER_SECONDS``):
+and ``Connection: close``: the bytes received are read first (so the close is a FIN, not a
+reset that could lose the answer), the answer fits the socket's buffer, and a request with
+a body not yet received in full, or chunked, is left to a thread. ``GET /health`` and
+``/metrics`` are never refused. A new connection whose request has not arrived yet waits
+for it in the poller instead of holding a thread. Such refusals are counted in
+:data:`refused_early` (``/health`` shows them), and each one's request head is handed to
+the :data:`refusal_listeners` the application registered, in a thread of their own, off
+the main thread (the gateway holds an order placement's member to the ``Retry-After``).
+
+``GUNICORN_TIMING_DIR`` (a measurement, off by default): each worker process also writes one
+line per request it answered to ``<dir>/timing-<pid>.tsv``: the wall clock when the answer
+was written, the method, path and status, and in milliseconds the wait in the pool's queue,
+the reading of the request, the application up to the admission gate
+(``shop.gate_at`` in the environ, set by the gateway's proxy) and the whole time from
+ready to written.
+
+Selected with ``--worker-class shared.gunicorn_worker.ThreadWorker`` (the developer stack's
+default for gunicorn); it takes gthread's ``--threads``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import random
+import selectors
+import socket
+import threading
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from gunicorn.workers import gthread
+
+READY_AT = "gunicorn.ready_at"
+PICKED_AT = "gunicorn.picked_at"
+#: Set by the application when a request reaches its admission gate (the gateway's proxy).
+GATE_AT = "shop.gate_at"
+
+_local = threading.local()
+
+#: Requests this process refused in its main thread (waiting for a thread would have been too
+#: long), and time.monotonic() of the last one.
+refused_early = {"count": 0, "last": float("-inf")}
+_NEVER_REFUSED = (b"GET /health ", b"GET /health?", b"GET /metrics ", b"GET /metrics?")
+_OVERLOADED_BODY = json.dumps(
+    {"error": {"code": "overloaded", "message": "The shop is busy; try again in a moment."}}
+).encode()  # the gateway's Overloaded, in the shape of shared.errors.error_body
+#: Called as ``listener(request_bytes, retry_after, refused_at)`` for every refusal in the main
+#: thread (``refused_at``: its time.monotonic()), from a thread of their own, so possibly a
+#: moment later; registered by the application when it loads.
+refusal_listeners: list[Callable[[bytes, int, float], None]] = []
+_told: queue.SimpleQueue = queue.SimpleQueue()
+_telling_lock = threading.Lock()
+_telling: threading.Thread | None = None
+
+
+def _tell_listeners() -> None:
+    while True:
+        data, retry_after, refused_at = _told.get()
+        for listener in list(refusal_listeners):
+            try:
+                listener(data, retry_after, refused_at)
+            except Exception:  # noqa: BLE001 - a listener's failure must not stop the others
+                logging.getLogger(__name__).exception("refusal listener failed")
+
+
+def _tell(data: bytes, retry_after: int, refused_at: float) -> None:
+    global _telling  # noqa: PLW0603 - one thread per process, started on first use
+    if not refusal_listeners:
+        return
+    if _telling is None:
+        with _telling_lock:
+            if _telling is None:
+                _telling = threading.Thread(target=_tell_listeners, name="refusal-listeners", daemon=True)
+                _telling.start()
+    _told.put((data, retry_after, refused_at))
+
+
+#: At most this many requests per thread wait for one; beyond, a new one is refused at once.
+WAITING_PER_THREAD = 2
+#: A request whose bytes are all here within this much is refused; a longer one goes to a thread.
+_PEEK_BYTES = 65536
+
+
+def _policy() -> tuple[float, int, int]:
+    """(wait bound s, Retry-After s, jitter s) from the application's Django settings; bound 0: off."""
+    try:
+        from django.conf import settings  # noqa: PLC0415 - only once the application is loaded
+
+        bound = float(getattr(settings, "GATEWAY_THREAD_WAIT_SECONDS", 0) or 0)
+        return (
+            bound,
+            int(getattr(settings, "GATEWAY_OVERLOAD_RETRY_AFTER_SECONDS", 2)),
+            int(getattr(settings, "GATEWAY_OVERLOAD_RETRY_JITTER_SECONDS", 4)),
+        )
+    except Exception:  # noqa: BLE001 - not a Django application, or not configured: no refusals
+        return 0.0, 2, 4
+
+
+def overloaded_answer(retry_after: int) -> bytes:
+    """The whole HTTP answer of a refusal in the main thread."""
+    head = (
+        "HTTP/1.1 503 Service Unavailable\r\n"
+        "Connection: close\r\n"
+        "Content-Type: application/json\r\n"
+        f"Retry-After: {retry_after}\r\n"
+        f"Content-Length: {len(_OVERLOADED_BODY)}\r\n\r\n"
+    )
+    return head.encode("latin-1") + _OVERLOADED_BODY
+
+
+def _request(data: bytes) -> int | None:
+    """The length of the whole request at the start of ``data``; None when it is not all here
+    yet, has a chunked body, or is one never refused (/health, /metrics)."""
+    if data.startswith(_NEVER_REFUSED):
+        return None
+    head, sep, rest = data.partition(b"\r\n\r\n")
+    if not sep:
+        return None
+    lowered = head.lower()
+    if b"\r\ntransfer-encoding:" in lowered:
+        return None
+    length = 0
+    at = lowered.find(b"\r\ncontent-length:")
+    if at >= 0:
+        value = lowered[at + 17 :].split(b"\r\n", 1)[0].strip()
+        if not value.isdigit() or len(rest) < int(value):
+            return None
+        length = int(value)
+    return len(head) + 4 + length
+
+
+class _TimingLog:
+    """Lines of per-request timings, appended to one file per process, flushed about every second."""
+
+    def __init__(self, directory: str):
+        os.makedirs(directory, exist_ok=True)
+        self.path = os.path.join(directory, f"timing-{os.getpid()}.tsv")
+        self._lock = threading.Lock()
+        self._lines: list[str] = []
+        self._flushed = time.monotonic()
+
+    def add(self, line: str) -> None:
+        with self._lock:
+            self._lines.append(line)
+            if time.monotonic() - self._flushed < 1.0 and len(self._lines) < 2000:
+                return
+            lines, self._lines, self._flushed = self._lines, [], time.monotonic()
+        with open(self.path, "a") as f:
+            f.write("".join(lines))
+
+    def flush(self) -> None:
+        with self._lock:
+            lines, self._lines = self._lines, []
+        if lines:
+            with open(self.path, "a") as f:
+                f.write("".join(lines))
+
+
+def _ms(later: float | None, earlier: float | None) -> str:
+    return "" if later is None or earlier is None else f"{(later - earlier) * 1000:.1f}"
+
+
+class ThreadWorker(gthread.ThreadWorker):
+    """gthread; each request's environ carries when it was ready for a thread and when one took it."""
+
+    def init_process(self) -> None:
+        directory = os.environ.get("GUNICORN_TIMING_DIR")
+        self._timing = _TimingLog(directory) if directory else None
+        #: requests handed to the pool and not yet taken by a thread: id(conn) -> ready stamp, oldest first
+        self._waiting: dict[int, float] = {}
+        self._waiting_lock = threading.Lock()
+        self._bound, self._retry_after, self._jitter = 0.0, 2, 4
+        super().init_process()  # loads the application, then runs until the worker stops
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        self._bound, self._retry_after, self._jitter = _policy()
+        app = self.wsgi
+        timed = self._timing is not None
+
+        def stamped(environ: dict[str, Any], start_response: Any) -> Any:
+            environ[READY_AT] = getattr(_local, "ready_at", None)
+            environ[PICKED_AT] = getattr(_local, "picked_at", None)
+            if not timed:
+                return app(environ, start_response)
+            _local.environ = environ
+
+            def start(status: str, headers: Any, exc_info: Any = None) -> Any:
+                environ["shop.status"] = status[:3]
+                return start_response(status, headers, exc_info)
+
+            return app(environ, start)
+
+        self.wsgi = stamped
+
+    def enqueue_req(self, conn: Any) -> None:
+        now = time.monotonic()
+        if self._bound > 0 and self._too_many_waiting(now) and self._refuse_now(conn):
+            return
+        conn.ready_at = now
+        with self._waiting_lock:
+            self._waiting[id(conn)] = now
+        super().enqueue_req(conn)
+
+    def _too_many_waiting(self, now: float) -> bool:
+        """Whether a request ready now would wait too long for a thread: the oldest waiting one
+        already did, or more than twice the threads wait (a burst the threads cannot clear in time)."""
+        with self._waiting_lock:
+            if len(self._waiting) >= WAITING_PER_THREAD * self.cfg.threads:
+                return True
+            oldest = next(iter(self._waiting.values()), None)
+        return oldest is not None and now - oldest > self._bound
+
+    def _refuse_now(self, conn: Any) -> bool:
+        """Answer 503 overloaded in this (the main) thread; False: leave it to a thread."""
+        sock = conn.sock
+        try:
+            data = sock.recv(_PEEK_BYTES, socket.MSG_PEEK)
+        except BlockingIOError:
+            if conn.initialized:
+                return False
+            # A new connection whose request is not here yet: wait for it in the poller, not in a thread.
+            conn.timeout = time.monotonic() + self.cfg.keepalive
+            self.pending_conns.append(conn)
+            self.poller.register(sock, selectors.EVENT_READ, partial(self.on_pending_socket_readable, conn))
+            return True
+        except OSError:
+            return False
+        if not data or conn.is_http2 or (conn.parser is not None and conn.parser.unreader.buf.getvalue()):
+            return False  # closed by the client, or bytes the parser already holds: the thread's business
+        request = _request(data)
+        if request is None:
+            return False
+        retry_after = self._retry_after + random.randint(0, max(0, self._jitter))  # noqa: S311 - not a secret
+        try:
+            sock.recv(len(data))  # what was received: the close is then a FIN, not a reset
+            sock.send(overloaded_answer(retry_after))
+        except OSError:
+            pass
+        self.nr_conns -= 1
+        conn.close()
+        refused_early["count"] += 1
+        refused_early["last"] = now = time.monotonic()
+        _tell(data[:request], retry_after, now)
+        return True
+
+    def handle(self, conn: Any) -> Any:
+        with self._waiting_lock:
+            self._waiting.pop(id(conn), None)
+        _local.ready_at = getattr(conn, "ready_at", None)
+        _local.picked_at = time.monotonic()
+        return super().handle(conn)
+
+    def handle_request(self, req: Any, conn: Any) -> Any:
+        _local.environ = None
+        parsed = time.monotonic()
+        try:
+            return super().handle_request(req, conn)
+        finally:
+            if self._timing is not None:
+                self._record(req, parsed)
+
+    def _record(self, req: Any, parsed: float) -> None:
+        done = time.monotonic()
+        environ = getattr(_local, "environ", None) or {}
+        ready, picked = _local.ready_at, _local.picked_at
+        status = environ.get("shop.status", "")
+        self._timing.add(
+            f"{time.time():.3f}\t{req.method}\t{req.path}\t{status}\t{_ms(picked, ready)}\t{_ms(parsed, picked)}"
+            f"\t{_ms(environ.get(GATE_AT), parsed)}\t{_ms(done, ready)}\n"
+        )
+
+    def handle_quit(self, sig: Any, frame: Any) -> None:
+        if self._timing is not None:
+            self._timing.flush()
+        super().handle_quit(sig, frame)
+
+    def run(self) -> None:
+        try:
+            super().run()
+        finally:
+            if self._timing is not None:
+                self._timing.flush()

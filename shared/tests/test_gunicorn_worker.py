@@ -1,0 +1,178 @@
+"""The gateway's gunicorn worker: gthread, with each request's wait for a thread in its environ."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+APP = """
+import json
+
+def app(environ, start_response):
+    body = json.dumps({k: environ.get(k) for k in ("gunicorn.ready_at", "gunicorn.picked_at")}).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+#: The application of the refusal tests: Django settings naming the bounds, a slow route.
+SLOW_APP = """
+import json, os, time
+from django.conf import settings
+
+settings.configure(
+    GATEWAY_THREAD_WAIT_SECONDS=float(os.environ.get("WAIT_BOUND", "0.2")),
+    GATEWAY_OVERLOAD_RETRY_AFTER_SECONDS=3,
+    GATEWAY_OVERLOAD_RETRY_JITTER_SECONDS=0,
+)
+
+from shared import gunicorn_worker
+
+def told(data, retry_after, refused_at):
+    with open("told.txt", "ab") as f:
+        f.write(data.split(b"\\r\\n")[0] + b" %d\\n" % retry_after)
+
+gunicorn_worker.refusal_listeners.append(told)
+
+def app(environ, start_response):
+    if environ["PATH_INFO"].startswith("/slow"):
+        time.sleep(1.0)
+    body = json.dumps({"path": environ["PATH_INFO"]}).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+"""
+
+
+def _start(tmp_path, app: str, threads: int, **env_extra: str):
+    (tmp_path / "stampapp.py").write_text(app)
+    port = _free_port()
+    root = Path(__file__).resolve().parents[2]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(root), os.environ.get("PYTHONPATH", "")]),
+        "GUNICORN_TIMING_DIR": str(tmp_path / "timing"),
+        **env_extra,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "stampapp:app", "--bind", f"127.0.0.1:{port}", "--threads", str(threads)]
+        + ["--worker-class", "shared.gunicorn_worker.ThreadWorker", "--workers", "1"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                pytest.fail("gunicorn did not start")
+            time.sleep(0.1)
+    return proc, port
+
+
+@pytest.fixture
+def server(tmp_path):
+    proc, port = _start(tmp_path, APP, threads=2)
+    yield f"http://127.0.0.1:{port}", tmp_path / "timing"
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=20)
+
+
+@pytest.fixture
+def one_thread(tmp_path, request):
+    proc, port = _start(tmp_path, SLOW_APP, threads=1, WAIT_BOUND=getattr(request, "param", "0.2"))
+    yield port, tmp_path / "told.txt"
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=20)
+
+
+def _send(port: int, path: str) -> http.client.HTTPConnection:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", path)
+    return conn
+
+
+def test_once_a_request_waited_too_long_for_a_thread_the_next_ones_are_refused_at_once(one_thread):
+    one_thread, told = one_thread
+    first = _send(one_thread, "/slow/1")  # takes the only thread for a second
+    time.sleep(0.1)
+    second = _send(one_thread, "/slow/2")  # waits for it
+    time.sleep(0.4)  # longer than the bound of 0.2 s
+    started = time.monotonic()
+    third = _send(one_thread, "/fast")
+    refused = third.getresponse()
+    body = refused.read()
+    assert time.monotonic() - started < 0.5  # not after the slow ones
+    assert refused.status == 503
+    assert refused.getheader("Retry-After") == "3" and refused.getheader("Connection") == "close"
+    assert json.loads(body) == {"error": {"code": "overloaded", "message": "The shop is busy; try again in a moment."}}
+    health = _send(one_thread, "/health")  # never refused: answered after the slow ones
+    for conn, path in ((first, "/slow/1"), (second, "/slow/2"), (health, "/health")):
+        answer = conn.getresponse()
+        assert answer.status == 200 and json.loads(answer.read()) == {"path": path}
+    assert told.read_bytes() == b"GET /fast HTTP/1.1 3\n"  # the application heard of the refusal
+
+
+def test_without_a_bound_nothing_is_refused(server):
+    url, _ = server  # the stamping application has no Django settings: no bound
+    for _ in range(3):
+        with urllib.request.urlopen(url + "/x", timeout=5) as answer:
+            assert answer.status == 200
+
+
+def test_each_request_knows_when_it_was_ready_and_when_a_thread_took_it(server):
+    url, timing = server
+    before = time.monotonic()
+    for _ in range(3):
+        with urllib.request.urlopen(url + "/some/path", timeout=5) as answer:
+            stamps = json.load(answer)
+        ready, picked = stamps["gunicorn.ready_at"], stamps["gunicorn.picked_at"]
+        assert before <= ready <= picked <= time.monotonic()
+
+
+def test_the_timing_log_has_a_line_per_request(server):
+    url, timing = server
+    urllib.request.urlopen(url + "/timed", timeout=5).read()
+    time.sleep(1.1)
+    urllib.request.urlopen(url + "/timed", timeout=5).read()  # the second one flushes the first
+    deadline = time.monotonic() + 5
+    while not list(timing.glob("timing-*.tsv")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    lines = [line.split("\t") for f in timing.glob("timing-*.tsv") for line in f.read_text().splitlines()]
+    assert lines and lines[0][1:4] == ["GET", "/timed", "200"]
+    assert float(lines[0][-1]) >= float(lines[0][4])  # the whole time covers the wait for a thread
+
+
+@pytest.mark.parametrize("one_thread", ["30"], indirect=True)  # a bound in time never reached here
+def test_beyond_twice_as_many_waiting_as_threads_a_request_is_refused_before_any_waited_long(one_thread):
+    one_thread, _ = one_thread
+    busy = [_send(one_thread, "/slow/1")]  # the only thread
+    time.sleep(0.3)
+    busy += [_send(one_thread, f"/slow/{n}") for n in (2, 3)]  # two wait: twice the threads
+    time.sleep(0.3)
+    started = time.monotonic()
+    refused = _send(one_thread, "/fast").getresponse()
+    refused.read()
+    assert refused.status == 503 and time.monotonic() - started < 0.5
+    for n, conn in enumerate(busy, start=1):
+        assert conn.getresponse().status == 200, n
