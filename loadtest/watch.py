@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared.topology import DEFAULT_GATEWAY_PORT, PORT_OFFSETS, SERVICES
+from shared.topology import DEFAULT_GATEWAY_PORT, GATEWAY_METRICS_OFFSET, PORT_OFFSETS, SERVICES
 
 CLEAR = "\x1b[H\x1b[2J"
 
@@ -86,10 +86,17 @@ def figures(prev: Snapshot | None, cur: Snapshot, cloth: str | None = None) -> d
                 ident = (labels.get("cloth_id", ""), labels.get("cloth", ""), labels.get("variant_id", ""))
                 stock[(*ident, labels.get("size", ""))][key] = value
     refusals = ("limit_exceeded", "not_on_sale", "refused")
+    # The gateway repeats the order service's remembered sold-out answer itself (gateway/answers.py).
+    repeated = {"name": "shop_repeated_answers_total", "upstream": "order", "code": "sold_out"}
+    repeated_rate = _rate(prev, cur, "gateway", **repeated) or 0.0
+    ordered, sold_out = (
+        _rate(prev, cur, "order", "shop_orders_total"),
+        _rate(prev, cur, "order", "shop_orders_total", outcome="sold_out"),
+    )
     rates = {
-        "placements": _rate(prev, cur, "order", "shop_orders_total"),
+        "placements": None if ordered is None else ordered + repeated_rate,
         "won": _rate(prev, cur, "order", "shop_orders_total", outcome="won"),
-        "sold_out": _rate(prev, cur, "order", "shop_orders_total", outcome="sold_out"),
+        "sold_out": None if sold_out is None else sold_out + repeated_rate,
         "refused": None,
         "failed": _rate(prev, cur, "order", "shop_orders_total", outcome="failed"),
         "paid": _rate(prev, cur, "payment", "shop_payments_total", outcome="completed"),
@@ -100,7 +107,7 @@ def figures(prev: Snapshot | None, cur: Snapshot, cloth: str | None = None) -> d
         rates["refused"] = sum(parts)
     totals = {
         "won": cur.total("order", "shop_orders_total", outcome="won"),
-        "sold_out": cur.total("order", "shop_orders_total", outcome="sold_out"),
+        "sold_out": cur.total("order", "shop_orders_total", outcome="sold_out") + cur.total("gateway", **repeated),
         "refused": sum(cur.total("order", "shop_orders_total", outcome=o) for o in refusals),
     }
     outbox = {
@@ -175,9 +182,11 @@ def render(figs: dict, *, title: str = "") -> str:
 
 def base_urls(stack: str) -> dict[str, str]:
     base = 18000 if stack == "e2e" else int(os.environ.get("GATEWAY_PORT", DEFAULT_GATEWAY_PORT))
-    return {
+    urls = {
         s: os.environ.get(f"{s.upper()}_METRICS_URL", f"http://127.0.0.1:{base + PORT_OFFSETS[s]}") for s in SERVICES
     }
+    urls["gateway"] = os.environ.get("GATEWAY_METRICS_URL", f"http://127.0.0.1:{base + GATEWAY_METRICS_OFFSET}")
+    return urls
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
             screen = render(figures(prev, cur, args.cloth_id), title=title)
             if args.once:
                 print(screen)
-                return 0 if len(cur.by_service) == len(SERVICES) else 1
+                return 0 if all(s in cur.by_service for s in SERVICES) else 1
             sys.stdout.write(CLEAR + screen + "\n")
             sys.stdout.flush()
             prev = cur

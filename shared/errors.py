@@ -20,12 +20,21 @@ from rest_framework.response import Response
 logger = logging.getLogger(__name__)
 
 
+#: On an error answer: for how many more seconds (decimal) any request with the same method,
+#: path, query, content type and body gets this same answer, whoever sends it. The gateway may
+#: repeat the answer itself meanwhile (gateway/answers.py); a request with an Idempotency-Key
+#: is never answered that way.
+SAME_ANSWER_HEADER = "X-Same-Answer-For"
+
+
 class ShopError(Exception):
     """A domain error with a stable code a client can act on."""
 
     status_code = 400
     code = "bad_request"
     default_message = "The request could not be completed."
+    #: headers the error answer carries besides the body (set on an instance)
+    headers: dict[str, str] | None = None
 
     def __init__(self, message: str | None = None, *, fields: dict[str, list[str]] | None = None, **extra: Any):
         self.message = message or self.default_message
@@ -156,8 +165,12 @@ def _flatten_fields(detail: Any, prefix: str = "") -> dict[str, list[str]]:
 
 
 def shop_error_response(exc: ShopError) -> Response:
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
-    return Response(error_body(exc.code, exc.message, exc.fields, **exc.extra), status=exc.status_code, headers=headers)
+    headers = dict(exc.headers or {})
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(exc.retry_after)
+    return Response(
+        error_body(exc.code, exc.message, exc.fields, **exc.extra), status=exc.status_code, headers=headers or None
+    )
 
 
 _DRF_CODES = {

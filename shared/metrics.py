@@ -78,7 +78,15 @@ GATE_DRIFT_CHECKED = Gauge(
     multiprocess_mode="mostrecent",
 )
 
+REPEATED_ANSWERS = Counter(
+    "shop_repeated_answers",
+    "Error answers the gateway gave for a service without asking it, repeating the service's own "
+    "answer to the same request (gateway/answers.py), by upstream service and error code.",
+    ["upstream", "code"],
+)
+
 _request_children: dict[tuple[str, str, int], object] = {}
+_repeated_children: dict[tuple[str, str], object] = {}
 #: The outcomes of a placement a drop is watched by; other refusals count as "refused".
 _ORDER_REFUSALS = ("sold_out", "limit_exceeded", "not_on_sale")
 _order_children = {o: ORDERS.labels(o) for o in ("won", "repeated", *_ORDER_REFUSALS, "refused", "failed")}
@@ -102,6 +110,14 @@ def count_order_outcome(post: Callable) -> Callable:
         return response
 
     return counted
+
+
+def count_repeated_answer(upstream: str, code: str) -> None:
+    key = (upstream, code)
+    child = _repeated_children.get(key)
+    if child is None:
+        child = _repeated_children[key] = REPEATED_ANSWERS.labels(upstream, code)
+    child.inc()
 
 
 def observe_request(view: str, method: str, status: int, seconds: float) -> None:

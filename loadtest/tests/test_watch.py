@@ -60,3 +60,15 @@ def test_the_first_screen_has_no_rates_and_a_restarted_service_counts_from_zero(
     restarted = snap(1.0, won=3, sold_out=0, limit=0, outbox=0, left=1, drift=0)
     assert watch.figures(first, restarted)["rates"]["won"] == 3.0
     assert "won/s       -" in watch.render(watch.figures(None, first))
+
+
+def test_sold_out_answers_the_gateway_repeated_count_with_the_order_services():
+    gateway = 'shop_repeated_answers_total{{code="sold_out",upstream="order"}} {n}\n'
+    before = snap(100.0, won=10, sold_out=100, limit=4, outbox=0, left=0, drift=0)
+    after = snap(102.0, won=10, sold_out=110, limit=4, outbox=0, left=0, drift=0)
+    before.by_service["gateway"] = watch.parse(gateway.format(n=500))
+    after.by_service["gateway"] = watch.parse(gateway.format(n=1500))
+    figs = watch.figures(before, after)
+    assert figs["rates"]["sold_out"] == 5.0 + 500.0 and figs["rates"]["placements"] == 505.0
+    assert figs["totals"]["sold_out"] == 110 + 1500
+    assert watch.base_urls("e2e")["gateway"] == "http://127.0.0.1:18009"

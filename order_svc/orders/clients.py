@@ -10,7 +10,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache
@@ -115,11 +115,18 @@ def _keep(info: VariantInfo, until: float) -> None:
     _details[info.variant_id] = (info, until)
 
 
-# variant id -> (monotonic time until which it counts as sold out, the gate's answer)
-_sold_out: dict[int, tuple[float, dict[str, Any]]] = {}
+class SoldOutMark(NamedTuple):
+    #: the gate's answer: the SoldOut error's message and extra fields
+    answer: dict[str, Any]
+    #: time.monotonic() until which the variant counts as sold out
+    until: float
 
 
-def known_sold_out(variant_ids: list[int]) -> dict[str, Any] | None:
+# variant id -> its mark
+_sold_out: dict[int, SoldOutMark] = {}
+
+
+def known_sold_out(variant_ids: list[int]) -> SoldOutMark | None:
     """The stock gate's own recent "sold out" answer for one of these variants, if any.
 
     In a drop most clicks come after the last unit is gone. Remembering the gate's answer
@@ -134,8 +141,8 @@ def known_sold_out(variant_ids: list[int]) -> dict[str, Any] | None:
     for variant_id in variant_ids:
         mark = _sold_out.get(variant_id)
         if mark is not None:
-            if mark[0] > now:
-                return mark[1]
+            if mark.until > now:
+                return mark
             _sold_out.pop(variant_id, None)
     return None
 
@@ -155,7 +162,7 @@ def reserve_stock(*, order_id: int, member_id: int, lines: list[dict[str, int]],
         variant_id = exc.extra.get("variant_id")
         memory = settings.ORDER_SOLD_OUT_MEMORY_SECONDS
         if exc.code == "sold_out" and isinstance(variant_id, int) and memory > 0:
-            _sold_out[variant_id] = (time.monotonic() + memory, {"message": exc.message, **exc.extra})
+            _sold_out[variant_id] = SoldOutMark({"message": exc.message, **exc.extra}, time.monotonic() + memory)
         raise
 
 

@@ -91,3 +91,31 @@ def test_watch_shows_a_drop_from_the_metrics(gw, create_drop):
     rows = [line for line in result.stdout.splitlines() if line.startswith("Watched Parka")]
     assert [row.split()[3] for row in rows] == ["S", "XL"], result.stdout
     assert "placements/s" in result.stdout and "consumer lag" in result.stdout
+
+
+def test_the_gateway_repeats_a_remembered_sold_out_and_counts_it(gw, buyer, join_member, login, create_drop):
+    drop = create_drop(sizes="M:1", limit=1)
+    body = {"lines": [{"variant_id": drop["variants"][0]["variant_id"], "quantity": 1}]}
+    late = [login(join_member())["access_token"] for _ in range(6)]  # one click each: the order limit is per member
+    gateway = urlsplit(GATEWAY_URL)
+    gateway_metrics = f"{gateway.scheme}://{gateway.hostname}:{gateway.port + 9}"
+    order_before, gateway_before = scrape(_service_url("order")), scrape(gateway_metrics)
+
+    assert gw.post("/orders/add", json=body, token=buyer["token"]).status_code == 201
+    for token in late:
+        r = gw.post("/orders/add", json=body, token=token)
+        assert r.status_code == 409 and r.json()["error"]["code"] == "sold_out", r.text
+        assert "X-Same-Answer-For" not in r.headers  # the service's word to the gateway stays inside
+
+    order_after, gateway_after = scrape(_service_url("order")), scrape(gateway_metrics)
+    by_order = value(order_after, "shop_orders_total", outcome="sold_out") - value(
+        order_before, "shop_orders_total", outcome="sold_out"
+    )
+    repeated = {"upstream": "order", "code": "sold_out"}
+    by_gateway = value(gateway_after, "shop_repeated_answers_total", **repeated) - value(
+        gateway_before, "shop_repeated_answers_total", **repeated
+    )
+    assert by_order + by_gateway == len(late)
+    # the first late click finds the gate's answer, the next the order service's memory of
+    # it; once a gateway process holds that, it answers the same click itself
+    assert by_gateway >= 1 and by_order >= 2

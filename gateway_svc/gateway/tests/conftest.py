@@ -10,8 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from gateway import admission, apidocs
+from gateway import admission, answers, apidocs
 from shared import tokens
+from shared.errors import SAME_ANSWER_HEADER
 
 FAKE_SCHEMA = {
     "openapi": "3.0.3",
@@ -76,6 +77,8 @@ class _Upstream(BaseHTTPRequestHandler):
         self.send_header("Retry-After", "7")
         self.send_header("Set-Cookie", "upstream=secret")
         self.send_header("X-Upstream-Internal", "yes")
+        if "X-Want-Same-Answer" in self.headers:
+            self.send_header(SAME_ANSWER_HEADER, self.headers["X-Want-Same-Answer"])
         self.end_headers()
         self.wfile.write(data)
 
@@ -108,9 +111,11 @@ def services_at_upstream(settings, upstream_url, redis_db):
     tokens.restore_revocations(sessions=[], members=[])  # Redis holds every revocation (none yet)
     apidocs.clear_cache()
     admission.reset()
+    answers.forget()
     yield
     apidocs.clear_cache()
     admission.reset()
+    answers.forget()
 
 
 @pytest.fixture

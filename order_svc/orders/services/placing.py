@@ -25,6 +25,7 @@ from orders.models import Order, OrderLine, OrderStatus, OrderTransition
 from orders.services.lifecycle import order_facts
 from shared.contracts.order import OrderPlaced
 from shared.errors import (
+    SAME_ANSWER_HEADER,
     IdempotencyKeyReused,
     RequestInProgress,
     ShopError,
@@ -131,9 +132,9 @@ def _claim_or_wait(attempt: _Attempt, *, fingerprint: str) -> Order | None:
 
 def _refuse_remembered_sold_out(lines: list[LineRequest]) -> None:
     """SoldOut at once when the gate called one of the variants sold out a moment ago."""
-    sold_out = clients.known_sold_out([line.variant_id for line in lines])
-    if sold_out is not None:
-        raise SoldOut(**sold_out)
+    mark = clients.known_sold_out([line.variant_id for line in lines])
+    if mark is not None:
+        raise SoldOut(**mark.answer)
 
 
 def _catalog_details(lines: list[LineRequest]) -> dict[int, clients.VariantInfo]:
@@ -241,9 +242,13 @@ def refuse_if_known_sold_out(data: object, *, idempotency_key: str | None = None
     if len(lines) > settings.ORDER_MAX_LINES or not all(_plain_line(line) for line in lines):
         return
     variant_ids = [line["variant_id"] for line in lines]
-    answer = clients.known_sold_out(variant_ids)
-    if answer is not None:
-        raise SoldOut(**answer)
+    mark = clients.known_sold_out(variant_ids)
+    if mark is not None:
+        refusal = SoldOut(**mark.answer)
+        # Until the mark fades, this body gets this answer whoever sends it (no key, plain
+        # lines, nothing read but the mark): the gateway may repeat it without asking again.
+        refusal.headers = {SAME_ANSWER_HEADER: f"{max(0.0, mark.until - time.monotonic()):.3f}"}
+        raise refusal
 
 
 def _plain_line(line: object) -> bool:

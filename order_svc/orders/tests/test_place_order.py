@@ -11,6 +11,7 @@ from django.db import connections
 from orders import clients, services
 from orders.models import Order, OrderStatus, OrderTransition
 from shared import errors
+from shared.errors import SAME_ANSWER_HEADER
 from shared.messaging.models import OutboxEvent
 
 pytestmark = pytest.mark.django_db
@@ -283,6 +284,21 @@ def test_known_sold_out_click_is_answered_before_validation_and_io(place, upstre
     # a malformed body still gets its field errors, not a sold-out answer
     bad = place(3, [{"variant_id": 101, "quantity": 0}])
     assert bad.status_code == 400 and "lines.0.quantity" in bad.json()["error"]["fields"]
+
+
+def test_a_remembered_sold_out_answer_says_how_long_the_same_body_gets_it(place, upstreams, settings):
+    settings.ORDER_SOLD_OUT_MEMORY_SECONDS = 30
+    _gate_says_sold_out(upstreams, 101)
+    first = place(1)  # the gate's own answer: the mark is made now, nothing promised yet
+    assert first.status_code == 409 and SAME_ANSWER_HEADER not in first
+    remembered = place(2)
+    assert remembered.status_code == 409 and remembered.json() == first.json()
+    assert 29 < float(remembered[SAME_ANSWER_HEADER]) <= 30
+    # a click with a key may be the retry of an order that won: never promised
+    keyed = place(3, key="click-3")
+    assert keyed.status_code == 409 and SAME_ANSWER_HEADER not in keyed
+    # nor a body the serializer has to judge
+    assert SAME_ANSWER_HEADER not in place(4, [{"variant_id": 101, "quantity": 0}])
 
 
 def test_a_retry_with_its_idempotency_key_still_finds_the_order_it_won(place, upstreams, settings):
