@@ -20,6 +20,7 @@ def make_celery(service: str) -> Celery:
     app.config_from_object("django.conf:settings", namespace="CELERY")
     app.autodiscover_tasks()
     app.autodiscover_tasks(["shared.messaging"])
+    app.autodiscover_tasks(["shared"], related_name="maintenance")
     app.set_default()
     return app
 

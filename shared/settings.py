@@ -159,7 +159,15 @@ def service_settings(
                 "schedule": env.float("OUTBOX_SWEEP_SECONDS", default=5.0),
                 "options": {"expires": 10},
             },
+            # The outbox and the counters churn: vacuum them if autovacuum has not (shared.maintenance).
+            "vacuum-churned-tables": {
+                "task": "shared.maintenance.vacuum_churned_tables",
+                "schedule": env.float("DB_VACUUM_SWEEP_SECONDS", default=60.0),
+                "options": {"expires": 120},
+            },
         },
+        "DB_VACUUM_DEAD_ROWS": env.int("DB_VACUUM_DEAD_ROWS", default=1000),
+        "DB_VACUUM_DEAD_FRACTION": env.float("DB_VACUUM_DEAD_FRACTION", default=0.05),
         # Upstream calls (service to service)
         "UPSTREAM_TIMEOUT_SECONDS": env.float("UPSTREAM_TIMEOUT_SECONDS", default=5.0),
         "UPSTREAM_CONNECT_TIMEOUT_SECONDS": env.float("UPSTREAM_CONNECT_TIMEOUT_SECONDS", default=1.0),
