@@ -68,10 +68,15 @@ _NEVER_REFUSED = (b"GET /health ", b"GET /health?", b"GET /metrics ", b"GET /met
 _OVERLOADED_BODY = json.dumps(
     {"error": {"code": "overloaded", "message": "The shop is busy; try again in a moment."}}
 ).encode()  # the gateway's Overloaded, in the shape of shared.errors.error_body
-#: Called as ``listener(request_bytes, retry_after, refused_at)`` for every refusal in the main
-#: thread (``refused_at``: its time.monotonic()), from a thread of their own, so possibly a
-#: moment later; registered by the application when it loads.
-refusal_listeners: list[Callable[[bytes, int, float], None]] = []
+#: Called as ``listener(refusals)`` with the refusals made in the main thread since the last
+#: call, oldest first, each ``(request_bytes, retry_after, refused_at)`` (``refused_at``: its
+#: time.monotonic()), from a thread of their own, so a moment later; registered by the
+#: application when it loads. Batched: in a flood the main thread refuses a thousand requests
+#: a second, and a listener called once per refusal (a Redis round trip each, the GIL taken
+#: again after each) fell seconds behind them.
+refusal_listeners: list[Callable[[list[tuple[bytes, int, float]]], None]] = []
+#: At most this many refusals per call of the listeners.
+_TOLD_BATCH = 500
 _told: queue.SimpleQueue = queue.SimpleQueue()
 _telling_lock = threading.Lock()
 _telling: threading.Thread | None = None
@@ -79,10 +84,15 @@ _telling: threading.Thread | None = None
 
 def _tell_listeners() -> None:
     while True:
-        data, retry_after, refused_at = _told.get()
+        told = [_told.get()]
+        while len(told) < _TOLD_BATCH:
+            try:
+                told.append(_told.get_nowait())
+            except queue.Empty:
+                break
         for listener in list(refusal_listeners):
             try:
-                listener(data, retry_after, refused_at)
+                listener(told)
             except Exception:  # noqa: BLE001 - a listener's failure must not stop the others
                 logging.getLogger(__name__).exception("refusal listener failed")
 

@@ -22,26 +22,41 @@ from shared.errors import ShopError
 logger = logging.getLogger(__name__)
 
 
-def hold_refused(data: bytes, retry_after: int, refused_at: float | None = None) -> None:
-    """Hold the member of the refused order placement in ``data`` (a request's first bytes) until
-    ``retry_after`` seconds after the refusal (``refused_at``, time.monotonic(); default now):
-    this runs a moment after the answer went out, and a polite member's next click must not
-    meet a hold that outlasts what they were told."""
-    left = retry_after - (time.monotonic() - refused_at if refused_at is not None else 0.0)
-    if left <= 0:
+def hold_refused(refusals: list[tuple[bytes, int, float]]) -> None:
+    """Hold the members of the refused order placements among ``refusals`` (each a request's
+    first bytes, its Retry-After and time.monotonic() of the refusal), each until Retry-After
+    seconds after its refusal; a member refused several times, until the latest end. This runs
+    a moment after the answers went out, and a polite member's next click must not meet a hold
+    that outlasts what they were told. One Redis round trip for the whole batch."""
+    counted = limits.limit(limits.ORDER_MEMBER)
+    if counted is None:
         return
+    ends: dict[str, float] = {}
+    for data, retry_after, refused_at in refusals:
+        member = _order_placer(data)
+        if member is not None:
+            ends[member] = max(ends.get(member, float("-inf")), refused_at + retry_after)
+    now = time.monotonic()
+    holds = {member: end - now for member, end in ends.items() if end > now}
+    if not holds:
+        return
+    try:
+        limits.hold_many(counted, holds)
+    except RedisError as exc:
+        logger.error("rate limit store unreachable, %d members not held: %s", len(holds), exc)
+
+
+def _order_placer(data: bytes) -> str | None:
+    """The member of the order placement in ``data``, from a token whose signature checks; else None."""
     head, sep, _ = data.partition(b"\r\n\r\n")
     if not sep:
-        return
+        return None
     request_line, *lines = head.decode("latin-1").split("\r\n")
     method, _, rest = request_line.partition(" ")
     path = rest.partition(" ")[0].partition("?")[0]
     route, _ = routes.match(method, path)
     if route is None or route.limit != limits.ORDER_MEMBER:
-        return
-    counted = limits.limit(route.limit)
-    if counted is None:
-        return
+        return None
     token = next(
         (
             value.strip()
@@ -52,12 +67,8 @@ def hold_refused(data: bytes, retry_after: int, refused_at: float | None = None)
     )
     scheme, _, token = token.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        return
+        return None
     try:
-        member = str(tokens.decode_access_token(token.strip())["sub"])
+        return str(tokens.decode_access_token(token.strip())["sub"])
     except ShopError:
-        return
-    try:
-        limits.hold(counted, member, left)
-    except RedisError as exc:
-        logger.error("rate limit store unreachable, member %s not held: %s", member, exc)
+        return None

@@ -92,6 +92,32 @@ def hit(lim: Limit, subject: str) -> None:
         raise refused
 
 
+# A hold spends the subject's window until it ends; one that already ends later stays (a
+# member refused again meanwhile is never let go sooner than an earlier refusal said).
+_HOLD = """
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl >= tonumber(ARGV[2]) then
+  if (tonumber(redis.call('GET', KEYS[1])) or 0) < tonumber(ARGV[1]) then
+    redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL')
+  end
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+
 def hold(lim: Limit, subject: str, seconds: float) -> None:
-    """Spend the subject's window for ``seconds``: attempts before then are refused here."""
-    get_redis().set(key(lim, subject), lim.count, px=max(1, int(seconds * 1000)))
+    """Spend the subject's window for ``seconds`` (or longer, if already held so): attempts
+    before then are refused here."""
+    hold_many(lim, {subject: seconds})
+
+
+def hold_many(lim: Limit, seconds_by_subject: dict[str, float]) -> None:
+    """:func:`hold` for several subjects in one round trip."""
+    client = get_redis()
+    script = client.register_script(_HOLD)
+    pipe = client.pipeline(transaction=False)
+    for subject, seconds in seconds_by_subject.items():
+        script(keys=[key(lim, subject)], args=[lim.count, max(1, int(seconds * 1000))], client=pipe)
+    pipe.execute()

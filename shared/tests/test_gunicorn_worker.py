@@ -44,9 +44,10 @@ settings.configure(
 
 from shared import gunicorn_worker
 
-def told(data, retry_after, refused_at):
+def told(refusals):
     with open("told.txt", "ab") as f:
-        f.write(data.split(b"\\r\\n")[0] + b" %d\\n" % retry_after)
+        for data, retry_after, refused_at in refusals:
+            f.write(data.split(b"\\r\\n")[0] + b" %d\\n" % retry_after)
 
 gunicorn_worker.refusal_listeners.append(told)
 

@@ -87,6 +87,18 @@ def test_a_hold_refuses_until_it_ends(redis_db):
     assert refused.value.retry_after == 3
 
 
+def test_a_hold_is_never_shortened_and_spends_a_window_already_counted(redis_db):
+    lim = limits.Limit("order_member", count=2, window_ms=60_000)
+    limits.hit(lim, "7")  # one attempt of two counted, for a minute
+    limits.hold(lim, "7", 3)  # the window is spent now, and its minute stays
+    assert redis_db.pttl(limits.key(lim, "7")) > 50_000
+    with pytest.raises(RateLimited):
+        limits.hit(lim, "7")
+    limits.hold(lim, "8", 5)
+    limits.hold(lim, "8", 1)
+    assert 4000 < redis_db.pttl(limits.key(lim, "8")) <= 5000
+
+
 def test_addresses_are_hashed_in_keys_and_members_are_not():
     assert "10.0.0.1" not in limits.key(limits.Limit("address", 1, 1000), "10.0.0.1")
     assert limits.key(limits.Limit("order_member", 1, 1000), "7") == "gateway:rl:order_member:7"

@@ -140,17 +140,29 @@ def test_the_web_servers_early_refusals_are_told_to_the_gateway(settings):
 
 
 def test_an_order_placement_refused_in_the_main_thread_holds_its_member(bounds, redis_db):
-    early.hold_refused(_head("POST", "/orders/add", member_token(7)), 4)
+    early.hold_refused([(_head("POST", "/orders/add", member_token(7)), 4, time.monotonic())])
     held_ms = redis_db.pttl(limits.key(limits.limit(limits.ORDER_MEMBER), "7"))
     assert 3500 < held_ms <= 4000
 
 
 def test_the_hold_ends_retry_after_seconds_after_the_refusal_not_after_this_call(bounds, redis_db):
-    early.hold_refused(_head("POST", "/orders/add", member_token(7)), 4, time.monotonic() - 1.5)
+    early.hold_refused([(_head("POST", "/orders/add", member_token(7)), 4, time.monotonic() - 1.5)])
     held_ms = redis_db.pttl(limits.key(limits.limit(limits.ORDER_MEMBER), "7"))
     assert 2000 < held_ms <= 2500
-    early.hold_refused(_head("POST", "/orders/add", member_token(8)), 4, time.monotonic() - 5)  # over already
+    early.hold_refused([(_head("POST", "/orders/add", member_token(8)), 4, time.monotonic() - 5)])  # over already
     assert redis_db.keys("gateway:rl:order_member:8") == []
+
+
+def test_a_batch_holds_each_member_once_until_their_latest_refusal_ends(bounds, redis_db):
+    now = time.monotonic()
+    click = _head("POST", "/orders/add", member_token(7))
+    other = _head("POST", "/orders/add", member_token(8))
+    early.hold_refused([(click, 6, now - 1.0), (other, 2, now), (click, 2, now)])  # 7: ends in 5 s, then in 2 s
+    assert 4500 < redis_db.pttl(limits.key(limits.limit(limits.ORDER_MEMBER), "7")) <= 5000
+    assert 1500 < redis_db.pttl(limits.key(limits.limit(limits.ORDER_MEMBER), "8")) <= 2000
+    # a later, shorter refusal never lets a member go sooner than an earlier one said
+    early.hold_refused([(click, 2, time.monotonic())])
+    assert redis_db.pttl(limits.key(limits.limit(limits.ORDER_MEMBER), "7")) > 4000
 
 
 @pytest.mark.parametrize(
@@ -164,5 +176,5 @@ def test_the_hold_ends_retry_after_seconds_after_the_refusal_not_after_this_call
     ],
 )
 def test_nothing_else_holds_anybody(bounds, redis_db, head):
-    early.hold_refused(head, 4)
+    early.hold_refused([(head, 4, time.monotonic())])
     assert redis_db.keys("gateway:rl:order_member:*") == []
