@@ -138,12 +138,12 @@ class MemberOrdersView(generics.ListAPIView):
 
 @extend_schema(exclude=True)
 class InternalOrderView(APIView):
-    """For the payment service: the order with its member, status, total and deadline."""
+    """For the payment service: the order's member, status, total and deadline (not its lines)."""
 
     permission_classes = [IsInternal]
 
     def get(self, request: Request, order_id: int) -> Response:
-        return Response(OrderSerializer(selectors.get_order(order_id=order_id)).data)
+        return Response(selectors.order_facts(order_id=order_id))
 
 
 @extend_schema(exclude=True)

@@ -6,6 +6,7 @@ import pytest
 
 from orders import clients, services
 from orders.models import ALLOWED_TRANSITIONS, Order, OrderStatus, OrderTransition
+from orders.serializers import OrderSerializer
 from shared.errors import IllegalTransition, UpstreamUnavailable
 from shared.messaging.models import OutboxEvent
 
@@ -151,5 +152,10 @@ def test_internal_order_is_for_services_only(place, internal_client, member_clie
     body = resp.json()
     assert body["member_id"] == 3 and body["status"] == "PENDING_PAYMENT" and body["total"] == "59000.00"
     assert body["payment_deadline"]
+    # the order's own facts, written as the member's answer writes them; its lines are not read
+    public = OrderSerializer(Order.objects.get(order_id=order_id)).data
+    assert body == {
+        key: public[key] for key in ("order_id", "member_id", "status", "total", "created_at", "payment_deadline")
+    }
     assert anon_client.get(f"/internal/orders/{order_id}").status_code == 404
     assert internal_client.get("/internal/orders/999999").status_code == 404
