@@ -67,6 +67,8 @@ PASSED_PREFIXES = (
     "OUTBOX_",
     "CONSUMER_",
     "DB_POOL",
+    "DB_VACUUM_",
+    "CELERY_LOG_EACH_TASK",
     "KAFKA_TOPIC_PREFIX",
     "LOG_LEVEL",
     "DJANGO_DEBUG",
