@@ -93,7 +93,7 @@ def test_the_settings_that_shape_commands_and_addresses_reach_them(dev_stack):
     assert shlex.split(programs["catalog"].command)[0].endswith("/gunicorn")  # WEB_SERVER: every one
     gateway = shlex.split(programs["gateway"].command)  # gthread telling Django each request's wait for a thread
     assert gateway[gateway.index("--worker-class") + 1] == "shared.gunicorn_worker.ThreadWorker"
-    assert gateway[gateway.index("--threads") + 1] == "16"
+    assert gateway[gateway.index("--threads") + 1] == "8"
     assert "--bind" in programs["gateway"].argv and "127.0.0.1:9100" in programs["gateway"].argv
     assert programs["order"].env["DATABASE_URL"] == "postgres://orders.example:5432/orders"
     assert programs["member"].env["DATABASE_URL"] == "postgres://pg.example:5432/shop_member"
