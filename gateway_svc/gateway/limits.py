@@ -109,15 +109,26 @@ return 1
 
 def hold(lim: Limit, subject: str, seconds: float) -> None:
     """Spend the subject's window for ``seconds`` (or longer, if already held so): attempts
-    before then are refused here."""
-    hold_many(lim, {subject: seconds})
+    before then are refused here. One round trip (EVALSHA; the script is loaded on a miss)."""
+    client = get_redis()
+    _hold_script(client)(keys=[key(lim, subject)], args=[lim.count, max(1, int(seconds * 1000))])
 
 
 def hold_many(lim: Limit, seconds_by_subject: dict[str, float]) -> None:
-    """:func:`hold` for several subjects in one round trip."""
+    """:func:`hold` for several subjects in one pipeline."""
     client = get_redis()
-    script = client.register_script(_HOLD)
+    script = _hold_script(client)
     pipe = client.pipeline(transaction=False)
     for subject, seconds in seconds_by_subject.items():
         script(keys=[key(lim, subject)], args=[lim.count, max(1, int(seconds * 1000))], client=pipe)
     pipe.execute()
+
+
+_scripts: dict[int, Any] = {}
+
+
+def _hold_script(client: Any) -> Any:
+    script = _scripts.get(id(client))
+    if script is None:
+        script = _scripts[id(client)] = client.register_script(_HOLD)
+    return script
