@@ -110,3 +110,26 @@ def test_metrics_answer_only_on_the_metrics_port_never_on_the_public_one(client,
     assert 'shop_http_request_duration_seconds_count{method="GET",status="404",view="unrouted"}' in r.content.decode()
     settings.GATEWAY_METRICS_PORT = 0
     assert client.get("/metrics", SERVER_PORT="18109").status_code == 404
+
+
+def test_the_gateway_has_no_database_and_skips_djangos_per_request_database_work():
+    from django.core import signals
+    from django.db import close_old_connections, connections, reset_queries
+
+    from gateway import apps
+
+    assert {db["ENGINE"] for db in connections.settings.values()} == {"django.db.backends.dummy"}
+    # what the app does when it loads (Django's test client connects close_old_connections
+    # again after each request it makes, so it is done here once more)
+    apps._without_database_signals()
+    receivers = [
+        receiver
+        for signal in (signals.request_started, signals.request_finished)
+        for receiver in signal._live_receivers(None)[0]
+    ]
+    try:
+        assert close_old_connections not in receivers and reset_queries not in receivers
+    finally:  # the test client expects its own housekeeping back
+        signals.request_started.connect(reset_queries)
+        signals.request_started.connect(close_old_connections)
+        signals.request_finished.connect(close_old_connections)
