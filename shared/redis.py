@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import redis as redis_lib
 from django.conf import settings
+from redis.commands.core import Script
 from redis.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 _client: redis_lib.Redis | None = None
+_scripts: dict[tuple[int, str], Script] = {}
 
 
 class _ConnectFailsAsRedisError:
@@ -55,3 +57,12 @@ def get_redis() -> redis_lib.Redis:
             connection_class=_connection_class(settings.REDIS_URL),
         )
     return _client
+
+
+def script(client: redis_lib.Redis, source: str) -> Script:
+    """``source`` registered with ``client`` once per process (EVALSHA, with EVAL when Redis lost it)."""
+    key = (id(client), source)
+    found = _scripts.get(key)
+    if found is None:
+        found = _scripts[key] = client.register_script(source)
+    return found

@@ -32,7 +32,7 @@ from django.conf import settings
 from redis.client import Pipeline
 
 from shared.errors import RateLimited
-from shared.redis import get_redis
+from shared.redis import get_redis, script
 
 ORDER_MEMBER = "order_member"
 ADDRESS = "address"
@@ -111,24 +111,14 @@ def hold(lim: Limit, subject: str, seconds: float) -> None:
     """Spend the subject's window for ``seconds`` (or longer, if already held so): attempts
     before then are refused here. One round trip (EVALSHA; the script is loaded on a miss)."""
     client = get_redis()
-    _hold_script(client)(keys=[key(lim, subject)], args=[lim.count, max(1, int(seconds * 1000))])
+    script(client, _HOLD)(keys=[key(lim, subject)], args=[lim.count, max(1, int(seconds * 1000))])
 
 
 def hold_many(lim: Limit, seconds_by_subject: dict[str, float]) -> None:
     """:func:`hold` for several subjects in one pipeline."""
     client = get_redis()
-    script = _hold_script(client)
+    hold_one = script(client, _HOLD)
     pipe = client.pipeline(transaction=False)
     for subject, seconds in seconds_by_subject.items():
-        script(keys=[key(lim, subject)], args=[lim.count, max(1, int(seconds * 1000))], client=pipe)
+        hold_one(keys=[key(lim, subject)], args=[lim.count, max(1, int(seconds * 1000))], client=pipe)
     pipe.execute()
-
-
-_scripts: dict[int, Any] = {}
-
-
-def _hold_script(client: Any) -> Any:
-    script = _scripts.get(id(client))
-    if script is None:
-        script = _scripts[id(client)] = client.register_script(_HOLD)
-    return script

@@ -7,6 +7,7 @@ saying its keys, arguments and answers at the top.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -21,7 +22,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from inventory.models import ClothRule, ReservationLine, ReservationState, StockItem
-from shared.redis import get_redis
+from shared.redis import get_redis, script
 
 logger = logging.getLogger(__name__)
 
@@ -55,16 +56,16 @@ class RecordState(StrEnum):
 
 
 _LUA_DIR = Path(__file__).resolve().parent / "lua"
-_scripts: dict[str, object] = {}
+
+
+@functools.cache
+def _source(name: str) -> str:
+    return (_LUA_DIR / f"{name}.lua").read_text()
 
 
 def _script(name: str):
     """The registered script (EVALSHA with a fallback to EVAL when Redis lost it)."""
-    client = get_redis()
-    key = f"{id(client)}:{name}"
-    if key not in _scripts:
-        _scripts[key] = client.register_script((_LUA_DIR / f"{name}.lua").read_text())
-    return _scripts[key]
+    return script(get_redis(), _source(name))
 
 
 def _decode(answer: list) -> list[str]:

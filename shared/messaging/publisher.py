@@ -137,14 +137,12 @@ return -redis.call('PTTL', KEYS[2])
 _covered_until = 0.0
 #: Taken off a scheduled run's time: the worker's clock and its queue may be a little early.
 _MARGIN_SECONDS = 0.02
-_scripts: dict[int, object] = {}
 
 
 def _claim_wake(client, key: str, window_ms: int) -> int:
-    script = _scripts.get(id(client))
-    if script is None:
-        script = _scripts[id(client)] = client.register_script(_WAKE_SCRIPT)
-    return int(script(keys=[key, key + _TRAILING], args=[window_ms]))
+    from shared.redis import script
+
+    return int(script(client, _WAKE_SCRIPT)(keys=[key, key + _TRAILING], args=[window_ms]))
 
 
 def wake_relay() -> None:
