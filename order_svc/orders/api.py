@@ -16,6 +16,7 @@ from orders.serializers import (
     PaymentHoldSerializer,
     PlaceOrderSerializer,
     WishlistOrderSerializer,
+    payment_view_answer,
 )
 from shared.errors import PermissionDenied, ValidationFailed
 from shared.internal_auth import IsInternal
@@ -143,7 +144,7 @@ class InternalOrderView(APIView):
     permission_classes = [IsInternal]
 
     def get(self, request: Request, order_id: int) -> Response:
-        return Response(selectors.order_facts(order_id=order_id))
+        return Response(payment_view_answer(selectors.payment_view(order_id=order_id)))
 
 
 @extend_schema(exclude=True)
