@@ -22,6 +22,22 @@ def waited(seconds: float) -> dict:
     return {READY_AT: now - seconds, "gunicorn.picked_at": now}
 
 
+def held_ms(redis_db, member: str) -> int:
+    """How long the member's order placements are still held (Redis PTTL of their count)."""
+    return redis_db.pttl(limits.key(limits.limit(limits.ORDER_MEMBER), member))
+
+
+def place_waited(client, token: str, seconds: float):
+    """An order placement with an empty body that waited ``seconds`` for a thread."""
+    return client.post(
+        "/orders/add",
+        data="{}",
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+        **waited(seconds),
+    )
+
+
 @pytest.fixture
 def bounds(settings):
     settings.GATEWAY_THREAD_WAIT_SECONDS = 0.5
@@ -82,16 +98,9 @@ def test_a_token_route_is_refused_before_its_token_is_checked(client, bounds, up
 
 def test_a_member_refused_late_is_held_to_its_retry_after_as_at_the_gate(client, bounds, upstream_received, redis_db):
     bounds.GATEWAY_OVERLOAD_RETRY_JITTER_SECONDS = 0
-    r = client.post(
-        "/orders/add",
-        data="{}",
-        content_type="application/json",
-        HTTP_AUTHORIZATION=f"Bearer {member_token(7)}",
-        **waited(2.0),
-    )
+    r = place_waited(client, member_token(7), 2.0)
     assert (r.status_code, r["Retry-After"]) == (503, "3")
-    held_ms = redis_db.pttl(limits.key(limits.limit(limits.ORDER_MEMBER), "7"))
-    assert 2500 < held_ms <= 3000
+    assert 2500 < held_ms(redis_db, "7") <= 3000
     r = place(client, member_token(7))
     assert r.status_code == 429 and int(r["Retry-After"]) == 3
     assert place(client, member_token(8)).status_code == 200  # another member is not held back
@@ -99,9 +108,7 @@ def test_a_member_refused_late_is_held_to_its_retry_after_as_at_the_gate(client,
 
 
 def test_a_forged_token_refused_late_holds_nobody(client, bounds, redis_db):
-    r = client.post(
-        "/orders/add", data="{}", content_type="application/json", HTTP_AUTHORIZATION="Bearer x.y.z", **waited(2.0)
-    )
+    r = place_waited(client, "x.y.z", 2.0)
     assert r.status_code == 503
     assert redis_db.keys("gateway:rl:order_member:*") == []
 
@@ -110,17 +117,10 @@ def test_a_request_within_the_bound_still_meets_the_gate_and_its_hold(client, bo
     bounds.GATEWAY_ADMISSION = {**bounds.GATEWAY_ADMISSION, "order": (0, 0, 0.0)}  # every order refused at the gate
     bounds.GATEWAY_OVERLOAD_RETRY_JITTER_SECONDS = 0
     admission.reset()
-    r = client.post(
-        "/orders/add",
-        data="{}",
-        content_type="application/json",
-        HTTP_AUTHORIZATION=f"Bearer {member_token(7)}",
-        **waited(0.4),  # within the bound: it reaches the gate
-    )
+    r = place_waited(client, member_token(7), 0.4)  # within the bound: it reaches the gate
     assert (r.status_code, r["Retry-After"]) == (503, "3")
     assert admission.gate("order").state()["refused_late"] == 0
-    held_ms = redis_db.pttl(limits.key(limits.limit(limits.ORDER_MEMBER), "7"))
-    assert 2500 < held_ms <= 3000
+    assert 2500 < held_ms(redis_db, "7") <= 3000
 
 
 # ----------------------------------------------------------------------------- refused in gunicorn's main thread
@@ -141,14 +141,12 @@ def test_the_web_servers_early_refusals_are_told_to_the_gateway(settings):
 
 def test_an_order_placement_refused_in_the_main_thread_holds_its_member(bounds, redis_db):
     early.hold_refused([(_head("POST", "/orders/add", member_token(7)), 4, time.monotonic())])
-    held_ms = redis_db.pttl(limits.key(limits.limit(limits.ORDER_MEMBER), "7"))
-    assert 3500 < held_ms <= 4000
+    assert 3500 < held_ms(redis_db, "7") <= 4000
 
 
 def test_the_hold_ends_retry_after_seconds_after_the_refusal_not_after_this_call(bounds, redis_db):
     early.hold_refused([(_head("POST", "/orders/add", member_token(7)), 4, time.monotonic() - 1.5)])
-    held_ms = redis_db.pttl(limits.key(limits.limit(limits.ORDER_MEMBER), "7"))
-    assert 2000 < held_ms <= 2500
+    assert 2000 < held_ms(redis_db, "7") <= 2500
     early.hold_refused([(_head("POST", "/orders/add", member_token(8)), 4, time.monotonic() - 5)])  # over already
     assert redis_db.keys("gateway:rl:order_member:8") == []
 
@@ -158,11 +156,11 @@ def test_a_batch_holds_each_member_once_until_their_latest_refusal_ends(bounds, 
     click = _head("POST", "/orders/add", member_token(7))
     other = _head("POST", "/orders/add", member_token(8))
     early.hold_refused([(click, 6, now - 1.0), (other, 2, now), (click, 2, now)])  # 7: ends in 5 s, then in 2 s
-    assert 4500 < redis_db.pttl(limits.key(limits.limit(limits.ORDER_MEMBER), "7")) <= 5000
-    assert 1500 < redis_db.pttl(limits.key(limits.limit(limits.ORDER_MEMBER), "8")) <= 2000
+    assert 4500 < held_ms(redis_db, "7") <= 5000
+    assert 1500 < held_ms(redis_db, "8") <= 2000
     # a later, shorter refusal never lets a member go sooner than an earlier one said
     early.hold_refused([(click, 2, time.monotonic())])
-    assert redis_db.pttl(limits.key(limits.limit(limits.ORDER_MEMBER), "7")) > 4000
+    assert held_ms(redis_db, "7") > 4000
 
 
 @pytest.mark.parametrize(
