@@ -321,7 +321,7 @@ def test_the_private_catalog_runs_the_stacks_command_on_another_port(command, ex
     assert cachecompare.private_command(command, 4321) == expected.split()
 
 
-def test_the_ordering_classes_stay_within_what_the_gateway_admits_at_once():
+def test_the_ordering_classes_stay_within_what_the_gateway_forwards_at_once():
     health = {
         "status": "ok",
         "admission": {
@@ -330,5 +330,5 @@ def test_the_ordering_classes_stay_within_what_the_gateway_admits_at_once():
             "payment": {"in_flight_limit": 2, "queue_limit": 8},
         },
     }
-    assert cost.admitted_at_once(health) == 10  # the payment's 2 + 8, not the member's
-    assert cost.admitted_at_once({"status": "ok"}) is None  # a gateway without gates: no bound
+    assert cost.forwarded_at_once(health) == 2  # the payment's in-flight limit, not the member's, and no waiting
+    assert cost.forwarded_at_once({"status": "ok"}) is None  # a gateway without gates: no bound
