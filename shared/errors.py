@@ -25,6 +25,11 @@ logger = logging.getLogger(__name__)
 #: repeat the answer itself meanwhile (gateway/answers.py); a request with an Idempotency-Key
 #: is never answered that way.
 SAME_ANSWER_HEADER = "X-Same-Answer-For"
+#: On a 200 answer, with SAME_ANSWER_HEADER: ``<digest> <redis key> [<redis key> ...]``: the
+#: answer stays the same only while those keys of the stack's Redis hold the values whose
+#: digest (shared.redis.values_digest) is given. The gateway repeats a success only with it,
+#: and reads the keys again before each repeat.
+SAME_ANSWER_WHILE_HEADER = "X-Same-Answer-While"
 
 
 class ShopError(Exception):

@@ -80,8 +80,8 @@ GATE_DRIFT_CHECKED = Gauge(
 
 REPEATED_ANSWERS = Counter(
     "shop_repeated_answers",
-    "Error answers the gateway gave for a service without asking it, repeating the service's own "
-    "answer to the same request (gateway/answers.py), by upstream service and error code.",
+    "Answers the gateway gave for a service without asking it, repeating the service's own "
+    "answer to the same request (gateway/answers.py), by upstream service and error code ('ok' for a success).",
     ["upstream", "code"],
 )
 

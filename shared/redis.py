@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
+
 import redis as redis_lib
 from django.conf import settings
 from redis.commands.core import Script
@@ -66,3 +69,11 @@ def script(client: redis_lib.Redis, source: str) -> Script:
     if found is None:
         found = _scripts[key] = client.register_script(source)
     return found
+
+
+def values_digest(values: Iterable[bytes | None]) -> str:
+    """A digest of raw values as one MGET gives them (None for a missing key), told apart by length."""
+    digest = hashlib.blake2b(digest_size=16)
+    for value in values:
+        digest.update(b"-;" if value is None else b"%d:%s;" % (len(value), value))
+    return digest.hexdigest()

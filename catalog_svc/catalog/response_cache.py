@@ -10,6 +10,11 @@ next sale start it shows: ``on_sale`` flips at that instant, so the entry ends t
 A process's own copy is keyed by the same versions, read from Redis on every request, and
 by Redis's epoch (see ``selectors.CacheVersion``), so it is never older than Redis's; at
 most ``CATALOG_LOCAL_CACHE_ENTRIES`` are kept (then all are dropped and kept afresh).
+
+Each cached answer says so to the gateway (shared.errors.SAME_ANSWER_HEADER and
+SAME_ANSWER_WHILE_HEADER): for how long it stays true, and under which of Redis's values
+(the epoch and the versions it is keyed by). The gateway then repeats it to the same
+request itself after reading those values again, with no call here (gateway/answers.py).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 
 from catalog import selectors
+from shared.errors import SAME_ANSWER_HEADER, SAME_ANSWER_WHILE_HEADER
 
 
 def _key(request: HttpRequest, version: str) -> str:
@@ -55,9 +61,13 @@ def seconds_to_keep(content: bytes, now: dt.datetime | None = None) -> int:
 _kept: dict[str, tuple[bytes, float]] = {}
 
 
-def _kept_copy(local_key: str) -> bytes | None:
+def _kept_copy(local_key: str) -> tuple[bytes, float] | None:
+    """The bytes and the seconds they stay true, or None."""
     entry = _kept.get(local_key)
-    return entry[0] if entry is not None and entry[1] > time.monotonic() else None
+    if entry is None:
+        return None
+    left = entry[1] - time.monotonic()
+    return (entry[0], left) if left > 0 else None
 
 
 def _keep(local_key: str, content: bytes, seconds: float) -> None:
@@ -70,6 +80,19 @@ def _keep(local_key: str, content: bytes, seconds: float) -> None:
 
 def forget_kept_copies() -> None:
     _kept.clear()
+
+
+def _answer(content: bytes, seconds: float, current: selectors.CacheVersion) -> HttpResponse:
+    """The cached bytes, marked for the gateway as the same answer while Redis holds the same values."""
+    response = HttpResponse(content, content_type="application/json")
+    _mark(response, seconds, current)
+    return response
+
+
+def _mark(response: HttpResponse, seconds: float, current: selectors.CacheVersion) -> None:
+    if current.digest is not None and seconds > 0:
+        response[SAME_ANSWER_HEADER] = f"{seconds:.3f}"
+        response[SAME_ANSWER_WHILE_HEADER] = " ".join((current.digest, *current.keys))
 
 
 def cached_response(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -86,12 +109,13 @@ def cached_response(view: Callable[..., HttpResponse]) -> Callable[..., HttpResp
         if local_key is not None:
             kept = _kept_copy(local_key)
             if kept is not None:
-                return HttpResponse(kept, content_type="application/json")
+                return _answer(kept[0], kept[1], current)
         hit = cache.get(key)  # None in a cache outage too: it only costs the full answer
         if hit is not None:
+            keep = seconds_to_keep(hit)
             if local_key is not None:
-                _keep(local_key, hit, seconds_to_keep(hit))
-            return HttpResponse(hit, content_type="application/json")
+                _keep(local_key, hit, keep)
+            return _answer(hit, keep, current)
         response = view(request, *args, **kwargs)
         if response.status_code == 200:
             if hasattr(response, "render"):
@@ -101,6 +125,7 @@ def cached_response(view: Callable[..., HttpResponse]) -> Callable[..., HttpResp
                 cache.set(key, response.content, timeout=keep)  # in an outage, the next read renders it again
                 if local_key is not None:
                     _keep(local_key, response.content, keep)
+                _mark(response, keep, current)
         return response
 
     return wrapped

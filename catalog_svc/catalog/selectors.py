@@ -12,6 +12,7 @@ from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from catalog.models import Cloth, Variant
+from shared.redis import values_digest
 
 logger = logging.getLogger(__name__)
 
@@ -27,26 +28,34 @@ class CacheVersion:
     #: Versions count again from 0 after such a loss, so a copy kept outside Redis is only
     #: trusted under the epoch it was made in.
     epoch: str | None
+    #: the Redis keys read (the epoch's first) and the digest of the raw values they held
+    #: (shared.redis.values_digest): an answer made under them stays right while they hold
+    #: the same values; the gateway repeats it on that condition (gateway/answers.py)
+    keys: tuple[str, ...] = ()
+    digest: str | None = None
 
 
 def cache_version(cloth_id: int | None = None) -> CacheVersion | None:
     """The versions a cached page is keyed by, in one round trip; None when Redis cannot be
     read (the cache is then skipped).
 
-    Read through django-redis's client, which raises in an outage where the cache (set to
-    ignore outages) would answer nothing, indistinguishable from version 0.
+    Read as raw values through django-redis's own client, which raises in an outage where
+    the cache (set to ignore outages) would answer nothing, indistinguishable from version 0.
     """
-    keys = [_EPOCH_KEY, _VERSION_KEY] + ([] if cloth_id is None else [_cloth_version_key(cloth_id)])
+    names = [_EPOCH_KEY, _VERSION_KEY] + ([] if cloth_id is None else [_cloth_version_key(cloth_id)])
     try:
-        found = cache.client.get_many(keys)
-        epoch = found.get(_EPOCH_KEY)
+        keys = tuple(str(cache.client.make_key(name)) for name in names)
+        found = cache.client.get_client(write=False).mget(keys)
+        epoch = found[0]
         if epoch is None:  # a new Redis: the next read has its epoch
             cache.client.set(_EPOCH_KEY, uuid.uuid4().hex, timeout=None, nx=True)
     except Exception as exc:  # noqa: BLE001 - no cache: every read goes to PostgreSQL
         logger.warning("catalog cache unreadable (%s)", exc)
         return None
-    version = ".".join(str(int(found.get(key) or 0)) for key in keys[1:])
-    return CacheVersion(version=version, epoch=None if epoch is None else str(epoch))
+    version = ".".join(str(int(raw or 0)) for raw in found[1:])  # versions are stored as plain integers
+    if epoch is None:
+        return CacheVersion(version=version, epoch=None)
+    return CacheVersion(version=version, epoch=str(cache.client.decode(epoch)), keys=keys, digest=values_digest(found))
 
 
 def bump_cache_version() -> None:

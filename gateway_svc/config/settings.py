@@ -175,9 +175,10 @@ GATEWAY_RATE_LIMITS = {
 #: Routes (path regexes of GATEWAY_ROUTES) limited per member by "order_member".
 GATEWAY_MEMBER_LIMITED_ROUTES = [r"/orders/add", r"/orders/add/Wishlist"]
 
-# Error answers a service marks as the same for any identical request for a moment (the
-# order service's remembered sold-out answer) are repeated by the gateway itself: at most
-# this many per process (0: never), each for at most this long (gateway/answers.py).
+# Answers a service marks as the same for any identical request for a moment (the order
+# service's remembered sold-out answer; the catalog's cached reads, while its versions in
+# Redis stay the same) are repeated by the gateway itself: at most this many per process
+# (0: never), each for at most this long (gateway/answers.py).
 GATEWAY_SAME_ANSWER_ENTRIES = env.int("GATEWAY_SAME_ANSWER_ENTRIES", default=256)
 GATEWAY_SAME_ANSWER_MAX_SECONDS = env.float("GATEWAY_SAME_ANSWER_MAX_SECONDS", default=2.0)
 

@@ -119,3 +119,25 @@ def test_the_gateway_repeats_a_remembered_sold_out_and_counts_it(gw, buyer, join
     # the first late click finds the gate's answer, the next the order service's memory of
     # it; once a gateway process holds that, it answers the same click itself
     assert by_gateway >= 1 and by_order >= 2
+
+
+def test_the_gateway_repeats_a_cached_read_until_the_stock_changes(gw, buyer, create_drop):
+    drop = create_drop(sizes="M:3", limit=1)
+    cloth_id, variant_id = drop["cloth_id"], drop["variants"][0]["variant_id"]
+    gateway = urlsplit(GATEWAY_URL)
+    gateway_metrics = f"{gateway.scheme}://{gateway.hostname}:{gateway.port + 9}"
+
+    def shown_stock() -> int:
+        r = gw.get(f"/cloth/detail/{cloth_id}")
+        assert r.status_code == 200, r.text
+        assert "X-Same-Answer-While" not in r.headers  # the catalog's word to the gateway stays inside
+        return r.json()["variants"][0]["stock"]
+
+    repeated = {"upstream": "catalog", "code": "ok"}
+    before = value(scrape(gateway_metrics), "shop_repeated_answers_total", **repeated)
+    assert [shown_stock() for _ in range(6)] == [3] * 6
+    assert value(scrape(gateway_metrics), "shop_repeated_answers_total", **repeated) > before
+
+    body = {"lines": [{"variant_id": variant_id, "quantity": 1}]}
+    assert gw.post("/orders/add", json=body, token=buyer["token"]).status_code == 201
+    wait_for(lambda: shown_stock() == 2, what="the reserved unit off the shown stock, through the gateway")

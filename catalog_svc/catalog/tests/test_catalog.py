@@ -281,6 +281,48 @@ def test_after_redis_lost_its_data_no_process_serves_a_copy_made_before(anon_cli
     assert anon_client.get(f"/cloth/detail/{cloth.id}").json()["variants"][0]["stock"] == 1
 
 
+def test_a_cached_answer_tells_the_gateway_under_which_redis_values_it_stays_the_same(
+    anon_client, inventory_calls, django_capture_on_commit_callbacks
+):
+    """The gateway repeats it while the keys named hold the values of the digest (gateway/answers.py)."""
+    from shared.errors import SAME_ANSWER_HEADER, SAME_ANSWER_WHILE_HEADER
+    from shared.redis import get_redis, values_digest
+
+    cloth = _cloth(sizes=[("S", 5)])
+    redis = get_redis()
+
+    def condition_holds(answer) -> bool:
+        digest, *keys = answer[SAME_ANSWER_WHILE_HEADER].split()
+        return values_digest(redis.mget(keys)) == digest
+
+    anon_client.get("/cloth/list")  # the first read of an empty Redis gives it its epoch
+    rendered = anon_client.get(f"/cloth/detail/{cloth.id}")
+    from_redis = anon_client.get(f"/cloth/detail/{cloth.id}")
+    for answer in (rendered, from_redis, anon_client.get("/cloth/list")):
+        assert 0 < float(answer[SAME_ANSWER_HEADER]) <= 30 and condition_holds(answer)
+    keys = rendered[SAME_ANSWER_WHILE_HEADER].split()[1:]
+    assert any(k.endswith("cloth:cache-epoch") for k in keys) and any(k.endswith(f":{cloth.id}:version") for k in keys)
+    with django_capture_on_commit_callbacks(execute=True):  # a stock report bumps the cloth's version
+        apply_event("catalog", _stock_changed(cloth, cloth.variants.get(), 2, version=1))
+    assert not condition_holds(rendered)
+    renewed = anon_client.get(f"/cloth/detail/{cloth.id}")
+    assert renewed.json()["variants"][0]["stock"] == 2 and condition_holds(renewed)
+
+
+def test_no_answer_is_marked_the_same_without_a_known_epoch_or_a_cache(anon_client, inventory_calls, settings):
+    from django.core.cache import cache
+
+    from shared.errors import SAME_ANSWER_HEADER
+
+    cloth = _cloth()
+    cache.clear()  # an empty Redis: this read gives it its epoch, and is not marked
+    assert SAME_ANSWER_HEADER not in anon_client.get(f"/cloth/detail/{cloth.id}")
+    assert SAME_ANSWER_HEADER in anon_client.get(f"/cloth/detail/{cloth.id}")
+    assert SAME_ANSWER_HEADER not in anon_client.get("/cloth/detail/999999")  # a 404 is not kept
+    settings.CATALOG_CACHE_SECONDS = 0
+    assert SAME_ANSWER_HEADER not in anon_client.get(f"/cloth/detail/{cloth.id}")
+
+
 def test_a_cached_answer_never_outlives_the_sale_start_it_shows():
     from catalog.response_cache import seconds_to_keep
 

@@ -12,7 +12,7 @@ import pytest
 
 from gateway import admission, answers, apidocs
 from shared import tokens
-from shared.errors import SAME_ANSWER_HEADER
+from shared.errors import SAME_ANSWER_HEADER, SAME_ANSWER_WHILE_HEADER
 
 FAKE_SCHEMA = {
     "openapi": "3.0.3",
@@ -79,6 +79,8 @@ class _Upstream(BaseHTTPRequestHandler):
         self.send_header("X-Upstream-Internal", "yes")
         if "X-Want-Same-Answer" in self.headers:
             self.send_header(SAME_ANSWER_HEADER, self.headers["X-Want-Same-Answer"])
+        if "X-Want-Same-While" in self.headers:
+            self.send_header(SAME_ANSWER_WHILE_HEADER, self.headers["X-Want-Same-While"])
         self.end_headers()
         self.wfile.write(data)
 

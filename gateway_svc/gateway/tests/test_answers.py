@@ -10,8 +10,9 @@ import pytest
 
 from gateway import answers
 from shared import tokens
-from shared.errors import SAME_ANSWER_HEADER
+from shared.errors import SAME_ANSWER_HEADER, SAME_ANSWER_WHILE_HEADER
 from shared.metrics import REPEATED_ANSWERS
+from shared.redis import values_digest
 
 CLICK = json.dumps({"lines": [{"variant_id": 101, "quantity": 1}]})
 _members = itertools.count(1000)  # a member per click unless named: each member's order limit is apart
@@ -24,8 +25,14 @@ def member_token(member_id: int) -> str:
 
 @pytest.fixture
 def steerable(settings):
-    """The echo upstream answers X-Want-Status, marked the same for X-Want-Same-Answer seconds."""
-    settings.GATEWAY_FORWARD_HEADERS = [*settings.GATEWAY_FORWARD_HEADERS, "X-Want-Status", "X-Want-Same-Answer"]
+    """The echo upstream answers X-Want-Status, marked the same for X-Want-Same-Answer seconds
+    (while X-Want-Same-While's condition holds, when given)."""
+    settings.GATEWAY_FORWARD_HEADERS = [
+        *settings.GATEWAY_FORWARD_HEADERS,
+        "X-Want-Status",
+        "X-Want-Same-Answer",
+        "X-Want-Same-While",
+    ]
 
 
 def click(
@@ -108,9 +115,78 @@ def test_a_mark_that_is_not_a_positive_number_of_seconds_is_ignored(client, stee
     assert len(upstream_received) == 2
 
 
-def test_a_successful_answer_is_never_repeated(client, steerable, upstream_received):
+def test_a_success_without_a_condition_is_never_repeated(client, steerable, upstream_received):
     assert click(client, HTTP_X_WANT_SAME_ANSWER="5").status_code == 200
     assert click(client).status_code == 200
+    assert len(upstream_received) == 2
+
+
+def read(client, path="/cloth/detail/5", **kw):
+    return client.get(path, **kw)
+
+
+def condition(redis_db, *keys: str) -> str:
+    return " ".join((values_digest(redis_db.mget(keys)), *keys))
+
+
+def test_a_success_is_repeated_while_its_redis_keys_hold_the_same_values(
+    client, steerable, redis_db, upstream_received
+):
+    redis_db.set("catalog:1:cloth:cache-epoch", b"\x80epoch")
+    redis_db.set("catalog:1:cloth:version", 3)  # the cloth's own version is not there yet (0)
+    keys = ("catalog:1:cloth:cache-epoch", "catalog:1:cloth:version", "catalog:1:cloth:5:version")
+    repeated = REPEATED_ANSWERS.labels("catalog", "ok")
+    before = repeated._value.get()
+    mark = {"HTTP_X_WANT_SAME_ANSWER": "5", "HTTP_X_WANT_SAME_WHILE": condition(redis_db, *keys)}
+    first = read(client, **mark)
+    assert first.status_code == 200
+    assert SAME_ANSWER_HEADER not in first and SAME_ANSWER_WHILE_HEADER not in first  # the marks stay inside
+    again = read(client)
+    assert again.status_code == 200 and again.content == first.content
+    assert again["Content-Type"] == first["Content-Type"] and again["Retry-After"] == first["Retry-After"] == "7"
+    assert upstream_received == ["GET /cloth/detail/5"]
+    assert repeated._value.get() == before + 1
+
+    redis_db.incr("catalog:1:cloth:5:version")  # the cloth's stock changed: the catalog is asked again
+    assert read(client).status_code == 200
+    assert upstream_received == ["GET /cloth/detail/5"] * 2
+    assert read(client).status_code == 200  # and, unmarked this time, asked every time
+    assert len(upstream_received) == 3
+
+
+def test_a_kept_success_goes_only_to_the_very_same_read(client, steerable, redis_db, upstream_received):
+    redis_db.set("epoch", "e")
+    mark = {"HTTP_X_WANT_SAME_ANSWER": "5", "HTTP_X_WANT_SAME_WHILE": condition(redis_db, "epoch")}
+    assert read(client, **mark).status_code == 200
+    assert read(client, HTTP_HOST="localhost").status_code == 200  # pages link to the host they were asked on
+    assert read(client, HTTP_ACCEPT="text/html").status_code == 200
+    assert read(client, HTTP_ACCEPT_LANGUAGE="ko").status_code == 200
+    assert read(client, path="/cloth/detail/5?x=1").status_code == 200
+    assert read(client, path="/cloth/detail/6").status_code == 200
+    assert len(upstream_received) == 6
+    read(client)
+    assert len(upstream_received) == 6  # the same read again: repeated
+
+
+def test_a_success_is_not_repeated_when_its_condition_cannot_be_checked(
+    client, steerable, redis_db, upstream_received, dead_url, monkeypatch
+):
+    import redis
+
+    redis_db.set("epoch", "e")
+    mark = {"HTTP_X_WANT_SAME_ANSWER": "5", "HTTP_X_WANT_SAME_WHILE": condition(redis_db, "epoch")}
+    assert read(client, **mark).status_code == 200
+    down = redis.Redis.from_url(dead_url.replace("http", "redis"), socket_connect_timeout=0.2)
+    monkeypatch.setattr(answers, "get_redis", lambda: down)  # Redis is down for the gateway now
+    assert read(client).status_code == 200
+    assert len(upstream_received) == 2
+
+
+@pytest.mark.parametrize("condition_header", ["", "digest-only", " ".join(["d"] + [f"k{i}" for i in range(9)])])
+def test_a_success_with_a_condition_that_is_not_one_is_not_kept(client, steerable, upstream_received, condition_header):
+    mark = {"HTTP_X_WANT_SAME_ANSWER": "5", "HTTP_X_WANT_SAME_WHILE": condition_header}
+    assert read(client, **mark).status_code == 200
+    assert read(client).status_code == 200
     assert len(upstream_received) == 2
 
 
