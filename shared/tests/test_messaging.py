@@ -304,3 +304,38 @@ def test_commits_a_scheduled_run_covers_ask_redis_nothing(redis_db, settings, mo
     time.sleep(0.35)
     publisher.wake_relay()  # after the window: a run at once again
     assert sent == [None, 0.3, None]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_relay_run_that_finds_less_than_a_batch_reads_the_outbox_once(settings):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from shared.messaging.publisher import publish_all_pending
+
+    ensure_topics([topic_name("parcels")])
+    for parcel_id in (41, 42, 43):
+        _record(parcel_id)
+    settings.OUTBOX_BATCH_SIZE = 2
+    with CaptureQueriesContext(connection) as ctx:
+        assert publish_all_pending() == 3
+    # a full batch, then a short one: two reads, and no third that would find nothing
+    reads = [q["sql"] for q in ctx.captured_queries if q["sql"].startswith("SELECT")]
+    assert len(reads) == 2 and not OutboxEvent.objects.filter(published_at__isnull=True).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_relay_woken_while_another_runs_asks_that_one_for_one_more_pass(redis_db, settings, monkeypatch):
+    from shared.messaging import publisher, tasks
+
+    ensure_topics([topic_name("parcels")])
+    passes: list[int] = []
+    real = publisher.publish_all_pending
+    monkeypatch.setattr(tasks, "publish_all_pending", lambda: passes.append(1) or real())
+    running = redis_db.lock(f"outbox:relay-lock:{settings.SERVICE_NAME}", timeout=60)
+    assert running.acquire(blocking=False)  # another relay is running (it may have read already)
+    _record(51)
+    assert tasks.publish_outbox() == 0 and passes == []  # this one does not wait on the other
+    running.release()  # the other relay, at its end, finds the request: here, the next run
+    assert tasks.publish_outbox() == 1 and len(passes) == 2
+    assert tasks.publish_outbox() == 0 and len(passes) == 3  # asked once, done once
