@@ -344,8 +344,10 @@ def test_reconciliation_repairs_what_a_lost_event_left_apart(gw, join_member, lo
     token = login(join_member())["access_token"]
     relays = ["payment-worker", "order-worker"]
     try:
-        # B: paid, but inventory never hears OrderPaid.
-        supervise("stop", "inventory-consumer")
+        # B: paid, but inventory never hears OrderPaid. Inventory's worker stops too: its
+        # expiry sweep would release B's reservation once its deadline and grace are over
+        # (24 s on this stack), and on a slow machine the steps below take longer than that.
+        supervise("stop", "inventory-consumer", "inventory-worker")
         unsold = _buy(gw, token, variant_id)
         _pay(gw, token, unsold["order_id"])
         wait_for(lambda: _order(gw, token, unsold["order_id"])["status"] == "PAID", timeout=60, what="order B PAID")
@@ -374,7 +376,7 @@ def test_reconciliation_repairs_what_a_lost_event_left_apart(gw, join_member, lo
         wait_for(lambda: _order(gw, token, unpaid["order_id"])["status"] == "PAID", timeout=60, what="order A PAID")
         wait_for(lambda: _stock(variant_id) == {"sold": 1, "reserved": 1}, timeout=60, what="order B's unit sold")
     finally:
-        supervise("start", "order-consumer", "inventory-consumer", *relays)
+        supervise("start", "order-consumer", "inventory-consumer", "inventory-worker", *relays)
     # A's OrderPaid leaves with the order service's relay, as always
     wait_for(lambda: _stock(variant_id) == {"sold": 2, "reserved": 0}, timeout=60, what="both units sold")
     # once agreed, nothing is left to repair
