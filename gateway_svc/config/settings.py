@@ -32,6 +32,8 @@ for _unused in (
     "CELERY_BEAT_SCHEDULE",
     "STATIC_ROOT",
     "WHITENOISE_USE_FINDERS",
+    "ADMIN_MIDDLEWARE",
+    "SILENCED_SYSTEM_CHECKS",
 ):
     globals().pop(_unused, None)
 
