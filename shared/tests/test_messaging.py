@@ -59,6 +59,24 @@ def test_record_event_outside_a_transaction_is_refused(transactional_db):
         record_event(ParcelPacked(parcel_id=1))
 
 
+def test_record_event_returns_the_row_as_stored(db):
+    with transaction.atomic():
+        row = record_event(ParcelPacked(parcel_id=7, explode=False))
+        second = record_event(ParcelWeighed(parcel_id=8))
+    stored = OutboxEvent.objects.get(pk=row.pk)
+    fields = [f.attname for f in OutboxEvent._meta.concrete_fields]
+    assert {f: getattr(row, f) for f in fields} == {f: getattr(stored, f) for f in fields}
+    assert stored.event_type == "ParcelPacked" and stored.aggregate_id == "7"
+    assert stored.payload == {"parcel_id": 7, "explode": False, "weight": 0}
+    assert stored.published_at is None and stored.attempts == 0 and stored.last_error == ""
+    assert stored.next_attempt_at == stored.occurred_at
+    assert second.pk > row.pk and second.event_id != row.event_id
+    assert not row._state.adding  # a save() of the returned row updates it, never inserts a twin
+    row.attempts = 1
+    row.save(update_fields=["attempts"])
+    assert OutboxEvent.objects.count() == 2
+
+
 def test_event_rolled_back_with_its_change_is_never_published(db):
     with pytest.raises(RuntimeError, match="change failed"), transaction.atomic():
         record_event(ParcelPacked(parcel_id=1))
