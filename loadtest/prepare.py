@@ -230,8 +230,18 @@ def prepare_members(
         for result in pool.map(lambda m: _fresh_tokens(api, m), candidates):
             if result is not None:
                 ready.append(result)
-    known = {_key(m) for m in ready}
-    cache.members = ready + [m for m in cache.members[wanted:] if _key(m) not in known]
+    if candidates and not ready:
+        # Not one cached member exists any more: the stack's databases were made afresh, and
+        # every member cached before went with them. Forgotten all at once: dropping only the
+        # ones tried made each run join new members while the next stale ones stood first,
+        # so two classes of one run got different members.
+        log(
+            f"  none of the {len(candidates)} cached members tried exists any more: forgetting all {len(cache.members)}"
+        )
+        cache.members = []
+    else:
+        known = {_key(m) for m in ready}
+        cache.members = ready + [m for m in cache.members[wanted:] if _key(m) not in known]
     cache.save()
     refreshed = len(ready)
 

@@ -1,0 +1,68 @@
+"""The member cache of the load tests (the member service's calls replaced: no stack needed)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import prepare  # noqa: E402
+
+
+@pytest.fixture
+def service(tmp_path, monkeypatch):
+    """A member service that knows ``alive`` e-mails; joining adds one."""
+    (tmp_path / "loadtest").mkdir()
+    monkeypatch.setattr(prepare, "ROOT", tmp_path)
+    alive: set[str] = set()
+
+    def fresh_tokens(api, member):
+        if member["email"] not in alive:
+            return None
+        return {**member, "access_token": "a-" + member["email"], "refresh_token": "r", "tokens_at": 1e12}
+
+    def join(api, mail, email):
+        alive.add(email)
+
+    def login(api, email, password, device):
+        return {"member_id": len(alive), "access_token": "a-" + email, "refresh_token": "r"}
+
+    monkeypatch.setattr(prepare, "_fresh_tokens", fresh_tokens)
+    monkeypatch.setattr(prepare, "_join", join)
+    monkeypatch.setattr(prepare, "_login", login)
+    stack = SimpleNamespace(name="unit", mail_dir=tmp_path / "mail")
+    return stack, alive, tmp_path / "loadtest" / ".members-unit.json"
+
+
+def _cache(path: Path, emails: list[str]) -> None:
+    members = [{"email": e, "password": "p", "device": "loadtest", "refresh_token": "r"} for e in emails]
+    path.write_text(json.dumps({"members": members}))
+
+
+def _prepare(stack, wanted: int) -> list[str]:
+    return [m["email"] for m in prepare.prepare_members(stack, "http://127.0.0.1:9", wanted, log=lambda _: None)]
+
+
+def test_after_the_databases_were_reset_two_preparations_give_the_same_members(service):
+    stack, alive, path = service
+    _cache(path, [f"gone-{i}@x" for i in range(40)])  # members of databases that no longer exist
+    first = _prepare(stack, 4)
+    assert not any(e.startswith("gone-") for e in first) and len(set(first)) == 4
+    again = _prepare(stack, 4)  # the next class of the same run: the same members, from the cache
+    assert sorted(again) == sorted(first)
+    assert sorted(m["email"] for m in json.loads(path.read_text())["members"]) == sorted(first)
+
+
+def test_a_member_gone_among_living_ones_is_dropped_and_the_rest_kept(service):
+    stack, alive, path = service
+    alive.update({"a@x", "b@x", "c@x"})
+    _cache(path, ["a@x", "gone@x", "b@x", "c@x"])
+    ready = _prepare(stack, 2)
+    assert ready == ["a@x"] + [e for e in ready[1:] if e not in {"a@x", "gone@x"}] and len(ready) == 2
+    cached = [m["email"] for m in json.loads(path.read_text())["members"]]
+    assert "gone@x" not in cached and {"b@x", "c@x"} <= set(cached)
