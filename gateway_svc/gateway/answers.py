@@ -12,7 +12,8 @@ same answer for that long, whoever sends it. Two services do:
 - the catalog marks its cached list and detail (a success), and adds ``X-Same-Answer-While:
   <digest> <key> ...`` (SAME_ANSWER_WHILE_HEADER): the answer stays true only while those
   Redis keys (its cache's epoch and versions) hold the values of that digest. Before each
-  repeat the gateway reads them again, in one MGET; when they changed, or Redis cannot be
+  repeat the gateway reads them again, in one MGET, sent in the same round trip as the
+  client address's rate limit count (views.proxy); when they changed, or Redis cannot be
   read, the request goes to the catalog. A success without that condition is never kept.
 
 The service decides what may be repeated and for how long; the gateway only keeps the
@@ -68,15 +69,34 @@ def _key(method: str, path: str, meta: dict[str, Any], body: bytes | None) -> tu
     return (method, path, meta.get("QUERY_STRING", ""), body, *(meta.get(name, "") for name in _KEYED_HEADERS))
 
 
-def recall(method: str, path: str, meta: dict[str, Any], body: bytes | None) -> HttpResponse | None:
-    """The answer a service said this same request gets for now, or None."""
+#: A kept answer found for a request, before its condition is checked: (its key, the answer).
+Found = tuple[tuple[Any, ...], _Kept]
+
+
+def find(method: str, path: str, meta: dict[str, Any], body: bytes | None) -> Found | None:
+    """The answer kept for this very request and not yet over, its condition not yet checked."""
     if not _kept:
         return None
     key = _key(method, path, meta, body)
     kept = _kept.get(key) if key is not None else None
     if kept is None:
         return None
-    if kept.until <= time.monotonic() or (kept.watch is not None and not _still_true(kept.watch)):
+    if kept.until <= time.monotonic():
+        _kept.pop(key, None)
+        return None
+    return key, kept
+
+
+def watched(found: Found | None) -> tuple[str, ...]:
+    """The Redis keys whose values decide whether ``found`` still holds (none: it holds)."""
+    return found[1].watch[1] if found is not None and found[1].watch is not None else ()
+
+
+def repeat(found: Found, values: list[bytes | None] | None) -> HttpResponse | None:
+    """``found``'s answer, if its condition holds for ``values`` (read from :func:`watched`'s keys;
+    None: they could not be read, and the service answers)."""
+    key, kept = found
+    if kept.watch is not None and (values is None or values_digest(values) != kept.watch[0]):
         _kept.pop(key, None)
         return None
     count_repeated_answer(kept.upstream, kept.code)
@@ -86,12 +106,18 @@ def recall(method: str, path: str, meta: dict[str, Any], body: bytes | None) -> 
     return response
 
 
-def _still_true(watch: tuple[str, tuple[str, ...]]) -> bool:
-    digest, keys = watch
-    try:
-        return values_digest(get_redis().mget(keys)) == digest
-    except RedisError:  # cannot be checked: the service answers (and knows what to do without Redis)
-        return False
+def recall(method: str, path: str, meta: dict[str, Any], body: bytes | None) -> HttpResponse | None:
+    """The answer a service said this same request gets for now, or None."""
+    found = find(method, path, meta, body)
+    if found is None:
+        return None
+    values = None
+    if keys := watched(found):
+        try:
+            values = get_redis().mget(keys)
+        except RedisError:  # cannot be checked: the service answers (and knows what to do without Redis)
+            values = None
+    return repeat(found, values)
 
 
 def learn(service: str, method: str, path: str, meta: dict[str, Any], body: bytes | None, upstream: Any) -> None:

@@ -83,13 +83,21 @@ def refusal(lim: Limit, answers: list[Any]) -> RateLimited | None:
     )
 
 
-def hit(lim: Limit, subject: str) -> None:
-    """Count one attempt in one round trip; raise RateLimited beyond the limit."""
+def hit(lim: Limit, subject: str, *, then_read: tuple[str, ...] = ()) -> list[bytes | None] | None:
+    """Count one attempt in one round trip; raise RateLimited beyond the limit.
+
+    ``then_read``: keys whose values to read (MGET) in the same round trip, returned (None
+    when there were none): a repeated answer's condition (gateway/answers.py).
+    """
     pipe = get_redis().pipeline(transaction=False)
     add_count(pipe, lim, subject)
-    refused = refusal(lim, pipe.execute())
+    if then_read:
+        pipe.mget(then_read)
+    results = pipe.execute()
+    refused = refusal(lim, results[:3])
     if refused is not None:
         raise refused
+    return results[3] if then_read else None
 
 
 # A hold spends the subject's window until it ends; one that already ends later stays (a

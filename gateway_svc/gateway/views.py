@@ -92,14 +92,20 @@ def proxy(request: HttpRequest) -> HttpResponse:
 
     member = "-"
     counted = limits.limit(route.limit) if route.limit else None
+    read_ahead: tuple[answers.Found, list | None] | None = None
     if route.public:
         if counted is not None:
+            # A read the gateway may repeat has its condition read with the address's count: one round trip.
+            found = None if request.method in _BODY_METHODS else answers.find(request.method, path, meta, None)
+            values = None
             try:
-                limits.hit(counted, meta.get("REMOTE_ADDR", ""))
+                values = limits.hit(counted, meta.get("REMOTE_ADDR", ""), then_read=answers.watched(found))
             except RateLimited as exc:
                 return _error(exc)
             except RedisError as exc:  # a limit that cannot be counted does not close the shop
                 logger.error("rate limit store unreachable, request let through: %s", exc)
+            if found is not None:
+                read_ahead = (found, values)
     else:
         token = _bearer(request)
         if token is None:
@@ -118,7 +124,11 @@ def proxy(request: HttpRequest) -> HttpResponse:
         headers[SESSION_ID_HEADER] = claims["sid"]
 
     body = request.body if request.method in _BODY_METHODS else None
-    if (repeated := answers.recall(request.method, path, meta, body)) is not None:
+    if read_ahead is not None:
+        repeated = answers.repeat(*read_ahead)
+    else:
+        repeated = answers.recall(request.method, path, meta, body)
+    if repeated is not None:
         return repeated  # the service said this request gets this answer for now (gateway/answers.py)
     gate = admission.gate(route.service)
     meta["shop.gate_at"] = time.monotonic()  # for the web server's timing log (shared/gunicorn_worker.py)

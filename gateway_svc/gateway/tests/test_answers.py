@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from gateway import answers
+from gateway import answers, limits
 from shared import tokens
 from shared.errors import SAME_ANSWER_HEADER, SAME_ANSWER_WHILE_HEADER
 from shared.metrics import REPEATED_ANSWERS
@@ -178,8 +178,60 @@ def test_a_success_is_not_repeated_when_its_condition_cannot_be_checked(
     assert read(client, **mark).status_code == 200
     down = redis.Redis.from_url(dead_url.replace("http", "redis"), socket_connect_timeout=0.2)
     monkeypatch.setattr(answers, "get_redis", lambda: down)  # Redis is down for the gateway now
+    monkeypatch.setattr(limits, "get_redis", lambda: down)  # (the address's count too: let through)
     assert read(client).status_code == 200
     assert len(upstream_received) == 2
+
+
+class _CountingRedis:
+    """The gateway's Redis client, counting round trips (a command, or a pipeline's execute)."""
+
+    def __init__(self, real):
+        self.real, self.trips = real, 0
+
+    def pipeline(self, **kwargs):
+        pipe = self.real.pipeline(**kwargs)
+        execute = pipe.execute
+
+        def counted(*args, **kw):
+            self.trips += 1
+            return execute(*args, **kw)
+
+        pipe.execute = counted
+        return pipe
+
+    def __getattr__(self, name):
+        attr = getattr(self.real, name)
+        if not callable(attr):
+            return attr
+
+        def counted(*args, **kw):
+            self.trips += 1
+            return attr(*args, **kw)
+
+        return counted
+
+
+def test_a_repeated_read_counts_the_address_and_checks_its_condition_in_one_round_trip(
+    client, steerable, redis_db, upstream_received, monkeypatch
+):
+    from shared.redis import get_redis
+
+    redis_db.set("epoch", "e")
+    mark = {"HTTP_X_WANT_SAME_ANSWER": "5", "HTTP_X_WANT_SAME_WHILE": condition(redis_db, "epoch")}
+    assert read(client, **mark).status_code == 200
+    counting = _CountingRedis(get_redis())
+    monkeypatch.setattr(answers, "get_redis", lambda: counting)
+    monkeypatch.setattr(limits, "get_redis", lambda: counting)
+    assert read(client).status_code == 200
+    assert upstream_received == ["GET /cloth/detail/5"]  # repeated
+    assert counting.trips == 1
+    address = limits.key(limits.limit(limits.ADDRESS), "127.0.0.1")
+    assert int(redis_db.get(address)) == 2  # both reads were counted
+
+    redis_db.set("epoch", "changed")  # the condition read with the count no longer holds: asked again
+    assert read(client).status_code == 200
+    assert len(upstream_received) == 2 and counting.trips == 2
 
 
 @pytest.mark.parametrize("condition_header", ["", "digest-only", " ".join(["d"] + [f"k{i}" for i in range(9)])])
