@@ -4,12 +4,16 @@ DRF's ModelSerializer looks its model's fields up and builds serializer fields f
 every time a serializer is made: in an order's answer that was most of the serializer's
 cost. The built fields depend only on the class (and on settings read when they are
 built), so the first instance keeps them and later instances take copies, which is what
-a plain Serializer does with its declared fields anyway.
+a plain Serializer does with its declared fields anyway. :func:`answer_writer` goes further
+for answers: one serializer per class and process writes them all.
 """
 
 from __future__ import annotations
 
 import copy
+import threading
+from collections.abc import Callable
+from typing import Any
 
 from rest_framework import serializers
 
@@ -23,3 +27,29 @@ class ModelSerializer(serializers.ModelSerializer):
         if fields is None:
             fields = _built[cls] = super().get_fields()
         return copy.deepcopy(fields)
+
+
+def answer_writer(serializer_class: type[serializers.BaseSerializer]) -> Callable[[Any], dict]:
+    """A function writing ``serializer_class(instance).data`` without a serializer per answer.
+
+    Making a serializer builds and binds its fields (copies of the class's, nested
+    serializers' included): for an order's answer, 9/10 of its 260-310 µs. Writing an
+    answer only reads those fields, so one serializer, made on first use in each process,
+    writes every answer of its class (33 µs for an order). For answers only (no input, no
+    ``save``), and only with serializers whose fields read no context (a request, say):
+    the one serializer has none.
+    """
+    made: list[serializers.BaseSerializer] = []
+    lock = threading.Lock()
+
+    def write(instance: Any) -> dict:
+        if not made:
+            with lock:
+                if not made:
+                    serializer = serializer_class()
+                    _ = serializer.fields  # built and bound here, once, not by the first answers at once
+                    made.append(serializer)
+        return made[0].to_representation(instance)
+
+    write.__name__ = f"write_{serializer_class.__name__}"
+    return write

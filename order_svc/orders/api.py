@@ -22,6 +22,7 @@ from shared.errors import PermissionDenied, ValidationFailed
 from shared.internal_auth import IsInternal
 from shared.metrics import count_order_outcome
 from shared.openapi import shop_errors
+from shared.serializers import answer_writer
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
@@ -41,8 +42,12 @@ def idempotency_key(request: Request) -> str | None:
     return key
 
 
+#: An order's answer, as OrderSerializer writes it.
+order_answer = answer_writer(OrderSerializer)
+
+
 def _placed(order, created: bool) -> Response:
-    return Response(OrderSerializer(order).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+    return Response(order_answer(order), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 class PlaceOrderView(APIView):
@@ -99,7 +104,7 @@ class CancelOrderView(APIView):
         order = services.cancel_order(
             order_id=body.validated_data["order_id"], member_id=member_id, actor=f"member:{member_id}"
         )
-        return Response(OrderSerializer(order).data)
+        return Response(order_answer(order))
 
 
 class RefundOrderView(APIView):
@@ -112,7 +117,7 @@ class RefundOrderView(APIView):
         order = services.request_refund(
             order_id=body.validated_data["order_id"], member_id=member_id, actor=f"member:{member_id}"
         )
-        return Response(OrderSerializer(order).data, status=status.HTTP_202_ACCEPTED)
+        return Response(order_answer(order), status=status.HTTP_202_ACCEPTED)
 
 
 class OrderDetailView(APIView):
@@ -120,7 +125,7 @@ class OrderDetailView(APIView):
     @shop_errors(404)
     def get(self, request: Request, order_id: int) -> Response:
         order = selectors.get_member_order(member_id=request.user.member_id, order_id=order_id)
-        return Response(OrderSerializer(order).data)
+        return Response(order_answer(order))
 
 
 class MemberOrdersView(generics.ListAPIView):

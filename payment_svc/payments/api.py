@@ -17,6 +17,10 @@ from payments.serializers import (
 )
 from shared.internal_auth import IsInternal
 from shared.openapi import shop_errors
+from shared.serializers import answer_writer
+
+#: A payment's answer, as PaymentSerializer writes it.
+payment_answer = answer_writer(PaymentSerializer)
 
 
 class OpenPaymentView(APIView):
@@ -30,9 +34,7 @@ class OpenPaymentView(APIView):
         body = OpenPaymentSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         payment, created = services.open_payment(member_id=request.user.member_id, **body.validated_data)
-        return Response(
-            PaymentSerializer(payment).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
-        )
+        return Response(payment_answer(payment), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 class CompletePaymentView(APIView):
@@ -48,7 +50,7 @@ class CompletePaymentView(APIView):
         payment = services.complete_payment(
             member_id=request.user.member_id, order_id=order_id, card_number=body.validated_data["card_number"]
         )
-        return Response(PaymentSerializer(payment).data)
+        return Response(payment_answer(payment))
 
 
 @extend_schema(exclude=True)

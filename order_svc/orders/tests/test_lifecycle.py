@@ -159,3 +159,14 @@ def test_internal_order_is_for_services_only(place, internal_client, member_clie
     }
     assert anon_client.get(f"/internal/orders/{order_id}").status_code == 404
     assert internal_client.get("/internal/orders/999999").status_code == 404
+
+
+def test_every_answer_of_an_order_is_the_order_serializers(place, member_client):
+    placed = place(3)
+    order_id = placed.json()["order_id"]
+    written = OrderSerializer(Order.objects.get(order_id=order_id)).data
+    assert placed.json() == written and len(written["lines"]) >= 1
+    assert member_client(3).get(f"/orders/detail/{order_id}").json() == written
+    cancelled = member_client(3).put("/orders/cancel", {"order_id": order_id}, format="json")
+    assert cancelled.status_code == 200
+    assert cancelled.json() == OrderSerializer(Order.objects.get(order_id=order_id)).data
