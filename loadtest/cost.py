@@ -604,6 +604,22 @@ def forwarded_at_once(health: dict[str, Any], services: tuple[str, ...] = ("orde
     return min(sizes) if sizes else None
 
 
+#: The classes that read a public route through the gateway, thousands a second from one address.
+PUBLIC_READS = ("detail-gateway",)
+
+
+def _address_limit_raised(scale: str, per_address: str) -> bool:
+    """Whether the gateway's per-address limit on public routes lets the benchmark through:
+    ``RATE_ANONYMOUS_PER_IP`` (50 a second unless set; 0 is off) times ``RATE_LIMIT_SCALE``
+    (1 unless set; 0 or less is off)."""
+    try:
+        factor = float(scale) if scale else 1.0
+        count = int(per_address) if per_address else 50
+    except ValueError:
+        return False
+    return factor <= 0 or count <= 0 or count * factor >= 10_000
+
+
 def _order_limit_raised(attempts: str) -> bool:
     """Whether the stack's per-member order limit lets the benchmark through (0 is off)."""
     try:
@@ -649,6 +665,15 @@ def main(argv: list[str]) -> int:
             "per-member order limit lets a buyer click (RATE_ORDER_ATTEMPTS_PER_MEMBER, 1 per 0.5 s). Raise it on "
             "the stack, which keeps the count on the measured path: export RATE_ORDER_ATTEMPTS_PER_MEMBER=100000; "
             "python3 manage_all.py restart gateway"
+        )
+    reads = [c for c in (args.only or CLASSES) if c in PUBLIC_READS]
+    gateway_scale = stack.setting("gateway", "RATE_LIMIT_SCALE")
+    if reads and not _address_limit_raised(gateway_scale, stack.setting("gateway", "RATE_ANONYMOUS_PER_IP")):
+        raise SystemExit(
+            f"{', '.join(reads)} read a public route thousands of times a second from this one address; the "
+            "gateway answers all but 50 a second per address 429 (RATE_ANONYMOUS_PER_IP times RATE_LIMIT_SCALE, "
+            f"which is {gateway_scale or 'not set'} on the gateway). Raise it on the stack: export "
+            "RATE_LIMIT_SCALE=1000; python3 manage_all.py restart gateway"
         )
     print(f"cost: results in {out}", flush=True)
 

@@ -301,6 +301,15 @@ def test_the_per_member_order_limit_must_be_raised_or_off_for_the_ordering_class
     assert set(cost.ORDERING) <= set(cost.CLASSES)
 
 
+def test_the_gateways_address_limit_must_be_raised_or_off_for_the_public_reads():
+    assert not cost._address_limit_raised("", "")  # the defaults: 50 a second
+    assert not cost._address_limit_raised("10", "50")
+    assert cost._address_limit_raised("1000", "") and cost._address_limit_raised("", "20000")
+    assert cost._address_limit_raised("0", "") and cost._address_limit_raised("", "0")  # off
+    assert not cost._address_limit_raised("lots", "")
+    assert set(cost.PUBLIC_READS) <= set(cost.CLASSES)
+
+
 @pytest.mark.parametrize(
     "command, expected",
     [
