@@ -50,15 +50,13 @@ def read_staff_cookie(value: str) -> dict | None:
 class StaffSignInMiddleware:
     """After AuthenticationMiddleware: the shared staff cookie signs in (and out) at every admin.
 
-    Only ``/admin/`` requests are looked at; the API pays one string comparison.
+    One of ``ADMIN_MIDDLEWARE``: only ``/admin/`` requests reach it (shared.admin_chain).
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if not request.path_info.startswith("/admin/"):
-            return self.get_response(request)
         raw = request.COOKIES.get(COOKIE)
         staff = read_staff_cookie(raw) if raw else None
         user = request.user
