@@ -20,6 +20,7 @@ from orders import clients, selectors
 from orders.models import Order, OrderStatus, OrderTransition
 from shared.contracts.order import OrderCancelled, OrderLine, RefundReason, RefundRequested
 from shared.errors import IllegalTransition, NotFound, ShopError
+from shared.inserts import insert
 from shared.messaging.events import record_event
 
 logger = logging.getLogger(__name__)
@@ -42,8 +43,12 @@ def transition(
         raise IllegalTransition(
             f"An order that is {order.status} cannot become {to}.", order_id=order.order_id, status=order.status
         )
-    OrderTransition.objects.create(
-        order=order, from_status=order.status, to_status=to, cause=cause, event_id=event_id, actor=actor
+    insert(
+        [
+            OrderTransition(
+                order=order, from_status=order.status, to_status=to, cause=cause, event_id=event_id, actor=actor
+            )
+        ]
     )
     order.status = to
     order.save(update_fields=["status", "refund_reason", "updated_at", *also_saved])

@@ -33,6 +33,7 @@ from shared.errors import (
     UpstreamUnavailable,
     ValidationFailed,
 )
+from shared.inserts import insert
 from shared.messaging.events import record_event
 
 logger = logging.getLogger(__name__)
@@ -173,16 +174,20 @@ def _write_order(
     fingerprint: str,
 ) -> Order:
     """The order, its lines, its first transition and ``OrderPlaced`` (inside the caller's transaction)."""
-    order = Order.objects.create(
-        order_id=attempt.order_id,
-        member_id=attempt.member_id,
-        status=OrderStatus.PENDING_PAYMENT,
-        total=sum((details[line.variant_id].price * line.quantity for line in lines), Decimal("0")),
-        payment_deadline=deadline,
-        idempotency_key=attempt.idempotency_key or "",
-        request_fingerprint=fingerprint if attempt.idempotency_key else "",
+    (order,) = insert(
+        [
+            Order(
+                order_id=attempt.order_id,
+                member_id=attempt.member_id,
+                status=OrderStatus.PENDING_PAYMENT,
+                total=sum((details[line.variant_id].price * line.quantity for line in lines), Decimal("0")),
+                payment_deadline=deadline,
+                idempotency_key=attempt.idempotency_key or "",
+                request_fingerprint=fingerprint if attempt.idempotency_key else "",
+            )
+        ]
     )
-    order.known_lines = OrderLine.objects.bulk_create(
+    order.known_lines = insert(
         [
             OrderLine(
                 order=order,
@@ -196,8 +201,12 @@ def _write_order(
             for line in lines
         ]
     )
-    OrderTransition.objects.create(
-        order=order, from_status="", to_status=order.status, cause="placed", actor=f"member:{attempt.member_id}"
+    insert(
+        [
+            OrderTransition(
+                order=order, from_status="", to_status=order.status, cause="placed", actor=f"member:{attempt.member_id}"
+            )
+        ]
     )
     record_event(OrderPlaced(**order_facts(order), total=order.total, payment_deadline=deadline))
     return order
