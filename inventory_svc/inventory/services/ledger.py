@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from inventory.models import StockMovement
 from inventory.services.counters import Line
+from shared.inserts import insert
 
 
 def write_ledger(lines: list[Line], kind: str, *, order_id: int | None, cause: str, actor: str, sign: int = 1) -> None:
-    StockMovement.objects.bulk_create(
+    insert(
         [
             StockMovement(
                 variant_id=line.variant_id,

@@ -36,6 +36,7 @@ from shared.errors import (
     UpstreamUnavailable,
     ValidationFailed,
 )
+from shared.inserts import insert
 from shared.messaging.events import record_event
 
 logger = logging.getLogger(__name__)
@@ -156,10 +157,10 @@ def _answer_existing(existing: Reservation, order_id: int, fresh: dict[int, list
 def _write_reservation(
     *, order_id: int, member_id: int, lines: list[Line], deadline: dt.datetime, groups: dict[int, list[Line]]
 ) -> Reservation:
-    reservation = Reservation.objects.create(
-        order_id=order_id, member_id=member_id, cloth_ids=sorted(groups), deadline=deadline
+    (reservation,) = insert(
+        [Reservation(order_id=order_id, member_id=member_id, cloth_ids=sorted(groups), deadline=deadline)]
     )
-    ReservationLine.objects.bulk_create(
+    insert(
         [
             ReservationLine(
                 reservation=reservation, variant_id=ln.variant_id, cloth_id=ln.cloth_id, quantity=ln.quantity
