@@ -74,14 +74,25 @@ def open_payment(*, member_id: int, order_id: int) -> tuple[Payment, bool]:
     return payment, True
 
 
-def _current(*, order_id: int, member_id: int) -> Payment | None:
-    """The payment that counts for an order: a charged one, else the open one, else the latest."""
-    payments = list(Payment.objects.filter(order_id=order_id, member_id=member_id).order_by("-payment_id")[:20])
+def _current(*, order_id: int, member_id: int, lock: bool = False) -> Payment | None:
+    """The payment that counts for an order: a charged one, else the open one, else the latest.
+
+    With ``lock``, the order's payments are locked as they are read (inside a transaction).
+    """
+    rows = Payment.objects.filter(order_id=order_id, member_id=member_id)
+    if lock:
+        rows = rows.select_for_update()
+    payments = list(rows.order_by("-payment_id")[:20])
     for wanted in (CHARGED_STATES, (PaymentStatus.PENDING,)):
         for payment in payments:
             if payment.status in wanted:
                 return payment
     return payments[0] if payments else None
+
+
+#: What a charge attempt changes; its outcome also changes the status (and the reference).
+_ATTEMPT_FIELDS = ["attempts", "card_last4", "failure_reason", "updated_at"]
+_CHARGE_FIELDS = [*_ATTEMPT_FIELDS, "status"]
 
 
 def complete_payment(*, member_id: int, order_id: int, card_number: str) -> Payment:
@@ -93,24 +104,19 @@ def complete_payment(*, member_id: int, order_id: int, card_number: str) -> Paym
     Before charging, the order service holds the order for this payment, so a cancel
     cannot succeed while the charge is under way (``POST /internal/orders/{id}/payment-hold``).
     """
-    payment = _current(order_id=order_id, member_id=member_id)
-    if payment is None:
-        raise NotFound("No payment for this order; open one with POST /payment first.")
-    if payment.status in CHARGED_STATES:
-        return payment  # paid already: the same answer, no second charge
-    if payment.status != PaymentStatus.PENDING:
-        raise IllegalTransition(f"This payment is {payment.status}.", payment_id=payment.payment_id)
-    # The payment was opened by this member for their own order. Whether the order still
-    # awaits payment (its state, its deadline) the hold below decides, under the order's lock.
-
     with transaction.atomic():
-        payment = Payment.objects.select_for_update().get(payment_id=payment.payment_id)
+        # Locked as it is read: two completions of one order serialize here, and the second
+        # finds the first one's outcome.
+        payment = _current(order_id=order_id, member_id=member_id, lock=True)
+        if payment is None:
+            raise NotFound("No payment for this order; open one with POST /payment first.")
         if payment.status in CHARGED_STATES:
-            return payment  # a concurrent request charged it while we waited for the lock
+            return payment  # paid already: the same answer, no second charge
         if payment.status != PaymentStatus.PENDING:
             raise IllegalTransition(f"This payment is {payment.status}.", payment_id=payment.payment_id)
-        # The order may have been cancelled since it was read: it is held against a cancel
-        # now, or this is 409 with nothing charged.
+        # The payment was opened by this member for their own order. Whether the order still
+        # awaits payment (its state, its deadline) the hold decides, under the order's lock:
+        # an order cancelled since the payment opened is 409 here, with nothing charged.
         clients.hold_order(order_id=order_id, payment_id=payment.payment_id)
         payment.attempts += 1
         payment.card_last4 = card_number[-4:]
@@ -120,20 +126,20 @@ def complete_payment(*, member_id: int, order_id: int, card_number: str) -> Paym
             )
         except ProviderTimeout as exc:
             payment.failure_reason = f"timeout: {exc}"[:200]
-            payment.save(update_fields=["attempts", "card_last4", "failure_reason", "updated_at"])
+            payment.save(update_fields=_ATTEMPT_FIELDS)
             outcome = "timeout"
         else:
             if result.succeeded:
                 payment.status = PaymentStatus.COMPLETED
                 payment.provider_reference = result.reference
                 payment.failure_reason = ""
-                payment.save()
+                payment.save(update_fields=[*_CHARGE_FIELDS, "provider_reference"])
                 record_event(PaymentCompleted(**_facts(payment)))
                 outcome = "completed"
             else:
                 payment.status = PaymentStatus.FAILED
                 payment.failure_reason = result.decline_reason or "declined"
-                payment.save()
+                payment.save(update_fields=_CHARGE_FIELDS)
                 record_event(PaymentFailed(**_facts(payment), reason=payment.failure_reason))
                 outcome = "declined"
     logger.info("payment %s of order %s: %s (attempt %d)", payment.payment_id, order_id, outcome, payment.attempts)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 
 import pytest
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, connection, connections, transaction
+from django.test.utils import CaptureQueriesContext
 
 from payments.models import Payment, PaymentStatus
 from payments.providers import DECLINED, SUCCEEDS, TIMES_OUT, FakeProvider
@@ -77,6 +78,16 @@ def test_payment_completes_once_and_announces_it(member_client, orders):
     (event,) = OutboxEvent.objects.filter(event_type="PaymentCompleted")
     assert event.topic == "payments" and event.aggregate_id == str(payment_id)
     assert event.payload == {"payment_id": payment_id, "order_id": 1, "member_id": 1, "amount": "59000.00"}
+
+
+def test_completing_reads_the_payment_once_locked_and_writes_only_what_the_charge_changed(member_client, orders):
+    _open(member_client(1))
+    with CaptureQueriesContext(connection) as queries:
+        assert _pay(member_client(1)).status_code == 200
+    reads = [q["sql"] for q in queries if 'FROM "payments_payment"' in q["sql"]]
+    assert len(reads) == 1 and reads[0].endswith("FOR UPDATE")
+    (update,) = [q["sql"] for q in queries if q["sql"].startswith('UPDATE "payments_payment"')]
+    assert '"amount"' not in update and '"idempotency_key"' not in update
 
 
 def test_declined_card_fails_the_payment(member_client, orders):
