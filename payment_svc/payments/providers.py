@@ -17,7 +17,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from shared.redis import get_redis
+from shared.redis import get_redis, script
 
 
 class ProviderTimeout(Exception):
@@ -68,14 +68,26 @@ class FakeProvider(PaymentProvider):
     _ATTEMPTS = "payment:fake:attempts:{}"
     _REFUND = "payment:fake:refund:{}"
     _COUNT = "payment:fake:charges:{}"
+    #: Record the answer unless one is there (then return that one); count a successful charge.
+    _RECORD = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
+  if ARGV[3] == '1' then redis.call('INCR', KEYS[2]) end
+  return nil
+end
+return redis.call('GET', KEYS[1])
+"""
 
     def charge(self, *, idempotency_key: str, amount: Decimal, card_number: str) -> ChargeResult:
         redis = get_redis()
-        earlier = redis.get(self._CHARGE.format(idempotency_key))
+        # One round trip: the earlier answer, if any, and this attempt's number.
+        attempts_key = self._ATTEMPTS.format(idempotency_key)
+        pipe = redis.pipeline(transaction=False)
+        pipe.get(self._CHARGE.format(idempotency_key))
+        pipe.incr(attempts_key)
+        pipe.expire(attempts_key, 7 * 24 * 3600)
+        earlier, attempt, _ = pipe.execute()
         if earlier is not None:
             return ChargeResult(**json.loads(earlier))
-        attempt = redis.incr(self._ATTEMPTS.format(idempotency_key))
-        redis.expire(self._ATTEMPTS.format(idempotency_key), 7 * 24 * 3600)
         if card_number == TIMES_OUT:
             raise ProviderTimeout("the card network did not answer")
         if card_number == DECLINED:
@@ -88,11 +100,14 @@ class FakeProvider(PaymentProvider):
                 result = ChargeResult(succeeded=False, decline_reason="card_declined")
             else:
                 result = self._success(idempotency_key)
-        # SET NX: of two racing attempts with one key, the first answer is the answer.
-        if not redis.set(self._CHARGE.format(idempotency_key), json.dumps(result.__dict__), nx=True, ex=30 * 24 * 3600):
-            return ChargeResult(**json.loads(redis.get(self._CHARGE.format(idempotency_key))))
-        if result.succeeded:
-            redis.incr(self._COUNT.format(idempotency_key))
+        # Of two racing attempts with one key, the first answer is the answer (SET NX), and
+        # only it counts a charge.
+        first = script(redis, self._RECORD)(
+            keys=[self._CHARGE.format(idempotency_key), self._COUNT.format(idempotency_key)],
+            args=[json.dumps(result.__dict__), 30 * 24 * 3600, int(result.succeeded)],
+        )
+        if first is not None:
+            return ChargeResult(**json.loads(first))
         if (
             card_number not in (SUCCEEDS, DECLINED)
             and self._random(idempotency_key, f"timeout:{attempt}").random() < settings.PAYMENT_FAKE_TIMEOUT_RATE

@@ -124,6 +124,24 @@ def test_lost_answer_after_a_charge_is_found_by_the_retry_not_charged_again(memb
     assert FakeProvider.charges_for(Payment.objects.get().idempotency_key) == 1
 
 
+def test_of_two_racing_charges_with_one_key_the_first_answer_stands_and_counts_once(redis_db, monkeypatch):
+    provider = FakeProvider()
+    first = provider.charge(idempotency_key="race", amount=1, card_number=SUCCEEDS)
+    # The second attempt read no answer (the first had not recorded it yet), then charges.
+    real_pipeline = redis_db.__class__.pipeline
+
+    def pipeline_reading_nothing(self, *args, **kwargs):
+        pipe = real_pipeline(self, *args, **kwargs)
+        execute = pipe.execute
+        pipe.execute = lambda: [None, *execute()[1:]]
+        return pipe
+
+    monkeypatch.setattr(redis_db.__class__, "pipeline", pipeline_reading_nothing)
+    second = provider.charge(idempotency_key="race", amount=1, card_number=SUCCEEDS)
+    assert second == first
+    assert FakeProvider.charges_for("race") == 1
+
+
 def test_configured_decline_rate_is_deterministic_with_a_seed(settings, redis_db):
     settings.PAYMENT_FAKE_SEED = "load-1"
     settings.PAYMENT_FAKE_DECLINE_RATE = 0.5
