@@ -19,6 +19,7 @@ from payments.providers import ProviderTimeout, get_provider
 from shared.contracts.order import OrderStatus
 from shared.contracts.payment import PaymentCompleted, PaymentFailed, PaymentRefunded
 from shared.errors import IllegalTransition, NotFound, PaymentDeclined, UpstreamTimeout
+from shared.inserts import insert
 from shared.messaging.events import record_event
 from shared.metrics import PAYMENTS
 
@@ -57,12 +58,16 @@ def open_payment(*, member_id: int, order_id: int) -> tuple[Payment, bool]:
     _check_payable(order)
     try:
         with transaction.atomic():
-            payment = Payment.objects.create(
-                order_id=order_id,
-                member_id=member_id,
-                amount=order.total,
-                provider=get_provider().name,
-                order_status=order.status,
+            (payment,) = insert(
+                [
+                    Payment(
+                        order_id=order_id,
+                        member_id=member_id,
+                        amount=order.total,
+                        provider=get_provider().name,
+                        order_status=order.status,
+                    )
+                ]
             )
     except IntegrityError:
         # A concurrent POST opened it first (one open payment per order): answer with that one.
