@@ -8,6 +8,7 @@ import pytest
 from django.db import IntegrityError, connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 
+from payments import services
 from payments.models import Payment, PaymentStatus
 from payments.providers import DECLINED, SUCCEEDS, TIMES_OUT, FakeProvider
 from shared.messaging.models import OutboxEvent
@@ -35,6 +36,21 @@ def test_open_payment_twice_returns_the_open_one(member_client, orders):
     first, second = _open(member_client(1)), _open(member_client(1))
     assert first.status_code == 201 and second.status_code == 200
     assert first.json()["payment_id"] == second.json()["payment_id"] and Payment.objects.count() == 1
+
+
+def test_an_open_that_loses_the_race_answers_with_the_payment_that_won(member_client, orders, monkeypatch):
+    first = _open(member_client(1)).json()
+    current = services._current
+    calls = []
+
+    def missed_the_first(**kw):  # the racing request read before the winner committed
+        calls.append(kw)
+        return None if len(calls) == 1 else current(**kw)
+
+    monkeypatch.setattr(services, "_current", missed_the_first)
+    second = _open(member_client(1))
+    assert second.status_code == 200 and second.json() == first
+    assert Payment.objects.count() == 1 and len(calls) == 2
 
 
 def test_another_members_order_is_not_found(member_client, orders):
