@@ -43,6 +43,11 @@ def _error(exc: ShopError, **headers: str) -> JsonResponse:
         response[name.replace("_", "-")] = value
     if isinstance(exc, (RateLimited, admission.Overloaded)):
         response["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, admission.Overloaded):
+        # A refusal is an answer the gateway chose, counted by /metrics (requests by status)
+        # and shown by /health (shedding): not an error line per request, as django.request
+        # writes for every 5xx, which under a drop's flood costs the CPU refusing saves.
+        response._has_been_logged = True  # Django's own mark against logging a response twice
     return response
 
 

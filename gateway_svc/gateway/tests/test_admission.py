@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -150,6 +151,20 @@ def test_beyond_the_bound_the_gateway_answers_503_overloaded_with_retry_after(cl
     slow.join(timeout=10)
     assert answers[0].status_code == 200  # the admitted request completed
     assert client.get("/cloth/detail/1").status_code == 200  # its place came back
+
+
+def test_a_refusal_is_an_answer_not_an_error_log_line_while_an_upstream_down_still_is(
+    client, tight_catalog, settings, dead_url, caplog
+):
+    slow, _ = _slow_read_in_flight()
+    with caplog.at_level(logging.ERROR, logger="django.request"):
+        assert client.get("/cloth/detail/1").status_code == 503  # overloaded: counted, not logged
+        slow.join(timeout=10)
+        assert not [r for r in caplog.records if r.name == "django.request"]
+        settings.SERVICE_URLS = {**settings.SERVICE_URLS, "catalog": dead_url}
+        r = client.get("/cloth/list")
+    assert r.json()["error"]["code"] == "upstream_unavailable"
+    assert [r.status_code for r in caplog.records if r.name == "django.request"] == [503]
 
 
 def test_one_upstream_full_does_not_refuse_another(client, tight_catalog, token):
