@@ -208,16 +208,25 @@ def apply_stock_reports(reports: list[tuple[int, list[dict[str, Any]]]]) -> int:
 def apply_stock_changed(*, cloth_id: int, variants: list[dict[str, Any]]) -> int:
     """Show the inventory's new counts; an older (late) report never overwrites a newer one."""
     updated = 0
+    shows_some = False  # a variant updated here shows stock now
     with transaction.atomic():
         in_stock = Variant.objects.filter(cloth_id=cloth_id, shown_stock__gt=0).exists()
         for v in variants:
-            updated += Variant.objects.filter(
+            changed = Variant.objects.filter(
                 id=int(v["variant_id"]), cloth_id=cloth_id, stock_version__lt=int(v.get("version", 0))
             ).update(shown_stock=int(v["available"]), stock_version=int(v.get("version", 0)))
+            updated += changed
+            shows_some = shows_some or (changed > 0 and int(v["available"]) > 0)
         if updated:
             # In a drop the counts change with every order: only this cloth's detail shows
             # them. Lists show just in_stock, so they are invalidated only when that flips.
             transaction.on_commit(lambda: selectors.bump_cloth_version(cloth_id))
-            if Variant.objects.filter(cloth_id=cloth_id, shown_stock__gt=0).exists() != in_stock:
+            # Read again only when a size ran out of a cloth in stock: whether another size
+            # still has some, only the table knows. Otherwise the answer is known already.
+            if shows_some:
+                now_in_stock = True
+            else:
+                now_in_stock = in_stock and Variant.objects.filter(cloth_id=cloth_id, shown_stock__gt=0).exists()
+            if now_in_stock != in_stock:
                 transaction.on_commit(selectors.bump_cache_version)
     return updated

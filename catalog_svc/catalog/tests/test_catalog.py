@@ -375,6 +375,34 @@ def test_a_stock_count_change_renews_only_that_detail_but_a_sell_out_renews_list
     assert listed[cloth.id] is False and listed[other.id] is True
 
 
+def test_whether_a_cloth_is_in_stock_is_read_again_only_when_a_size_ran_out(
+    anon_client, inventory_calls, django_capture_on_commit_callbacks
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    cloth = _cloth(sizes=[("S", 5), ("M", 5)])
+    s, m = cloth.variants.order_by("id")
+
+    def in_stock_reads(*reports) -> int:
+        with django_capture_on_commit_callbacks(execute=True), CaptureQueriesContext(connection) as captured:
+            for event in reports:
+                apply_event("catalog", event)
+        return sum('"shown_stock" > 0' in q["sql"] for q in captured.captured_queries)
+
+    def listed() -> bool:
+        return {c["cloth_id"]: c["in_stock"] for c in anon_client.get("/cloth/list").json()["results"]}[cloth.id]
+
+    assert listed() is True
+    assert in_stock_reads(_stock_changed(cloth, s, 4, version=1)) == 1  # still some: no second read
+    assert in_stock_reads(_stock_changed(cloth, s, 0, version=2)) == 2  # S ran out: M still counts
+    assert listed() is True
+    assert in_stock_reads(_stock_changed(cloth, m, 0, version=3)) == 2
+    assert listed() is False
+    assert in_stock_reads(_stock_changed(cloth, m, 2, version=4)) == 1  # back in stock: no second read
+    assert listed() is True
+
+
 def test_a_cache_outage_costs_only_the_cache(
     anon_client, inventory_calls, cache_outage, django_capture_on_commit_callbacks
 ):
