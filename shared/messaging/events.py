@@ -121,7 +121,6 @@ def record_event(contract: Contract):
     (row,) = insert(
         [
             OutboxEvent(
-                event_id=uuid.uuid4(),
                 event_type=contract.event_type(),
                 event_version=contract.version,
                 topic=contract.topic,
