@@ -146,6 +146,10 @@ def service_settings(
         # Kafka
         "KAFKA_BOOTSTRAP_SERVERS": env.str("KAFKA_BOOTSTRAP_SERVERS", default="127.0.0.1:9092"),
         "KAFKA_TOPIC_PREFIX": env.str("KAFKA_TOPIC_PREFIX", default=""),
+        # Partitions of the topics the consumers create. One consumer per service reads all of
+        # a topic's partitions, and the bundled broker's work per fetch grows with them (idle,
+        # each consumer fetches twice a second); more only pays with more consumers per group.
+        "KAFKA_TOPIC_PARTITIONS": env.int("KAFKA_TOPIC_PARTITIONS", default=1),
         "OUTBOX_BATCH_SIZE": env.int("OUTBOX_BATCH_SIZE", default=500),
         "OUTBOX_WAKE_MS": env.int("OUTBOX_WAKE_MS", default=200),
         # How often the relay asks whether the broker came back empty, and how far back it

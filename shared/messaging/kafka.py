@@ -62,8 +62,9 @@ def make_consumer(group_id: str, **overrides: Any) -> Consumer:
     return Consumer(config)
 
 
-def ensure_topics(names: list[str], partitions: int = 3) -> None:
-    """Create topics that do not exist yet (a fresh broker has none)."""
+def ensure_topics(names: list[str], partitions: int | None = None) -> None:
+    """Create topics that do not exist yet (a fresh broker has none), with KAFKA_TOPIC_PARTITIONS each."""
+    partitions = partitions or settings.KAFKA_TOPIC_PARTITIONS
     admin = AdminClient(base_config())
     existing = set(admin.list_topics(timeout=5).topics)
     missing = [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in names if n not in existing]

@@ -357,3 +357,19 @@ def test_a_relay_woken_while_another_runs_asks_that_one_for_one_more_pass(redis_
     running.release()  # the other relay, at its end, finds the request: here, the next run
     assert tasks.publish_outbox() == 1 and len(passes) == 2
     assert tasks.publish_outbox() == 0 and len(passes) == 3  # asked once, done once
+
+
+def _partitions(name: str) -> int:
+    from confluent_kafka.admin import AdminClient
+
+    from shared.messaging.kafka import base_config
+
+    return len(AdminClient(base_config()).list_topics(name, timeout=5).topics[name].partitions)
+
+
+def test_topics_are_made_with_the_configured_partitions(settings):
+    ensure_topics([topic_name("parcels")])
+    settings.KAFKA_TOPIC_PARTITIONS = 2
+    ensure_topics([topic_name("crates"), topic_name("parcels")])
+    assert _partitions(topic_name("parcels")) == 1  # the default; an existing topic is left as it is
+    assert _partitions(topic_name("crates")) == 2
