@@ -22,6 +22,7 @@ from shared.errors import IllegalTransition, NotFound, PaymentDeclined, Upstream
 from shared.inserts import insert
 from shared.messaging.events import record_event
 from shared.metrics import PAYMENTS
+from shared.reads import prepare
 
 logger = logging.getLogger(__name__)
 
@@ -79,15 +80,24 @@ def open_payment(*, member_id: int, order_id: int) -> tuple[Payment, bool]:
     return payment, True
 
 
+_order_payments = prepare(
+    lambda order_id, member_id: Payment.objects.filter(order_id=order_id, member_id=member_id).order_by("-payment_id")[
+        :20
+    ]
+)
+_order_payments_locked = prepare(
+    lambda order_id, member_id: (
+        Payment.objects.select_for_update().filter(order_id=order_id, member_id=member_id).order_by("-payment_id")[:20]
+    )
+)
+
+
 def _current(*, order_id: int, member_id: int, lock: bool = False) -> Payment | None:
     """The payment that counts for an order: a charged one, else the open one, else the latest.
 
     With ``lock``, the order's payments are locked as they are read (inside a transaction).
     """
-    rows = Payment.objects.filter(order_id=order_id, member_id=member_id)
-    if lock:
-        rows = rows.select_for_update()
-    payments = list(rows.order_by("-payment_id")[:20])
+    payments = (_order_payments_locked if lock else _order_payments)(order_id=order_id, member_id=member_id)
     for wanted in (CHARGED_STATES, (PaymentStatus.PENDING,)):
         for payment in payments:
             if payment.status in wanted:
