@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from django.db import models
 from django.utils import timezone
 
+from shared.reads import prepare
+
 
 class OrderStatus(models.TextChoices):
     PENDING_PAYMENT = "PENDING_PAYMENT", "pending payment"
@@ -88,8 +90,12 @@ class Order(models.Model):
 
     @property
     def line_items(self) -> Iterable[OrderLine]:
-        """The order's lines: ``known_lines`` when set, else ``lines`` (prefetched, or one query)."""
-        return self.known_lines if self.known_lines is not None else self.lines.all()
+        """The order's lines: ``known_lines`` when set, else ``lines`` prefetched, else one read (kept)."""
+        if self.known_lines is None:
+            if "lines" in getattr(self, "_prefetched_objects_cache", {}):
+                return self.lines.all()
+            self.known_lines = _lines_of_order(order_id=self.order_id)  # an order's lines never change
+        return self.known_lines
 
     def can_move_to(self, status: str) -> bool:
         return status in ALLOWED_TRANSITIONS.get(self.status, frozenset())
@@ -156,3 +162,6 @@ class PaymentSentBack(models.Model):
 
     def __str__(self) -> str:
         return f"payment {self.payment_id} of order {self.order_id} sent back ({self.reason})"
+
+
+_lines_of_order = prepare(lambda order_id: OrderLine.objects.filter(order_id=order_id))

@@ -6,6 +6,7 @@ from django.db.models import QuerySet
 
 from orders.models import Order
 from shared.errors import NotFound
+from shared.reads import prepare
 
 
 def orders_with_lines() -> QuerySet[Order]:
@@ -23,9 +24,18 @@ def get_order(*, order_id: int) -> Order:
 PAYMENT_VIEW_FIELDS = ("order_id", "member_id", "status", "total", "created_at", "payment_deadline")
 
 
+_payment_view = prepare(lambda order_id: Order.objects.filter(order_id=order_id).values(*PAYMENT_VIEW_FIELDS)[:1])
+
+#: An order by its id, locked as it is read (inside a transaction); with its member's id too.
+locked_order = prepare(lambda order_id: Order.objects.select_for_update().filter(order_id=order_id)[:1])
+locked_member_order = prepare(
+    lambda order_id, member_id: Order.objects.select_for_update().filter(order_id=order_id, member_id=member_id)[:1]
+)
+
+
 def payment_view(*, order_id: int) -> dict:
     """The order's own columns the payment service reads, from one query (no lines)."""
-    row = Order.objects.filter(order_id=order_id).values(*PAYMENT_VIEW_FIELDS).first()
+    row = _payment_view.first(order_id=order_id)
     if row is None:
         raise NotFound("No such order.")
     return row

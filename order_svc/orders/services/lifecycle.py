@@ -55,10 +55,10 @@ def transition(
 
 
 def _locked(order_id: int, member_id: int | None = None) -> Order:
-    rows = Order.objects.select_for_update().filter(order_id=order_id)
-    if member_id is not None:
-        rows = rows.filter(member_id=member_id)
-    order = rows.first()
+    if member_id is None:
+        order = selectors.locked_order.first(order_id=order_id)
+    else:
+        order = selectors.locked_member_order.first(order_id=order_id, member_id=member_id)
     if order is None:
         raise NotFound("No such order.")
     return order

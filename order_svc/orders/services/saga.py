@@ -6,7 +6,8 @@ import logging
 import uuid
 from decimal import Decimal
 
-from orders.models import RELEASED_STATES, Order, OrderStatus, OrderTransition, PaymentSentBack
+from orders import selectors
+from orders.models import RELEASED_STATES, OrderStatus, OrderTransition, PaymentSentBack
 from orders.services.lifecycle import order_facts, refund_requested, request_refund_locked, transition
 from shared.contracts.order import OrderPaid, OrderPaymentFailed, OrderRefunded, RefundReason
 from shared.messaging.events import record_event
@@ -16,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 def record_payment_completed(*, order_id: int, payment_id: int, amount: Decimal, event_id: uuid.UUID) -> None:
     """PENDING_PAYMENT -> PAID and ``OrderPaid``; a payment for an ended order is sent back."""
-    order = Order.objects.select_for_update().filter(order_id=order_id).first()
+    order = selectors.locked_order.first(order_id=order_id)
     if order is None:
         logger.error("PaymentCompleted %s for unknown order %s; nothing to do", event_id, order_id)
         return
@@ -58,7 +59,7 @@ def record_payment_completed(*, order_id: int, payment_id: int, amount: Decimal,
 
 def record_payment_failed(*, order_id: int, payment_id: int, reason: str, event_id: uuid.UUID) -> None:
     """PENDING_PAYMENT -> PAYMENT_FAILED and ``OrderPaymentFailed`` (inventory releases)."""
-    order = Order.objects.select_for_update().filter(order_id=order_id).first()
+    order = selectors.locked_order.first(order_id=order_id)
     if order is None or order.status != OrderStatus.PENDING_PAYMENT:
         logger.info(
             "PaymentFailed %s for order %s in state %s; nothing to do",
@@ -79,7 +80,7 @@ def record_payment_failed(*, order_id: int, payment_id: int, reason: str, event_
 
 def record_payment_refunded(*, order_id: int, payment_id: int, event_id: uuid.UUID) -> None:
     """REFUND_REQUESTED -> REFUNDED and ``OrderRefunded`` (inventory returns sold stock)."""
-    order = Order.objects.select_for_update().filter(order_id=order_id).first()
+    order = selectors.locked_order.first(order_id=order_id)
     if order is None:
         logger.error("PaymentRefunded %s for unknown order %s; nothing to do", event_id, order_id)
         return
@@ -108,7 +109,7 @@ def record_payment_refunded(*, order_id: int, payment_id: int, event_id: uuid.UU
 
 def record_stock_sell_failed(*, order_id: int, event_id: uuid.UUID) -> None:
     """Inventory could not sell a paid order's units (released meanwhile): refund the money."""
-    order = Order.objects.select_for_update().filter(order_id=order_id).first()
+    order = selectors.locked_order.first(order_id=order_id)
     if order is None or order.status != OrderStatus.PAID:
         logger.info(
             "StockSellFailed %s for order %s in state %s; nothing to do",
