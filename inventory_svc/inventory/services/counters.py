@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 from django.db import connection
 
-from inventory.models import Reservation, StockItem
+from inventory.models import Reservation, ReservationLine, StockItem
 from shared.contracts.inventory import ReservedLine, StockChanged, StockLevel
 from shared.errors import IllegalTransition
 from shared.messaging.events import record_event
+from shared.reads import prepare
 
 _TABLE = StockItem._meta.db_table
 
@@ -122,9 +123,18 @@ def pairs(lines: list[Line]) -> list[tuple[int, int]]:
     return [(ln.variant_id, ln.quantity) for ln in lines]
 
 
+_locked_reservation = prepare(lambda order_id: Reservation.objects.select_for_update().filter(order_id=order_id)[:1])
+_lines = prepare(
+    lambda reservation_id: ReservationLine.objects.filter(reservation_id=reservation_id).values(
+        "variant_id", "cloth_id", "quantity"
+    )
+)
+
+
 def locked_reservation(order_id: int) -> Reservation | None:
-    return Reservation.objects.select_for_update().filter(order_id=order_id).first()
+    """The order's reservation, locked as it is read (inside a transaction)."""
+    return _locked_reservation.first(order_id=order_id)
 
 
 def lines_of(reservation: Reservation) -> list[Line]:
-    return [Line(ln.variant_id, ln.cloth_id, ln.quantity) for ln in reservation.lines.all()]
+    return [Line(ln["variant_id"], ln["cloth_id"], ln["quantity"]) for ln in _lines(reservation_id=reservation.pk)]
