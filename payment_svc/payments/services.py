@@ -23,6 +23,7 @@ from shared.inserts import insert
 from shared.messaging.events import record_event
 from shared.metrics import PAYMENTS
 from shared.reads import prepare
+from shared.updates import save_fields
 
 logger = logging.getLogger(__name__)
 
@@ -141,20 +142,20 @@ def complete_payment(*, member_id: int, order_id: int, card_number: str) -> Paym
             )
         except ProviderTimeout as exc:
             payment.failure_reason = f"timeout: {exc}"[:200]
-            payment.save(update_fields=_ATTEMPT_FIELDS)
+            save_fields(payment, _ATTEMPT_FIELDS)
             outcome = "timeout"
         else:
             if result.succeeded:
                 payment.status = PaymentStatus.COMPLETED
                 payment.provider_reference = result.reference
                 payment.failure_reason = ""
-                payment.save(update_fields=[*_CHARGE_FIELDS, "provider_reference"])
+                save_fields(payment, [*_CHARGE_FIELDS, "provider_reference"])
                 record_event(PaymentCompleted(**_facts(payment)))
                 outcome = "completed"
             else:
                 payment.status = PaymentStatus.FAILED
                 payment.failure_reason = result.decline_reason or "declined"
-                payment.save(update_fields=_CHARGE_FIELDS)
+                save_fields(payment, _CHARGE_FIELDS)
                 record_event(PaymentFailed(**_facts(payment), reason=payment.failure_reason))
                 outcome = "declined"
     logger.info("payment %s of order %s: %s (attempt %d)", payment.payment_id, order_id, outcome, payment.attempts)
@@ -217,7 +218,7 @@ def cancel_open_payments(*, order_id: int, reason: str) -> int:
     for payment in payments:
         payment.status = PaymentStatus.CANCELLED
         payment.failure_reason = reason[:200]
-        payment.save(update_fields=["status", "failure_reason", "updated_at"])
+        save_fields(payment, ["status", "failure_reason", "updated_at"])
     return len(payments)
 
 

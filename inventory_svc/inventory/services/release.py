@@ -22,6 +22,7 @@ from inventory.services.ledger import write_ledger
 from shared.contracts.inventory import StockReleased, StockReturned
 from shared.errors import IllegalTransition, NotFound
 from shared.messaging.events import record_event
+from shared.updates import save_fields
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def release_reservation(*, order_id: int, reason: str = "", actor: str = "") -> 
             write_ledger(lines, MovementKind.RELEASE, order_id=order_id, cause=reason or "released", actor=actor)
             reservation.state = ReservationState.RELEASED
             reservation.release_reason = (reason or "released")[:64]
-            reservation.save(update_fields=["state", "release_reason", "updated_at"])
+            save_fields(reservation, ["state", "release_reason", "updated_at"])
             record_event(
                 StockReleased(
                     order_id=order_id,
@@ -87,7 +88,7 @@ def return_reservation(*, order_id: int, reason: str = "", actor: str = "") -> d
             rows = move_all(lines, "return")
             write_ledger(lines, MovementKind.RETURN, order_id=order_id, cause=reason or "refunded", actor=actor)
             reservation.state = ReservationState.RETURNED
-            reservation.save(update_fields=["state", "updated_at"])
+            save_fields(reservation, ["state", "updated_at"])
             record_event(StockReturned(order_id=order_id, member_id=reservation.member_id, lines=reserved_lines(lines)))
             stock_changed(rows)
         elif reservation.state != ReservationState.RETURNED:

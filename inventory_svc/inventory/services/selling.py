@@ -29,6 +29,7 @@ from inventory.services.ledger import write_ledger
 from shared.contracts.inventory import SellFailure, StockSellFailed, StockSold
 from shared.errors import NotFound, UpstreamUnavailable
 from shared.messaging.events import record_event
+from shared.updates import save_fields
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ def sell_reservation(*, order_id: int, actor: str = "") -> dict:
 
 def _mark_sold(reservation: Reservation, lines: list[Line]) -> None:
     reservation.state = ReservationState.SOLD
-    reservation.save(update_fields=["state", "updated_at"])
+    save_fields(reservation, ["state", "updated_at"])
     record_event(StockSold(order_id=reservation.order_id, member_id=reservation.member_id, lines=reserved_lines(lines)))
 
 
@@ -133,7 +134,7 @@ def _sell_released(reservation: Reservation, lines: list[Line], *, actor: str) -
 
 def _sell_failed(reservation: Reservation, *, variant_id: int | None, reason: SellFailure) -> dict:
     reservation.sell_failed_at = timezone.now()
-    reservation.save(update_fields=["sell_failed_at", "updated_at"])
+    save_fields(reservation, ["sell_failed_at", "updated_at"])
     record_event(
         StockSellFailed(
             order_id=reservation.order_id, member_id=reservation.member_id, reason=reason, variant_id=variant_id

@@ -22,6 +22,7 @@ from shared.contracts.order import OrderCancelled, OrderLine, RefundReason, Refu
 from shared.errors import IllegalTransition, NotFound, ShopError
 from shared.inserts import insert
 from shared.messaging.events import record_event
+from shared.updates import save_fields
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def transition(
         ]
     )
     order.status = to
-    order.save(update_fields=["status", "refund_reason", "updated_at", *also_saved])
+    save_fields(order, ["status", "refund_reason", "updated_at", *also_saved])
 
 
 def _locked(order_id: int, member_id: int | None = None) -> Order:
@@ -133,7 +134,7 @@ def hold_for_payment(*, order_id: int, payment_id: int) -> Order:
             )
         order.payment_hold_id = payment_id
         order.payment_hold_until = now + dt.timedelta(seconds=settings.ORDER_PAYMENT_HOLD_SECONDS)
-        order.save(update_fields=["payment_hold_id", "payment_hold_until", "updated_at"])
+        save_fields(order, ["payment_hold_id", "payment_hold_until", "updated_at"])
     logger.info("order %s held for payment %s", order_id, payment_id)
     return order
 
