@@ -11,7 +11,8 @@ for a queryset written once as a function of the values that change::
 
 The queryset is built once per database with stand-in values, and the compiled SQL is
 kept with where each value goes. Values reach the SQL as they were given, so each must
-be an ``int`` or a ``str`` that the field takes as it is (keys, states). Model rows and
+be an ``int``, a ``str`` or an aware ``datetime`` that the field takes as it is (keys,
+states, moments). Model rows and
 ``.values()`` rows are supported; ``select_related``, ``prefetch_related``, annotations
 and deferred fields are not (they are refused when the read is first used).
 ``select_for_update()`` reads are allowed and, as in Django, only inside a transaction.
@@ -19,6 +20,7 @@ and deferred fields are not (they are refused when the read is first used).
 
 from __future__ import annotations
 
+import datetime as dt
 import inspect
 import threading
 from collections.abc import Callable
@@ -31,9 +33,18 @@ from django.db.models import Model, QuerySet
 from django.db.models.query import ModelIterable, ValuesIterable
 from django.db.transaction import TransactionManagementError
 
-#: Stand-in values: far outside any key or state a shop stores, one per argument.
+#: Stand-in values: far outside any key, state or moment a shop stores, one per argument.
 _INT_MARK = -(2**62)
 _STR_MARK = "\x00prepared-read-argument-{}\x00"
+_DATETIME_MARK = dt.datetime(2, 1, 1, tzinfo=dt.UTC)
+
+
+def _mark(i: int, value: Any) -> Any:
+    if isinstance(value, str):
+        return _STR_MARK.format(i)
+    if isinstance(value, dt.datetime):
+        return _DATETIME_MARK + dt.timedelta(microseconds=i)
+    return _INT_MARK + i
 
 
 @dataclass(frozen=True)
@@ -66,8 +77,12 @@ class PreparedRead:
             raise TypeError(f"this read takes {', '.join(self._names) or 'no values'}; got {', '.join(values)}")
         ordered = [values[name] for name in self._names]
         for name, value in zip(self._names, ordered, strict=True):
-            if type(value) not in (int, str):
-                raise TypeError(f"{name}: a prepared read takes int or str values, not {type(value).__name__}")
+            if type(value) not in (int, str, dt.datetime):
+                raise TypeError(
+                    f"{name}: a prepared read takes int, str or datetime values, not {type(value).__name__}"
+                )
+            if type(value) is dt.datetime and value.utcoffset() is None:
+                raise TypeError(f"{name}: a prepared read takes aware datetimes only")
         alias, compiled = self._compiled_for(ordered)
         connection = connections[alias]
         if compiled.for_update and connection.get_autocommit():
@@ -97,7 +112,7 @@ class PreparedRead:
             if compiled is not None:
                 return alias, compiled
         with self._lock:
-            marks = [_STR_MARK.format(i) if isinstance(v, str) else _INT_MARK + i for i, v in enumerate(ordered)]
+            marks = [_mark(i, v) for i, v in enumerate(ordered)]
             queryset = self._build(**dict(zip(self._names, marks, strict=True)))
             alias = queryset.db  # the router's answer, for reading or (select_for_update) writing
             compiled = self._compiled[alias] = _compile(queryset, marks)

@@ -129,3 +129,14 @@ def test_threads_share_one_read(transactional_db):
     for t in threads:
         t.join()
     assert errors == []
+
+
+def test_moments_are_bound_as_given_and_must_be_aware():
+    _events("m", 3)  # occurred AT, AT + 1 s, AT + 2 s
+    read = prepare(lambda until: OutboxEvent.objects.filter(occurred_at__lte=until).order_by("id"))
+    for until in (AT - dt.timedelta(seconds=1), AT + dt.timedelta(seconds=1), AT + dt.timedelta(days=1)):
+        assert _as_dicts(read(until=until)) == _as_dicts(
+            OutboxEvent.objects.filter(occurred_at__lte=until).order_by("id")
+        )
+    with pytest.raises(TypeError):
+        read(until=dt.datetime(2026, 11, 26, 9, 0))  # naive: Django would have made it aware first
