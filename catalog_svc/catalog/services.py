@@ -8,11 +8,12 @@ so it arrives even when the inventory was down. The inventory applies it once.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from catalog import selectors
 from catalog.models import Cloth, Variant
@@ -21,6 +22,7 @@ from shared.contracts import to_payload
 from shared.contracts.catalog import ClothCreated, ClothUpdated, ClothVariant
 from shared.errors import NotFound, ShopError, ValidationFailed
 from shared.messaging.events import record_event
+from shared.reads import prepare
 
 logger = logging.getLogger(__name__)
 
@@ -205,18 +207,42 @@ def apply_stock_reports(reports: list[tuple[int, list[dict[str, Any]]]]) -> int:
     return sum(apply_stock_changed(cloth_id=c, variants=list(vs.values())) for c, vs in newest.items())
 
 
+#: One size of the cloth that shows stock, if any (whether the cloth is in stock).
+_a_size_in_stock = prepare(
+    lambda cloth_id: Variant.objects.filter(cloth_id=cloth_id, shown_stock__gt=0).values("id")[:1]
+)
+
+
+@functools.cache
+def _stock_update_sql() -> str:
+    """A size's shown count and its version, unless the version stored is as new (a late report)."""
+    meta = Variant._meta
+    quote = connection.ops.quote_name
+
+    def col(name: str) -> str:
+        return quote(meta.get_field(name).column)
+
+    return (
+        f"UPDATE {quote(meta.db_table)} SET {col('shown_stock')} = %s, {col('stock_version')} = %s "
+        f"WHERE {col('id')} = %s AND {col('cloth')} = %s AND {col('stock_version')} < %s"
+    )
+
+
 def apply_stock_changed(*, cloth_id: int, variants: list[dict[str, Any]]) -> int:
     """Show the inventory's new counts; an older (late) report never overwrites a newer one."""
     updated = 0
     shows_some = False  # a variant updated here shows stock now
     with transaction.atomic():
-        in_stock = Variant.objects.filter(cloth_id=cloth_id, shown_stock__gt=0).exists()
-        for v in variants:
-            changed = Variant.objects.filter(
-                id=int(v["variant_id"]), cloth_id=cloth_id, stock_version__lt=int(v.get("version", 0))
-            ).update(shown_stock=int(v["available"]), stock_version=int(v.get("version", 0)))
-            updated += changed
-            shows_some = shows_some or (changed > 0 and int(v["available"]) > 0)
+        in_stock = bool(_a_size_in_stock(cloth_id=int(cloth_id)))
+        with connection.cursor() as cursor:
+            for v in variants:
+                version = int(v.get("version", 0))
+                cursor.execute(
+                    _stock_update_sql(), [int(v["available"]), version, int(v["variant_id"]), int(cloth_id), version]
+                )
+                changed = cursor.rowcount
+                updated += changed
+                shows_some = shows_some or (changed > 0 and int(v["available"]) > 0)
         if updated:
             # In a drop the counts change with every order: only this cloth's detail shows
             # them. Lists show just in_stock, so they are invalidated only when that flips.
@@ -226,7 +252,7 @@ def apply_stock_changed(*, cloth_id: int, variants: list[dict[str, Any]]) -> int
             if shows_some:
                 now_in_stock = True
             else:
-                now_in_stock = in_stock and Variant.objects.filter(cloth_id=cloth_id, shown_stock__gt=0).exists()
+                now_in_stock = in_stock and bool(_a_size_in_stock(cloth_id=int(cloth_id)))
             if now_in_stock != in_stock:
                 transaction.on_commit(selectors.bump_cache_version)
     return updated
