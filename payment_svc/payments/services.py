@@ -7,10 +7,11 @@ payment's idempotency key on every attempt, so a retry after a timeout never cha
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from payments import clients
@@ -222,6 +223,17 @@ def cancel_open_payments(*, order_id: int, reason: str) -> int:
     return len(payments)
 
 
+@functools.cache
+def _note_status_sql() -> str:
+    meta, quote = Payment._meta, connection.ops.quote_name
+    status, order = quote(meta.get_field("order_status").column), quote(meta.get_field("order_id").column)
+    return f"UPDATE {quote(meta.db_table)} SET {status} = %s WHERE {order} = %s AND {status} <> %s"
+
+
 def note_order_status(*, order_id: int, status: OrderStatus) -> None:
-    """Keep the order's status beside its payments, for the admin (the order service decides)."""
-    Payment.objects.filter(order_id=order_id).exclude(order_status=status).update(order_status=status)
+    """Keep the order's status beside its payments, for the admin (the order service decides).
+
+    One statement made once: it runs for every change of every order's status.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_note_status_sql(), [str(status), int(order_id), str(status)])
