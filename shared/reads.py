@@ -10,12 +10,12 @@ for a queryset written once as a function of the values that change::
     payments = order_payments(order_id=7)  # a list of Payment, as list(queryset) gives
 
 The queryset is built once per database with stand-in values, and the compiled SQL is
-kept with where each value goes. Values reach the SQL as they were given, so each must
-be an ``int``, a ``str`` or an aware ``datetime`` that the field takes as it is (keys,
-states, moments). Model rows and
-``.values()`` rows are supported; ``select_related``, ``prefetch_related``, annotations
-and deferred fields are not (they are refused when the read is first used).
-``select_for_update()`` reads are allowed and, as in Django, only inside a transaction.
+kept with where each value goes. Values reach the SQL as they were given, so each must be
+an ``int``, a ``str`` or an aware ``datetime`` that the field takes as it is (keys, states,
+moments); a read whose values Django would change on the way (``__startswith``, a date
+part) is refused when it is first used, as are ``select_related``, ``prefetch_related``,
+annotations and deferred fields. Model rows and ``.values()`` rows are supported;
+``select_for_update()`` reads too and, as in Django, only inside a transaction.
 """
 
 from __future__ import annotations
