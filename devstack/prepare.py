@@ -61,6 +61,29 @@ def create_databases(stack: Stack) -> None:
                 say(f"  created database {name}")
 
 
+def empty_stack_data(stack: Stack) -> None:
+    """Drop a throw-away stack's databases, empty its Redis database and forget its demo load.
+
+    So each test run starts as on a new machine: what an earlier run or a benchmark on the
+    same stack left behind (members, drops, the address's rate-limit counts) never meets
+    the tests. Thousands of joins from one address spend its e-mail code limit for ten
+    minutes, for example. The developer's stack keeps its data.
+    """
+    if stack.name == "dev":
+        raise ValueError("the developer's stack keeps its data")
+    import psycopg  # noqa: PLC0415
+    import redis  # noqa: PLC0415
+    from psycopg import sql  # noqa: PLC0415
+
+    server = os.environ.get("POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
+    with psycopg.connect(server + "/postgres", autocommit=True) as conn:
+        for service in SERVICES:
+            name = stack.database_url(service).rsplit("/", 1)[1]
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    redis.Redis.from_url(stack.redis_url, socket_connect_timeout=2).flushdb()
+    (stack.dir / "demo-loaded").unlink(missing_ok=True)
+
+
 def run_manage(
     stack: Stack, service: str, *args: str, check: bool = True, capture: bool = False, quiet: bool = False
 ) -> subprocess.CompletedProcess:

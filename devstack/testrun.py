@@ -12,7 +12,8 @@ from shared.topology import SERVICES
 
 from .commands import cmd_down, cmd_up
 from .console import say
-from .prepare import check_servers
+from .prepare import check_servers, empty_stack_data
+from .processes import supervisor
 from .stacks import make_stack
 from .venv import ROOT, VENV, VENV_PY
 
@@ -36,7 +37,10 @@ def cmd_test(args: argparse.Namespace) -> int:
         say("another test run is using the e2e stack; waiting for it to finish ...")
         fcntl.flock(lock, fcntl.LOCK_EX)
     results: dict[str, int] = {}
-    say("bringing up the end-to-end stack (ports 18000-18005, its own databases and broker) ...")
+    if supervisor(stack).pid() is not None:  # left up by `test --keep`
+        cmd_down(args, stack)
+    empty_stack_data(stack)
+    say("bringing up the end-to-end stack (ports 18000-18005, its own empty databases, Redis database and broker) ...")
     if cmd_up(args, stack) != 0:
         say(f"the end-to-end stack did not come up healthy; logs in {stack.logs}")
         cmd_down(args, stack)
