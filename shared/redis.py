@@ -19,16 +19,22 @@ class _ConnectFailsAsRedisError:
     """A connection whose failure while connecting is always a Redis ``ConnectionError``.
 
     redis-py's health check on a new connection (a PING inside its handshake) that times out
-    has been seen to end in ``ValueError: I/O operation on closed file`` from its read
-    buffer: callers that handle ``RedisError`` (an outage) would turn it into a 500.
+    disconnects it under the handshake's own read, which then ends in ``ValueError: I/O
+    operation on closed file`` or ``AttributeError`` (its read buffer gone): seen on a
+    loaded machine when a burst made a gateway open several connections at once. Callers
+    that handle ``RedisError`` (an outage) would turn either into a 500. A fresh socket
+    usually connects, so the handshake is tried once more before it counts as an outage.
     """
 
     def connect(self) -> None:
-        try:
-            super().connect()
-        except ValueError as exc:
-            self.disconnect()
-            raise RedisConnectionError(f"connecting to Redis failed: {exc}") from exc
+        for attempt in (1, 2):
+            try:
+                super().connect()
+                return
+            except (ValueError, AttributeError) as exc:
+                self.disconnect()
+                if attempt == 2:
+                    raise RedisConnectionError(f"connecting to Redis failed: {exc}") from exc
 
 
 class _Connection(_ConnectFailsAsRedisError, Connection):
