@@ -18,12 +18,13 @@ _scripts: dict[tuple[int, str], Script] = {}
 class _ConnectFailsAsRedisError:
     """A connection whose failure while connecting is always a Redis ``ConnectionError``.
 
-    redis-py's health check on a new connection (a PING inside its handshake) that times out
-    disconnects it under the handshake's own read, which then ends in ``ValueError: I/O
-    operation on closed file`` or ``AttributeError`` (its read buffer gone): seen on a
-    loaded machine when a burst made a gateway open several connections at once. Callers
-    that handle ``RedisError`` (an outage) would turn either into a 500. A fresh socket
-    usually connects, so the handshake is tried once more before it counts as an outage.
+    A new connection's handshake has been seen to end in ``ValueError: I/O operation on
+    closed file`` or ``AttributeError`` (redis-py's read buffer gone), on a loaded machine
+    when a burst made a gateway open several connections at once; the likely cause is the
+    health check (a PING inside the handshake) timing out and disconnecting the socket under
+    the handshake's own read. Callers that handle ``RedisError`` (an outage) would turn
+    either into a 500. A fresh socket usually connects, so the handshake is tried once more
+    before it counts as an outage.
     """
 
     def connect(self) -> None:
