@@ -232,7 +232,9 @@ def apply_stock_changed(*, cloth_id: int, variants: list[dict[str, Any]]) -> int
     """Show the inventory's new counts; an older (late) report never overwrites a newer one."""
     updated = 0
     shows_some = False  # a variant updated here shows stock now
-    with transaction.atomic():
+    # No savepoint inside the consumer's transaction (two more round trips per report):
+    # nothing catches a failed report, the consumer's whole transaction rolls back.
+    with transaction.atomic(savepoint=False):
         in_stock = bool(_a_size_in_stock(cloth_id=int(cloth_id)))
         with connection.cursor() as cursor:
             for v in variants:

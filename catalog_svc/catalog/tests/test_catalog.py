@@ -416,3 +416,20 @@ def test_a_cache_outage_costs_only_the_cache(
     with django_capture_on_commit_callbacks(execute=True):
         services.update_cloth(cloth_id=cloth.id, purchase_limit=3)
     assert anon_client.get(f"/cloth/detail/{cloth.id}").json()["purchase_limit"] == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stock_report_is_applied_in_the_consumers_transaction_without_a_savepoint(
+    inventory_calls, django_capture_on_commit_callbacks
+):
+    """A savepoint is two more round trips per report; a failed report rolls the whole back anyway."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    cloth = _cloth(sizes=[("S", 5)])
+    variant = cloth.variants.get()
+    with django_capture_on_commit_callbacks(execute=True), CaptureQueriesContext(connection) as captured:
+        assert apply_event("catalog", _stock_changed(cloth, variant, 4, version=1)) is True
+        apply_events("catalog", [_stock_changed(cloth, variant, n, version=v) for n, v in ((3, 2), (2, 3))])
+    assert [q["sql"] for q in captured.captured_queries if "SAVEPOINT" in q["sql"].upper()] == []
+    assert Variant.objects.get(pk=variant.pk).shown_stock == 2
