@@ -40,29 +40,39 @@ def sell_reservation(*, order_id: int, actor: str = "") -> dict:
     A payment may arrive after its reservation was released (expired): then the units are
     taken again only if they are still free, atomically in the gate and guarded in
     PostgreSQL; if not, nothing is sold and ``StockSellFailed`` tells the order side to refund.
-    Answers ``{order_id, status}`` with status SOLD, RETURNED or SELL_FAILED.
+    Answers ``{order_id, status}`` with status SOLD, RETURNED or SELL_FAILED; raises
+    ``NotFound`` when the order has no reservation.
+
+    Inside a caller's transaction (the consumer's) it adds no savepoint, two round trips per
+    payment: an error raised inside ends that transaction too. ``NotFound``, which the
+    consumer catches to ask for a refund in the same transaction, is raised after the block.
     """
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         reservation = locked_reservation(order_id)
-        if reservation is None:
-            raise NotFound(f"No reservation for order {order_id}.")
-        lines = lines_of(reservation)
-        state = reservation.state
-        if state == ReservationState.ACTIVE:
-            move_all(lines, "sell")
-            write_ledger(lines, MovementKind.SELL, order_id=order_id, cause="paid", actor=actor)
-            _mark_sold(reservation, lines)
-            for cloth_id, cloth_lines in by_cloth(lines).items():
-                after_commit(_sell_in_gate, cloth_id, reservation, cloth_lines)
-            return {"order_id": order_id, "status": "SOLD"}
-        if state in (ReservationState.SOLD, ReservationState.RETURNED):
-            return {"order_id": order_id, "status": state}
-        if reservation.sell_failed_at is not None:
-            return {"order_id": order_id, "status": "SELL_FAILED"}
-        if not lines:
-            # Released before it was ever reserved (the order was not placed): nothing to sell.
-            return _sell_failed(reservation, variant_id=None, reason=SellFailure.NO_RESERVATION)
-        return _sell_released(reservation, lines, actor=actor)
+        if reservation is not None:
+            return _sell(reservation, order_id, actor)
+    raise NotFound(f"No reservation for order {order_id}.")
+
+
+def _sell(reservation: Reservation, order_id: int, actor: str) -> dict:
+    """sell_reservation's work on the reservation it locked, inside its transaction."""
+    lines = lines_of(reservation)
+    state = reservation.state
+    if state == ReservationState.ACTIVE:
+        move_all(lines, "sell")
+        write_ledger(lines, MovementKind.SELL, order_id=order_id, cause="paid", actor=actor)
+        _mark_sold(reservation, lines)
+        for cloth_id, cloth_lines in by_cloth(lines).items():
+            after_commit(_sell_in_gate, cloth_id, reservation, cloth_lines)
+        return {"order_id": order_id, "status": "SOLD"}
+    if state in (ReservationState.SOLD, ReservationState.RETURNED):
+        return {"order_id": order_id, "status": state}
+    if reservation.sell_failed_at is not None:
+        return {"order_id": order_id, "status": "SELL_FAILED"}
+    if not lines:
+        # Released before it was ever reserved (the order was not placed): nothing to sell.
+        return _sell_failed(reservation, variant_id=None, reason=SellFailure.NO_RESERVATION)
+    return _sell_released(reservation, lines, actor=actor)
 
 
 def _mark_sold(reservation: Reservation, lines: list[Line]) -> None:

@@ -147,6 +147,19 @@ def test_the_same_release_through_another_event_changes_nothing_more(cloth):
     assert StockMovement.objects.filter(kind="release").count() == 1
 
 
+def test_an_order_paid_is_sold_in_the_consumers_transaction_without_a_savepoint(cloth):
+    """A savepoint is two more round trips per payment; a failed sale rolls the whole back anyway."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    cloth(1, {11: 5})
+    reserve(100, 7, (11, 2))
+    with CaptureQueriesContext(connection) as captured:
+        assert apply_event("inventory", order_event("OrderPaid", 100)) is True
+    assert [q["sql"] for q in captured.captured_queries if "SAVEPOINT" in q["sql"].upper()] == []
+    assert counts(11) == (3, 0, 2)
+
+
 def test_a_paid_order_without_reservation_asks_for_a_refund(cloth):
     cloth(1, {11: 5})
     apply_event("inventory", order_event("OrderPaid", 555, member_id=7))
