@@ -15,7 +15,7 @@ from django.db import connection
 from inventory.models import Reservation, ReservationLine, StockItem
 from shared.contracts.inventory import ReservedLine, StockChanged, StockLevel
 from shared.errors import IllegalTransition
-from shared.messaging.events import record_event
+from shared.messaging.events import record_events
 from shared.reads import prepare
 
 _TABLE = StockItem._meta.db_table
@@ -86,21 +86,24 @@ def move_all(lines: list[Line], how: str) -> list[dict]:
 
 def stock_changed(rows: list[dict]) -> None:
     """StockChanged per cloth, with the new counts of the variants that changed."""
+    record_events(*stock_changed_events(rows))
+
+
+def stock_changed_events(rows: list[dict]) -> list[StockChanged]:
+    """The StockChanged events of :func:`stock_changed`, for a caller that writes them with others."""
     by_cloth: dict[int, list[dict]] = defaultdict(list)
     for row in rows:
         by_cloth[row["cloth_id"]].append(row)
-    for cloth_id, items in by_cloth.items():
-        record_event(
-            StockChanged(
-                cloth_id=cloth_id,
-                variants=[
-                    StockLevel(
-                        variant_id=r["variant_id"], available=r["available"], total=r["total"], version=r["version"]
-                    )
-                    for r in items
-                ],
-            )
+    return [
+        StockChanged(
+            cloth_id=cloth_id,
+            variants=[
+                StockLevel(variant_id=r["variant_id"], available=r["available"], total=r["total"], version=r["version"])
+                for r in items
+            ],
         )
+        for cloth_id, items in by_cloth.items()
+    ]
 
 
 def lines_payload(lines: list[Line]) -> list[dict]:

@@ -15,13 +15,13 @@ from inventory.services.counters import (
     locked_reservation,
     move_all,
     reserved_lines,
-    stock_changed,
+    stock_changed_events,
 )
 from inventory.services.gate_steps import after_commit
 from inventory.services.ledger import write_ledger
 from shared.contracts.inventory import StockReleased, StockReturned
 from shared.errors import IllegalTransition, NotFound
-from shared.messaging.events import record_event
+from shared.messaging.events import record_events
 from shared.updates import save_fields
 
 logger = logging.getLogger(__name__)
@@ -57,15 +57,15 @@ def release_reservation(*, order_id: int, reason: str = "", actor: str = "") -> 
             reservation.state = ReservationState.RELEASED
             reservation.release_reason = (reason or "released")[:64]
             save_fields(reservation, ["state", "release_reason", "updated_at"])
-            record_event(
+            record_events(
                 StockReleased(
                     order_id=order_id,
                     member_id=reservation.member_id,
                     reason=reservation.release_reason,
                     lines=reserved_lines(lines),
-                )
+                ),
+                *stock_changed_events(rows),
             )
-            stock_changed(rows)
             logger.info("order %s: released (%s)", order_id, reason)
         elif reservation.state != ReservationState.RELEASED:
             raise IllegalTransition(
@@ -89,8 +89,10 @@ def return_reservation(*, order_id: int, reason: str = "", actor: str = "") -> d
             write_ledger(lines, MovementKind.RETURN, order_id=order_id, cause=reason or "refunded", actor=actor)
             reservation.state = ReservationState.RETURNED
             save_fields(reservation, ["state", "updated_at"])
-            record_event(StockReturned(order_id=order_id, member_id=reservation.member_id, lines=reserved_lines(lines)))
-            stock_changed(rows)
+            record_events(
+                StockReturned(order_id=order_id, member_id=reservation.member_id, lines=reserved_lines(lines)),
+                *stock_changed_events(rows),
+            )
         elif reservation.state != ReservationState.RETURNED:
             raise IllegalTransition(f"This order's stock is {reservation.state.lower()}, not sold.", order_id=order_id)
         for cloth_id in reservation.cloth_ids:

@@ -23,7 +23,7 @@ from inventory.services.counters import (
     move,
     pairs,
     reserved_lines,
-    stock_changed,
+    stock_changed_events,
 )
 from inventory.services.gate_steps import call_gate, undo_in_gate
 from inventory.services.ledger import write_ledger
@@ -37,7 +37,7 @@ from shared.errors import (
     ValidationFailed,
 )
 from shared.inserts import insert
-from shared.messaging.events import record_event
+from shared.messaging.events import record_events
 
 logger = logging.getLogger(__name__)
 
@@ -169,10 +169,10 @@ def _write_reservation(
         ]
     )
     write_ledger(lines, MovementKind.RESERVE, order_id=order_id, cause="order", actor=f"member:{member_id}")
-    record_event(StockReserved(order_id=order_id, member_id=member_id, lines=reserved_lines(lines), deadline=deadline))
     # The counters last: in a drop every winner updates the same few rows, and a row stays
     # locked from its update to the commit. Updated in variant order, so two orders that
-    # share variants never wait on each other crosswise.
+    # share variants never wait on each other crosswise. Then both events in one INSERT
+    # (StockReserved first): one statement while the rows are locked, as with one event.
     rows, short = [], []
     for line in sorted(lines, key=lambda ln: ln.variant_id):
         row = move(line.variant_id, line.quantity, "reserve")
@@ -182,5 +182,8 @@ def _write_reservation(
             rows.append(row)
     if short:
         raise Short(short)
-    stock_changed(rows)
+    record_events(
+        StockReserved(order_id=order_id, member_id=member_id, lines=reserved_lines(lines), deadline=deadline),
+        *stock_changed_events(rows),
+    )
     return reservation

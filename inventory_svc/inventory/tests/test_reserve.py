@@ -23,6 +23,23 @@ def test_reserve_takes_units_in_gate_and_postgresql_and_records_everything(cloth
     assert "StockReserved" in types and "StockChanged" in types
 
 
+def test_a_reservation_writes_its_events_in_one_statement_reserved_first(cloth):
+    """StockReserved and StockChanged go into the outbox in one INSERT: one round trip less per winner."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    cloth(1, {11: 5, 12: 3})
+    before = OutboxEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    with CaptureQueriesContext(connection) as captured:
+        reserve(100, 7, (11, 2), (12, 1))
+    outbox = OutboxEvent._meta.db_table
+    assert sum(q["sql"].startswith(f'INSERT INTO "{outbox}"') for q in captured.captured_queries) == 1
+    assert list(OutboxEvent.objects.filter(id__gt=before).order_by("id").values_list("event_type", flat=True)) == [
+        "StockReserved",
+        "StockChanged",
+    ]
+
+
 def test_retry_with_same_order_id_answers_the_same_and_takes_nothing_more(cloth):
     cloth(1, {11: 5})
     first = reserve(100, 7, (11, 2))
