@@ -69,6 +69,7 @@ PASSED_PREFIXES = (
     "OUTBOX_",
     "CONSUMER_",
     "DB_POOL",
+    "DB_SERVER_SIDE_BINDING",
     "DB_VACUUM_",
     "CELERY_LOG_EACH_TASK",
     "KAFKA_TOPIC_",
