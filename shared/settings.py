@@ -215,7 +215,7 @@ def _database(name: str) -> dict[str, Any]:
 
     Values go to PostgreSQL as parameters of the statement (``server_side_binding``), not
     quoted into its text by psycopg in Python: an outbox row's insert cost its process
-    204-214 µs of CPU against 233-270 µs quoted. Statements are not prepared (Django
+    a median 204-216 µs of CPU against 239-270 µs quoted. Statements are not prepared (Django
     leaves psycopg's ``prepare_threshold`` off), so a migration never meets a stale plan.
     """
     db = env.db_url("DATABASE_URL", default=f"postgres://postgres@127.0.0.1:5432/{database_name(name)}")
