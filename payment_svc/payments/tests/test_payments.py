@@ -38,6 +38,7 @@ def test_open_payment_twice_returns_the_open_one(member_client, orders):
     assert first.json()["payment_id"] == second.json()["payment_id"] and Payment.objects.count() == 1
 
 
+@pytest.mark.django_db(transaction=True)  # as in the service: no transaction around the request
 def test_an_open_that_loses_the_race_answers_with_the_payment_that_won(member_client, orders, monkeypatch):
     first = _open(member_client(1)).json()
     current = services._current
@@ -51,6 +52,21 @@ def test_an_open_that_loses_the_race_answers_with_the_payment_that_won(member_cl
     second = _open(member_client(1))
     assert second.status_code == 200 and second.json() == first
     assert Payment.objects.count() == 1 and len(calls) == 2
+
+
+@pytest.mark.django_db(transaction=True)  # as in the service: no transaction around the request
+def test_opening_a_payment_is_one_insert_that_commits_itself(member_client, orders, monkeypatch):
+    """A transaction around the one INSERT is a BEGIN and a COMMIT more per payment: two round trips."""
+    autocommit = []
+    real_insert = services.insert
+
+    def spied(objs):
+        autocommit.append(connection.get_autocommit())
+        return real_insert(objs)
+
+    monkeypatch.setattr(services, "insert", spied)
+    assert _open(member_client(1)).status_code == 201
+    assert autocommit == [True] and Payment.objects.count() == 1
 
 
 def test_another_members_order_is_not_found(member_client, orders):
