@@ -161,11 +161,6 @@ class InternalPaymentHoldView(APIView):
     def post(self, request: Request, order_id: int) -> Response:
         body = PaymentHoldSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        order = services.hold_for_payment(order_id=order_id, payment_id=body.validated_data["payment_id"])
-        return Response(
-            {
-                "order_id": order.order_id,
-                "payment_id": order.payment_hold_id,
-                "held_until": order.payment_hold_until.isoformat(),
-            }
-        )
+        payment_id = body.validated_data["payment_id"]
+        held_until = services.hold_for_payment(order_id=order_id, payment_id=payment_id)
+        return Response({"order_id": order_id, "payment_id": payment_id, "held_until": held_until.isoformat()})

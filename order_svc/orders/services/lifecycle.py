@@ -8,12 +8,13 @@ cancelling, holding an order for the payment about to charge it, and asking for 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import uuid
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from orders import clients, selectors
@@ -111,15 +112,53 @@ def cancel_order(*, order_id: int, member_id: int | None, actor: str) -> Order:
     return selectors.get_order(order_id=order_id)
 
 
-def hold_for_payment(*, order_id: int, payment_id: int) -> Order:
+def hold_for_payment(*, order_id: int, payment_id: int) -> dt.datetime:
     """Hold an order awaiting payment for the payment about to charge it (idempotent per payment).
 
     Asked by the payment service before it charges, under the order's row lock: a cancel
     that came first makes this 409 (nothing is charged), and one that comes after is 409
     itself while the hold stands (``ORDER_PAYMENT_HOLD_SECONDS``, or until the payment's
     outcome moves the order). So a buyer is never told both "paid" and "cancelled".
+    Returns when the hold ends.
+
+    A hold that passes is one ``UPDATE`` whose ``WHERE`` carries the checks: PostgreSQL
+    takes the row's lock for it and, when a cancel held that lock first, checks them again
+    on the row the cancel left. Only a hold refused there goes the long way (the row locked
+    and read, in a transaction) to say why, or to hold after all when what refused it has
+    since changed.
     """
     now = timezone.now()
+    until = now + dt.timedelta(seconds=settings.ORDER_PAYMENT_HOLD_SECONDS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _hold_sql(),
+            [payment_id, until, now, order_id, str(OrderStatus.PENDING_PAYMENT), now, now, payment_id],
+        )
+        held = cursor.rowcount == 1
+    if not held:
+        _hold_locked(order_id=order_id, payment_id=payment_id, now=now, until=until)
+    logger.info("order %s held for payment %s", order_id, payment_id)
+    return until
+
+
+@functools.cache
+def _hold_sql() -> str:
+    meta, quote = Order._meta, connection.ops.quote_name
+
+    def col(name: str) -> str:
+        return quote(meta.get_field(name).column)
+
+    return (
+        f"UPDATE {quote(meta.db_table)} SET {col('payment_hold_id')} = %s, {col('payment_hold_until')} = %s, "
+        f"{col('updated_at')} = %s WHERE {col('order_id')} = %s AND {col('status')} = %s "
+        f"AND {col('payment_deadline')} > %s "
+        f"AND ({col('payment_hold_until')} IS NULL OR {col('payment_hold_until')} <= %s "
+        f"OR {col('payment_hold_id')} = %s)"
+    )
+
+
+def _hold_locked(*, order_id: int, payment_id: int, now: dt.datetime, until: dt.datetime) -> None:
+    """The hold with the order locked and read: raises what refuses it, else holds."""
     with transaction.atomic():
         order = _locked(order_id)
         if order.status != OrderStatus.PENDING_PAYMENT:
@@ -133,10 +172,8 @@ def hold_for_payment(*, order_id: int, payment_id: int) -> Order:
                 "Another payment of this order is in progress.", order_id=order_id, status=order.status
             )
         order.payment_hold_id = payment_id
-        order.payment_hold_until = now + dt.timedelta(seconds=settings.ORDER_PAYMENT_HOLD_SECONDS)
+        order.payment_hold_until = until
         save_fields(order, ["payment_hold_id", "payment_hold_until", "updated_at"])
-    logger.info("order %s held for payment %s", order_id, payment_id)
-    return order
 
 
 def request_refund(

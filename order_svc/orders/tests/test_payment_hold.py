@@ -6,7 +6,8 @@ import datetime as dt
 import threading
 
 import pytest
-from django.db import connections
+from django.db import connection, connections
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from orders import services
@@ -76,6 +77,19 @@ def test_expiry_waits_for_a_payment_in_progress(place, internal_client):
     assert services.expire_overdue_orders() == 0
     Order.objects.update(payment_hold_until=timezone.now() - dt.timedelta(seconds=1))
     assert services.expire_overdue_orders() == 1
+
+
+@pytest.mark.django_db(transaction=True)  # as in the service: no transaction around the request
+def test_a_hold_that_passes_is_one_guarded_update(place, internal_client):
+    """The order's checks ride in the UPDATE's WHERE: no BEGIN, row lock read or COMMIT around it."""
+    order_id = place(1).json()["order_id"]
+    with CaptureQueriesContext(connection) as captured:
+        r = _hold(internal_client, order_id, 50)
+    assert r.status_code == 200 and r.json()["payment_id"] == 50
+    statements = [q["sql"].split()[0].upper() for q in captured.captured_queries]
+    assert statements == ["UPDATE"], captured.captured_queries
+    order = Order.objects.get()
+    assert order.payment_hold_id == 50 and order.payment_hold_until.isoformat() == r.json()["held_until"]
 
 
 @pytest.mark.django_db(transaction=True)
