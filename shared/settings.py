@@ -200,7 +200,7 @@ def service_settings(
             )
             for svc, port in SERVICE_PORTS.items()
         },
-        "LOGGING": _logging(name, env.str("LOG_LEVEL", default="INFO")),
+        "LOGGING": _logging(name, env.str("LOG_LEVEL", default="INFO"), env.float("LOG_FLUSH_MS", default=100)),
     }
     if not database:
         settings["DATABASES"] = {}
@@ -230,7 +230,7 @@ def _database(name: str) -> dict[str, Any]:
     return db
 
 
-def _logging(name: str, level: str) -> dict[str, Any]:
+def _logging(name: str, level: str, flush_ms: float) -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -241,7 +241,13 @@ def _logging(name: str, level: str) -> dict[str, Any]:
             }
         },
         "handlers": {
-            "console": {"class": "logging.StreamHandler", "formatter": "line", "filters": ["request_id"]},
+            # Lines below WARNING leave in batches, at most flush_ms after the first (shared/logbuffer.py).
+            "console": {
+                "class": "shared.logbuffer.BatchingStreamHandler",
+                "flush_ms": flush_ms,
+                "formatter": "line",
+                "filters": ["request_id"],
+            },
         },
         "root": {"handlers": ["console"], "level": level},
         "loggers": {
