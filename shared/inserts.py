@@ -5,8 +5,10 @@ compiler on every call. :func:`insert` sends the same statement, made once per m
 count and database, and fills in what those would: each field's default, ``auto_now``
 stamps, the database's form of each value, and the primary key from ``RETURNING``.
 
-Like ``bulk_create``, it sends no ``pre_save``/``post_save`` signals and runs no ``save()``
-override: it is for models with neither. In the order service's shell an order's row cost
+:func:`insert_together` writes several such groups, of different models, in one statement.
+
+Like ``bulk_create``, they send no ``pre_save``/``post_save`` signals and run no ``save()``
+override: they are for models with neither. In the order service's shell an order's row cost
 211-216 µs of CPU through ``objects.create`` and 125-128 µs through :func:`insert`.
 """
 
@@ -43,23 +45,85 @@ def insert(objs: Sequence[models.Model]) -> list[models.Model]:
     """Insert unsaved instances of one model in one statement; returns them, saved, with their keys."""
     if not objs:
         return []
+    model, with_pk, alias = _group(objs)
+    connection = connections[alias]
+    with connection.cursor() as cursor:
+        cursor.execute(_sql(model, with_pk, len(objs), alias), _params(objs, with_pk, connection))
+        keys = [key for (key,) in cursor.fetchall()] if _columns(model, with_pk)[1] is not None else []
+    return _saved(objs, with_pk, alias, keys)
+
+
+def insert_together(*groups: Sequence[models.Model]) -> list[list[models.Model]]:
+    """Insert several groups of unsaved instances (each of one model, all in one database) in
+    one statement; returns each group, saved, with its keys (an empty group: an empty list).
+
+    The statement is one ``INSERT`` per group, each in a ``WITH`` clause, and a ``SELECT`` of
+    the keys they generated: rows that go together cost one round trip, and commit together
+    even outside a transaction. Django's foreign keys are checked at the commit (outside a
+    transaction, at the statement's end), so a group may refer to rows of another (an
+    order's lines to the order, whose key is set already); no group can read the keys
+    another generates.
+    """
+    written = [group for group in groups if group]
+    if not written:
+        return [[] for _ in groups]
+    saved = iter(_insert_together(written))
+    return [next(saved) if group else [] for group in groups]
+
+
+def _insert_together(groups: list[Sequence[models.Model]]) -> list[list[models.Model]]:
+    plans = [_group(group) for group in groups]
+    alias = plans[0][2]
+    if any(plan[2] != alias for plan in plans):
+        raise ValueError("insert_together() writes to one database")
+    connection = connections[alias]
+    params: list[object] = []
+    for group, (_, with_pk, _) in zip(groups, plans, strict=True):
+        params += _params(group, with_pk, connection)
+    shape = tuple((model, with_pk, len(group)) for group, (model, with_pk, _) in zip(groups, plans, strict=True))
+    with connection.cursor() as cursor:
+        cursor.execute(_together_sql(shape, alias), params)
+        (arrays,) = cursor.fetchall()
+    return [
+        _saved(group, with_pk, alias, keys or [])
+        for group, (_, with_pk, _), keys in zip(groups, plans, arrays, strict=True)
+    ]
+
+
+@functools.lru_cache(maxsize=256)  # a handful of shapes per service
+def _together_sql(shape: tuple[tuple[type[models.Model], bool, int], ...], alias: str) -> str:
+    quote = connections[alias].ops.quote_name
+    ctes, keys = [], []
+    for i, (model, with_pk, rows) in enumerate(shape):
+        ctes.append(f"i{i} AS ({_sql(model, with_pk, rows, alias)})")
+        auto_pk = _columns(model, with_pk)[1]
+        keys.append(f"ARRAY(SELECT {quote(auto_pk.column)} FROM i{i})" if auto_pk is not None else "NULL")
+    return f"WITH {', '.join(ctes)} SELECT {', '.join(keys)}"
+
+
+def _group(objs: Sequence[models.Model]) -> tuple[type[models.Model], bool, str]:
+    """The model, whether the rows carry their keys, and the database of one group of rows."""
     model = type(objs[0])
     if any(type(obj) is not model for obj in objs):
         raise TypeError("insert() takes instances of one model")
     with_pk = objs[0].pk is not None
     if any((obj.pk is not None) != with_pk for obj in objs):
         raise ValueError("insert() takes rows that all carry their primary key, or none that does")
-    alias = router.db_for_write(model)
-    connection = connections[alias]
-    fields, auto_pk = _columns(model, with_pk)
+    return model, with_pk, router.db_for_write(model)
+
+
+def _params(objs: Sequence[models.Model], with_pk: bool, connection) -> list[object]:
+    fields, _ = _columns(type(objs[0]), with_pk)
     params: list[object] = []
     for obj in objs:
         params += [f.get_db_prep_save(f.pre_save(obj, True), connection=connection) for f in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(_sql(model, with_pk, len(objs), alias), params)
-        keys = cursor.fetchall() if auto_pk is not None else []
+    return params
+
+
+def _saved(objs: Sequence[models.Model], with_pk: bool, alias: str, keys: list) -> list[models.Model]:
+    auto_pk = _columns(type(objs[0]), with_pk)[1]
     for i, obj in enumerate(objs):
         if auto_pk is not None:
-            setattr(obj, auto_pk.attname, keys[i][0])
+            setattr(obj, auto_pk.attname, keys[i])
         obj._state.adding, obj._state.db = False, alias
     return list(objs)

@@ -6,10 +6,10 @@ import datetime as dt
 import uuid
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection
 from django.test.utils import CaptureQueriesContext
 
-from shared.inserts import insert
+from shared.inserts import insert, insert_together
 from shared.messaging.models import DeadLetter, OutboxEvent
 
 pytestmark = pytest.mark.django_db
@@ -83,3 +83,44 @@ def test_refuses_what_it_cannot_write_as_one_statement():
         insert([_event(1), DeadLetter(consumer="c", topic="t", raw="", error="")])
     with pytest.raises(ValueError):
         insert([_event(1, id=99_000_001), _event(2)])
+
+
+def test_groups_written_together_are_stored_as_apart_in_one_statement():
+    pk = 20_000_000 + uuid.uuid4().int % 1_000_000
+    with CaptureQueriesContext(connection) as queries:
+        events, letters, keyed = insert_together(
+            [_event(1), _event(2, attempts=3)],
+            [DeadLetter(consumer="c", topic="t", raw="{}", error="boom")],
+            [_event(3, id=pk)],
+        )
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["WITH"]
+    assert [e.aggregate_id for e in OutboxEvent.objects.filter(pk__in=[e.pk for e in events]).order_by("pk")] == [
+        "1",
+        "2",
+    ]
+    assert events[0].pk < events[1].pk and OutboxEvent.objects.get(pk=events[1].pk).attempts == 3
+    (letter,) = letters
+    stored = DeadLetter.objects.get(pk=letter.pk)
+    assert (stored.error, stored.created_at) == ("boom", letter.created_at)
+    assert keyed[0].pk == pk and OutboxEvent.objects.get(pk=pk).aggregate_id == "3"
+    for row in (*events, letter, *keyed):
+        assert not row._state.adding and row._state.db == "default"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_groups_written_together_commit_together_outside_a_transaction():
+    events, letters = insert_together([_event(1)], [DeadLetter(consumer="c", topic="t", raw="", error="")])
+    assert OutboxEvent.objects.filter(pk=events[0].pk).exists() and DeadLetter.objects.filter(pk=letters[0].pk).exists()
+    with pytest.raises(IntegrityError):  # the second group breaks a rule: neither is written
+        insert_together([_event(2)], [_event(3, event_id=events[0].event_id)])
+    assert not OutboxEvent.objects.filter(aggregate_id__in=["2", "3"]).exists()
+
+
+def test_together_refuses_what_insert_refuses_and_skips_empty_groups():
+    assert insert_together() == [] and insert_together([], []) == [[], []]
+    events, nothing = insert_together([_event(1)], [])
+    assert events[0].pk is not None and nothing == []
+    with pytest.raises(TypeError):
+        insert_together([_event(1), DeadLetter(consumer="c", topic="t", raw="", error="")])
+    with pytest.raises(ValueError):
+        insert_together([_event(1, id=99_000_002), _event(2)])
