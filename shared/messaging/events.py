@@ -119,6 +119,17 @@ def record_events(*contracts: Contract) -> list:
     As :func:`record_event`, inside the caller's transaction; one round trip for a change
     that announces several things (a reservation: its units, then the new stock counts).
     """
+    return insert(outbox_rows(*contracts))
+
+
+def outbox_rows(*contracts: Contract) -> list:
+    """The outbox rows of ``contracts``, in this order, not written yet; the relay is woken
+    when the caller's transaction commits.
+
+    For a caller that writes them in the same statement as the change they announce
+    (``shared.inserts.insert_together``), inside its transaction: :func:`record_events`
+    without its own round trip.
+    """
     from shared.messaging.models import OutboxEvent
     from shared.messaging.publisher import wake_relay
 
@@ -132,21 +143,19 @@ def record_events(*contracts: Contract) -> list:
         return []
     now = timezone.now()
     request_id = current_request_id()
-    rows = insert(
-        [
-            OutboxEvent(
-                event_type=contract.event_type(),
-                event_version=contract.version,
-                topic=contract.topic,
-                aggregate_type=contract.aggregate_type,
-                aggregate_id=str(contract.aggregate_id),
-                payload=to_payload(contract),
-                occurred_at=now,
-                next_attempt_at=now,
-                request_id=request_id,
-            )
-            for contract in contracts
-        ]
-    )
+    rows = [
+        OutboxEvent(
+            event_type=contract.event_type(),
+            event_version=contract.version,
+            topic=contract.topic,
+            aggregate_type=contract.aggregate_type,
+            aggregate_id=str(contract.aggregate_id),
+            payload=to_payload(contract),
+            occurred_at=now,
+            next_attempt_at=now,
+            request_id=request_id,
+        )
+        for contract in contracts
+    ]
     transaction.on_commit(wake_relay)
     return rows
