@@ -33,8 +33,8 @@ from shared.errors import (
     UpstreamUnavailable,
     ValidationFailed,
 )
-from shared.inserts import insert
-from shared.messaging.events import record_event
+from shared.inserts import insert_together
+from shared.messaging.events import outbox_rows
 
 logger = logging.getLogger(__name__)
 
@@ -173,42 +173,35 @@ def _write_order(
     deadline: dt.datetime,
     fingerprint: str,
 ) -> Order:
-    """The order, its lines, its first transition and ``OrderPlaced`` (inside the caller's transaction)."""
-    (order,) = insert(
-        [
-            Order(
-                order_id=attempt.order_id,
-                member_id=attempt.member_id,
-                status=OrderStatus.PENDING_PAYMENT,
-                total=sum((details[line.variant_id].price * line.quantity for line in lines), Decimal("0")),
-                payment_deadline=deadline,
-                idempotency_key=attempt.idempotency_key or "",
-                request_fingerprint=fingerprint if attempt.idempotency_key else "",
-            )
-        ]
+    """The order, its lines, its first transition and ``OrderPlaced`` (inside the caller's
+    transaction), in one statement: the order's key is drawn already, so nothing waits for
+    another row's."""
+    order = Order(
+        order_id=attempt.order_id,
+        member_id=attempt.member_id,
+        status=OrderStatus.PENDING_PAYMENT,
+        total=sum((details[line.variant_id].price * line.quantity for line in lines), Decimal("0")),
+        payment_deadline=deadline,
+        idempotency_key=attempt.idempotency_key or "",
+        request_fingerprint=fingerprint if attempt.idempotency_key else "",
     )
-    order.known_lines = insert(
-        [
-            OrderLine(
-                order=order,
-                variant_id=line.variant_id,
-                cloth_id=details[line.variant_id].cloth_id,
-                name=details[line.variant_id].name,
-                size=details[line.variant_id].size,
-                unit_price=details[line.variant_id].price,
-                quantity=line.quantity,
-            )
-            for line in lines
-        ]
+    order.known_lines = [
+        OrderLine(
+            order=order,
+            variant_id=line.variant_id,
+            cloth_id=details[line.variant_id].cloth_id,
+            name=details[line.variant_id].name,
+            size=details[line.variant_id].size,
+            unit_price=details[line.variant_id].price,
+            quantity=line.quantity,
+        )
+        for line in lines
+    ]
+    placed = OrderTransition(
+        order=order, from_status="", to_status=order.status, cause="placed", actor=f"member:{attempt.member_id}"
     )
-    insert(
-        [
-            OrderTransition(
-                order=order, from_status="", to_status=order.status, cause="placed", actor=f"member:{attempt.member_id}"
-            )
-        ]
-    )
-    record_event(OrderPlaced(**order_facts(order), total=order.total, payment_deadline=deadline))
+    event = outbox_rows(OrderPlaced(**order_facts(order), total=order.total, payment_deadline=deadline))
+    insert_together([order], order.known_lines, [placed], event)
     return order
 
 

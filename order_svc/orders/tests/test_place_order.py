@@ -6,7 +6,8 @@ import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connections
+from django.db import connection, connections
+from django.test.utils import CaptureQueriesContext
 
 from orders import clients, services
 from orders.models import Order, OrderStatus, OrderTransition
@@ -97,7 +98,7 @@ def test_failed_order_write_releases_the_reservation_and_answers_503(place, upst
     def broken(*args, **kwargs):
         raise RuntimeError("database hiccup")
 
-    monkeypatch.setattr(services.placing, "record_event", broken)
+    monkeypatch.setattr(services.placing, "insert_together", broken)
     resp = place()
     assert resp.status_code == 503
     assert resp.json()["error"]["code"] == "upstream_unavailable"
@@ -210,8 +211,23 @@ def test_a_variants_details_are_read_from_process_memory_until_the_catalogs_answ
 def test_placing_an_order_costs_a_fixed_number_of_queries(place, upstreams, django_assert_max_num_queries):
     place(1)  # warm the catalog cache
     lines = [{"variant_id": 101, "quantity": 1}, {"variant_id": 102, "quantity": 1}]
-    with django_assert_max_num_queries(7):  # nextval, savepoint, 4 inserts, release
+    with django_assert_max_num_queries(4):  # nextval, savepoint, one statement writing it all, release
         assert place(2, lines).status_code == 201
+
+
+@pytest.mark.django_db(transaction=True)  # as in the service: the placing's own transaction, no test's around it
+def test_an_order_its_lines_transition_and_event_are_written_in_one_statement(place, upstreams):
+    place(1)  # warm the catalog cache
+    lines = [{"variant_id": 101, "quantity": 1}, {"variant_id": 102, "quantity": 2}]
+    with CaptureQueriesContext(connection) as captured:
+        order_id = place(2, lines).json()["order_id"]
+    statements = [q["sql"].split()[0].upper() for q in captured.captured_queries]
+    assert statements == ["SELECT", "BEGIN", "WITH", "COMMIT"], captured.captured_queries  # nextval first
+    order = Order.objects.get(order_id=order_id)
+    assert sorted((line.variant_id, line.quantity) for line in order.lines.all()) == [(101, 1), (102, 2)]
+    assert list(order.transitions.values_list("from_status", "to_status")) == [("", OrderStatus.PENDING_PAYMENT)]
+    event = OutboxEvent.objects.get(event_type="OrderPlaced", aggregate_id=str(order_id))
+    assert [line["variant_id"] for line in event.payload["lines"]] == [101, 102]
 
 
 def test_total_is_exact_decimal(place, upstreams):
