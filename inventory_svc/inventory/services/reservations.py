@@ -26,7 +26,7 @@ from inventory.services.counters import (
     stock_changed_events,
 )
 from inventory.services.gate_steps import call_gate, undo_in_gate
-from inventory.services.ledger import write_ledger
+from inventory.services.ledger import ledger_rows
 from shared.contracts.inventory import StockReserved
 from shared.errors import (
     IllegalTransition,
@@ -36,8 +36,8 @@ from shared.errors import (
     UpstreamUnavailable,
     ValidationFailed,
 )
-from shared.inserts import insert
-from shared.messaging.events import record_events
+from shared.inserts import insert_together
+from shared.messaging.events import outbox_rows
 
 logger = logging.getLogger(__name__)
 
@@ -157,22 +157,18 @@ def _answer_existing(existing: Reservation, order_id: int, fresh: dict[int, list
 def _write_reservation(
     *, order_id: int, member_id: int, lines: list[Line], deadline: dt.datetime, groups: dict[int, list[Line]]
 ) -> Reservation:
-    (reservation,) = insert(
-        [Reservation(order_id=order_id, member_id=member_id, cloth_ids=sorted(groups), deadline=deadline)]
+    """Two statements around the counters: the reservation with its ledger rows, then, once
+    the counters moved, its lines (which need the reservation's key) with its events."""
+    reservation = Reservation(order_id=order_id, member_id=member_id, cloth_ids=sorted(groups), deadline=deadline)
+    insert_together(
+        [reservation],
+        ledger_rows(lines, MovementKind.RESERVE, order_id=order_id, cause="order", actor=f"member:{member_id}"),
     )
-    insert(
-        [
-            ReservationLine(
-                reservation=reservation, variant_id=ln.variant_id, cloth_id=ln.cloth_id, quantity=ln.quantity
-            )
-            for ln in lines
-        ]
-    )
-    write_ledger(lines, MovementKind.RESERVE, order_id=order_id, cause="order", actor=f"member:{member_id}")
     # The counters last: in a drop every winner updates the same few rows, and a row stays
     # locked from its update to the commit. Updated in variant order, so two orders that
-    # share variants never wait on each other crosswise. Then both events in one INSERT
-    # (StockReserved first): one statement while the rows are locked, as with one event.
+    # share variants never wait on each other crosswise. Then the lines and both events
+    # (StockReserved first) in one statement: one statement while the rows are locked, as
+    # with one event.
     rows, short = [], []
     for line in sorted(lines, key=lambda ln: ln.variant_id):
         row = move(line.variant_id, line.quantity, "reserve")
@@ -182,8 +178,16 @@ def _write_reservation(
             rows.append(row)
     if short:
         raise Short(short)
-    record_events(
-        StockReserved(order_id=order_id, member_id=member_id, lines=reserved_lines(lines), deadline=deadline),
-        *stock_changed_events(rows),
+    insert_together(
+        [
+            ReservationLine(
+                reservation=reservation, variant_id=ln.variant_id, cloth_id=ln.cloth_id, quantity=ln.quantity
+            )
+            for ln in lines
+        ],
+        outbox_rows(
+            StockReserved(order_id=order_id, member_id=member_id, lines=reserved_lines(lines), deadline=deadline),
+            *stock_changed_events(rows),
+        ),
     )
     return reservation
