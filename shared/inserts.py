@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 
-from django.db import connections, models, router
+from django.db import DatabaseError, connections, models, router
 
 
 @functools.cache
@@ -67,11 +67,17 @@ def insert_together(*groups: Sequence[models.Model]) -> list[list[models.Model]]
     written = [group for group in groups if group]
     if not written:
         return [[] for _ in groups]
-    saved = iter(_insert_together(written))
+    saved = iter(write_together(written))
     return [next(saved) if group else [] for group in groups]
 
 
-def _insert_together(groups: list[Sequence[models.Model]]) -> list[list[models.Model]]:
+def write_together(
+    groups: list[Sequence[models.Model]], then: tuple[str, list[object]] | None = None
+) -> list[list[models.Model]]:
+    """The statement of :func:`insert_together`, for non-empty ``groups``; with ``then`` (an
+    ``UPDATE``'s SQL and values, ``shared.updates.save_fields``) it ends with that update
+    instead of a ``SELECT``, which must change one row, else ``DatabaseError`` (the inserts
+    ran: the caller's transaction must roll back)."""
     plans = [_group(group) for group in groups]
     alias = plans[0][2]
     if any(plan[2] != alias for plan in plans):
@@ -82,22 +88,26 @@ def _insert_together(groups: list[Sequence[models.Model]]) -> list[list[models.M
         params += _params(group, with_pk, connection)
     shape = tuple((model, with_pk, len(group)) for group, (model, with_pk, _) in zip(groups, plans, strict=True))
     with connection.cursor() as cursor:
-        cursor.execute(_together_sql(shape, alias), params)
-        (arrays,) = cursor.fetchall()
+        cursor.execute(_together_sql(shape, alias, then[0] if then else ""), params + (then[1] if then else []))
+        rows = cursor.fetchall()
+    if len(rows) != 1:
+        raise DatabaseError("Save with update_fields did not affect any rows.")
     return [
         _saved(group, with_pk, alias, keys or [])
-        for group, (_, with_pk, _), keys in zip(groups, plans, arrays, strict=True)
+        for group, (_, with_pk, _), keys in zip(groups, plans, rows[0], strict=True)
     ]
 
 
 @functools.lru_cache(maxsize=256)  # a handful of shapes per service
-def _together_sql(shape: tuple[tuple[type[models.Model], bool, int], ...], alias: str) -> str:
+def _together_sql(shape: tuple[tuple[type[models.Model], bool, int], ...], alias: str, then: str) -> str:
     quote = connections[alias].ops.quote_name
     ctes, keys = [], []
     for i, (model, with_pk, rows) in enumerate(shape):
         ctes.append(f"i{i} AS ({_sql(model, with_pk, rows, alias)})")
         auto_pk = _columns(model, with_pk)[1]
         keys.append(f"ARRAY(SELECT {quote(auto_pk.column)} FROM i{i})" if auto_pk is not None else "NULL")
+    if then:
+        return f"WITH {', '.join(ctes)} {then} RETURNING {', '.join(keys)}"
     return f"WITH {', '.join(ctes)} SELECT {', '.join(keys)}"
 
 

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 
 from django.db import DatabaseError, connections, models, router
 
+from shared.inserts import write_together
+
 
 @functools.lru_cache(maxsize=1024)  # models x field lists x databases: bounded anyway
 def _plan(model: type[models.Model], names: tuple[str, ...], alias: str) -> tuple[str, tuple[models.Field, ...]]:
@@ -30,8 +32,16 @@ def _plan(model: type[models.Model], names: tuple[str, ...], alias: str) -> tupl
     return f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s", fields
 
 
-def save_fields(obj: models.Model, fields: Sequence[str]) -> None:
-    """Write ``fields`` of a saved instance, as ``obj.save(update_fields=fields)`` would."""
+def save_fields(
+    obj: models.Model, fields: Sequence[str], *, inserting: Sequence[Sequence[models.Model]] = ()
+) -> list[list[models.Model]]:
+    """Write ``fields`` of a saved instance, as ``obj.save(update_fields=fields)`` would.
+
+    ``inserting``: groups of new rows (as :func:`shared.inserts.insert_together` takes them)
+    written in the same statement, inside the caller's transaction: a change of a row and
+    the rows that record it (a transition, an event) in one round trip. Returns those groups,
+    saved.
+    """
     if obj.pk is None:
         raise ValueError("save_fields() takes an instance that is saved already")
     model = type(obj)
@@ -40,8 +50,17 @@ def save_fields(obj: models.Model, fields: Sequence[str]) -> None:
     sql, planned = _plan(model, tuple(dict.fromkeys(fields)), alias)
     params = [f.get_db_prep_save(f.pre_save(obj, False), connection=connection) for f in planned]
     params.append(model._meta.pk.get_db_prep_value(obj.pk, connection))
+    if any(inserting):
+        if not connection.in_atomic_block:
+            # The inserts run even when the update finds no row: only a rollback undoes them.
+            raise RuntimeError("save_fields(inserting=...) must run inside transaction.atomic()")
+        written = [group for group in inserting if group]
+        saved = iter(write_together(written, then=(sql, params)))
+        obj._state.db = alias
+        return [next(saved) if group else [] for group in inserting]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         if cursor.rowcount != 1:
             raise DatabaseError("Save with update_fields did not affect any rows.")
     obj._state.db = alias
+    return [[] for _ in inserting]

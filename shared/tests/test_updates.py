@@ -77,3 +77,39 @@ def test_only_a_saved_rows_own_columns_are_written():
     (event,) = insert([_event(1)])
     with pytest.raises(ValueError):
         save_fields(event, ["id"])
+
+
+def test_rows_inserted_with_the_save_go_in_the_same_statement():
+    (event,) = insert([_event(1)])
+    event.attempts = 4
+    with CaptureQueriesContext(connection) as queries:
+        letters, events = save_fields(
+            event,
+            ["attempts"],
+            inserting=[[DeadLetter(consumer="c", topic="t", raw="{}", error="boom")], [_event(2), _event(3)]],
+        )
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["WITH"]
+    assert OutboxEvent.objects.get(pk=event.pk).attempts == 4
+    assert DeadLetter.objects.get(pk=letters[0].pk).error == "boom"
+    assert [OutboxEvent.objects.get(pk=e.pk).aggregate_id for e in events] == ["2", "3"]
+    assert events[0].pk < events[1].pk and not events[0]._state.adding
+
+
+def test_rows_inserted_with_a_save_that_finds_no_row_are_rolled_back_with_it():
+    from django.db import transaction
+
+    (event,) = insert([_event(1)])
+    OutboxEvent.objects.filter(pk=event.pk).delete()
+    event.attempts = 1
+    with pytest.raises(DatabaseError), transaction.atomic():
+        save_fields(event, ["attempts"], inserting=[[_event(2)]])
+    assert not OutboxEvent.objects.filter(aggregate_id="2").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rows_inserted_with_a_save_need_a_transaction():
+    (event,) = insert([_event(1)])
+    with pytest.raises(RuntimeError):
+        save_fields(event, ["attempts"], inserting=[[_event(2)]])
+    assert not OutboxEvent.objects.filter(aggregate_id="2").exists()
+    assert save_fields(event, ["attempts"], inserting=[[]]) == [[]]  # nothing to insert: a plain save
