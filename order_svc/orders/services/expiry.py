@@ -12,7 +12,6 @@ from django.utils import timezone
 from orders.models import Order, OrderLine, OrderStatus
 from orders.services.lifecycle import order_facts, transition
 from shared.contracts.order import OrderExpired
-from shared.messaging.events import record_event
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +39,13 @@ def expire_overdue_orders(*, now: dt.datetime | None = None, batch_size: int | N
                 lines_by_order.setdefault(line.order_id, []).append(line)
             for order in batch:
                 order.known_lines = lines_by_order.get(order.order_id, [])
-                transition(order, OrderStatus.EXPIRED, cause="payment_deadline_passed", actor="expiry")
-                record_event(OrderExpired(**order_facts(order), reason="payment_deadline_passed"))
+                transition(
+                    order,
+                    OrderStatus.EXPIRED,
+                    cause="payment_deadline_passed",
+                    actor="expiry",
+                    events=[OrderExpired(**order_facts(order), reason="payment_deadline_passed")],
+                )
             expired += len(batch)
         if len(batch) < batch_size:
             break

@@ -11,6 +11,7 @@ import datetime as dt
 import functools
 import logging
 import uuid
+from collections.abc import Sequence
 from decimal import Decimal
 
 from django.conf import settings
@@ -19,10 +20,10 @@ from django.utils import timezone
 
 from orders import clients, selectors
 from orders.models import Order, OrderStatus, OrderTransition
+from shared.contracts import Contract
 from shared.contracts.order import OrderCancelled, OrderLine, RefundReason, RefundRequested
 from shared.errors import IllegalTransition, NotFound, ShopError
-from shared.inserts import insert
-from shared.messaging.events import record_event
+from shared.messaging.events import outbox_rows, record_event
 from shared.updates import save_fields
 
 logger = logging.getLogger(__name__)
@@ -36,24 +37,25 @@ def transition(
     event_id: uuid.UUID | None = None,
     actor: str = "",
     also_saved: tuple[str, ...] = (),
+    events: Sequence[Contract] = (),
 ) -> None:
     """Move a locked order to ``to``, or refuse. Every move is recorded with its cause.
 
-    ``also_saved`` names other fields the caller set for this move, saved in the same update.
+    ``also_saved`` names other fields the caller set for this move, saved in the same update;
+    ``events`` are what the move announces. The order's row, the transition that records the
+    move and the events' outbox rows are written in one statement.
     """
     if not order.can_move_to(to):
         raise IllegalTransition(
             f"An order that is {order.status} cannot become {to}.", order_id=order.order_id, status=order.status
         )
-    insert(
-        [
-            OrderTransition(
-                order=order, from_status=order.status, to_status=to, cause=cause, event_id=event_id, actor=actor
-            )
-        ]
+    moved = OrderTransition(
+        order=order, from_status=order.status, to_status=to, cause=cause, event_id=event_id, actor=actor
     )
     order.status = to
-    save_fields(order, ["status", "refund_reason", "updated_at", *also_saved])
+    save_fields(
+        order, ["status", "refund_reason", "updated_at", *also_saved], inserting=[[moved], outbox_rows(*events)]
+    )
 
 
 def _locked(order_id: int, member_id: int | None = None) -> Order:
@@ -102,8 +104,13 @@ def cancel_order(*, order_id: int, member_id: int | None, actor: str) -> Order:
                 order_id=order.order_id,
                 status=order.status,
             )
-        transition(order, OrderStatus.CANCELLED, cause="cancelled", actor=actor)
-        record_event(OrderCancelled(**order_facts(order), reason="cancelled"))
+        transition(
+            order,
+            OrderStatus.CANCELLED,
+            cause="cancelled",
+            actor=actor,
+            events=[OrderCancelled(**order_facts(order), reason="cancelled")],
+        )
     logger.info("order %s cancelled by %s", order_id, actor)
     try:
         clients.release_stock(order_id=order_id, reason="cancelled")
@@ -197,14 +204,24 @@ def request_refund_locked(
             status=order.status,
         )
     order.refund_reason = reason
-    transition(order, OrderStatus.REFUND_REQUESTED, cause=f"refund:{reason}", event_id=event_id, actor=actor)
-    refund_requested(order, payment_id=payment_id, amount=order.total, reason=reason)
+    transition(
+        order,
+        OrderStatus.REFUND_REQUESTED,
+        cause=f"refund:{reason}",
+        event_id=event_id,
+        actor=actor,
+        events=[refund_requested_event(order, payment_id=payment_id, amount=order.total, reason=reason)],
+    )
 
 
 def refund_requested(order: Order, *, payment_id: int | None, amount: Decimal, reason: RefundReason) -> None:
     """Announce that the order's money must go back (the payment service refunds once)."""
-    record_event(
-        RefundRequested(
-            order_id=order.order_id, member_id=order.member_id, payment_id=payment_id, amount=amount, reason=reason
-        )
+    record_event(refund_requested_event(order, payment_id=payment_id, amount=amount, reason=reason))
+
+
+def refund_requested_event(
+    order: Order, *, payment_id: int | None, amount: Decimal, reason: RefundReason
+) -> RefundRequested:
+    return RefundRequested(
+        order_id=order.order_id, member_id=order.member_id, payment_id=payment_id, amount=amount, reason=reason
     )

@@ -10,7 +10,6 @@ from orders import selectors
 from orders.models import RELEASED_STATES, OrderStatus, OrderTransition, PaymentSentBack
 from orders.services.lifecycle import order_facts, refund_requested, request_refund_locked, transition
 from shared.contracts.order import OrderPaid, OrderPaymentFailed, OrderRefunded, RefundReason
-from shared.messaging.events import record_event
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +29,8 @@ def record_payment_completed(*, order_id: int, payment_id: int, amount: Decimal,
             event_id=event_id,
             actor=f"payment:{payment_id}",
             also_saved=("paid_by_payment_id",),
+            events=[OrderPaid(**order_facts(order), payment_id=payment_id, total=order.total)],
         )
-        record_event(OrderPaid(**order_facts(order), payment_id=payment_id, total=order.total))
         return
     if order.paid_by_payment_id == payment_id:
         logger.info("order %s already paid by payment %s; nothing to do", order_id, payment_id)
@@ -74,8 +73,8 @@ def record_payment_failed(*, order_id: int, payment_id: int, reason: str, event_
         cause=f"payment_failed:{reason}"[:64],
         event_id=event_id,
         actor=f"payment:{payment_id}",
+        events=[OrderPaymentFailed(**order_facts(order), payment_id=payment_id, reason=reason)],
     )
-    record_event(OrderPaymentFailed(**order_facts(order), payment_id=payment_id, reason=reason))
 
 
 def record_payment_refunded(*, order_id: int, payment_id: int, event_id: uuid.UUID) -> None:
@@ -95,15 +94,21 @@ def record_payment_refunded(*, order_id: int, payment_id: int, event_id: uuid.UU
             actor=f"payment:{payment_id}",
         )
         return
-    transition(order, OrderStatus.REFUNDED, cause="payment_refunded", event_id=event_id, actor=f"payment:{payment_id}")
-    record_event(
-        OrderRefunded(
-            **order_facts(order),
-            payment_id=payment_id,
-            reason=order.refund_reason,
-            # Units that were never sold (StockSellFailed) must not be returned.
-            restock=order.refund_reason != RefundReason.STOCK_UNAVAILABLE,
-        )
+    transition(
+        order,
+        OrderStatus.REFUNDED,
+        cause="payment_refunded",
+        event_id=event_id,
+        actor=f"payment:{payment_id}",
+        events=[
+            OrderRefunded(
+                **order_facts(order),
+                payment_id=payment_id,
+                reason=order.refund_reason,
+                # Units that were never sold (StockSellFailed) must not be returned.
+                restock=order.refund_reason != RefundReason.STOCK_UNAVAILABLE,
+            )
+        ],
     )
 
 

@@ -34,6 +34,23 @@ def _paid(order_id: int, payment_id: int = 50, amount: str = "59000.00"):
     )
 
 
+def test_a_transition_writes_the_order_its_transition_and_its_event_in_one_statement(place):
+    """The order's new status, the transition that records it and OrderPaid: one round trip."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    order_id = place(1).json()["order_id"]
+    with CaptureQueriesContext(connection) as captured:
+        assert apply_event("order", _paid(order_id)) is True
+    writes = [q["sql"] for q in captured.captured_queries if q["sql"].split()[0] in ("INSERT", "UPDATE", "WITH")]
+    inbox_claim, *rest = writes
+    assert [sql.split()[0] for sql in rest] == ["WITH"], rest
+    order = Order.objects.get()
+    assert order.status == OrderStatus.PAID and order.paid_by_payment_id == 50
+    assert list(order.transitions.values_list("to_status", flat=True).order_by("id")) == ["PENDING_PAYMENT", "PAID"]
+    assert len(_events("OrderPaid")) == 1
+
+
 def test_payment_completed_makes_the_order_paid_once(place):
     order_id = place(1).json()["order_id"]
     event = _paid(order_id)
