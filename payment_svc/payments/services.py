@@ -21,7 +21,7 @@ from shared.contracts.order import OrderStatus
 from shared.contracts.payment import PaymentCompleted, PaymentFailed, PaymentRefunded
 from shared.errors import IllegalTransition, NotFound, PaymentDeclined, UpstreamTimeout
 from shared.inserts import insert
-from shared.messaging.events import record_event
+from shared.messaging.events import outbox_rows, record_event
 from shared.metrics import PAYMENTS
 from shared.reads import prepare
 from shared.updates import save_fields
@@ -151,14 +151,20 @@ def complete_payment(*, member_id: int, order_id: int, card_number: str) -> Paym
                 payment.status = PaymentStatus.COMPLETED
                 payment.provider_reference = result.reference
                 payment.failure_reason = ""
-                save_fields(payment, [*_CHARGE_FIELDS, "provider_reference"])
-                record_event(PaymentCompleted(**_facts(payment)))
+                save_fields(
+                    payment,
+                    [*_CHARGE_FIELDS, "provider_reference"],
+                    inserting=[outbox_rows(PaymentCompleted(**_facts(payment)))],
+                )
                 outcome = "completed"
             else:
                 payment.status = PaymentStatus.FAILED
                 payment.failure_reason = result.decline_reason or "declined"
-                save_fields(payment, _CHARGE_FIELDS)
-                record_event(PaymentFailed(**_facts(payment), reason=payment.failure_reason))
+                save_fields(
+                    payment,
+                    _CHARGE_FIELDS,
+                    inserting=[outbox_rows(PaymentFailed(**_facts(payment), reason=payment.failure_reason))],
+                )
                 outcome = "declined"
     logger.info("payment %s of order %s: %s (attempt %d)", payment.payment_id, order_id, outcome, payment.attempts)
     PAYMENTS.labels(outcome).inc()

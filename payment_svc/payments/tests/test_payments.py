@@ -69,6 +69,18 @@ def test_opening_a_payment_is_one_insert_that_commits_itself(member_client, orde
     assert autocommit == [True] and Payment.objects.count() == 1
 
 
+@pytest.mark.django_db(transaction=True)  # as in the service: no transaction around the request
+def test_a_charge_writes_the_payment_and_its_event_in_one_statement(member_client, orders):
+    """The payment's outcome and PaymentCompleted: one round trip, inside the charge's transaction."""
+    assert _open(member_client(1)).status_code == 201
+    with CaptureQueriesContext(connection) as captured:
+        assert _pay(member_client(1)).status_code == 200
+    statements = [q["sql"].split()[0].upper() for q in captured.captured_queries]
+    assert statements == ["BEGIN", "SELECT", "WITH", "COMMIT"], captured.captured_queries
+    assert Payment.objects.get().status == PaymentStatus.COMPLETED
+    assert OutboxEvent.objects.filter(event_type="PaymentCompleted").count() == 1
+
+
 def test_another_members_order_is_not_found(member_client, orders):
     assert _open(member_client(2)).status_code == 404
     assert _open(member_client(1), 999).status_code == 404
@@ -118,8 +130,9 @@ def test_completing_reads_the_payment_once_locked_and_writes_only_what_the_charg
         assert _pay(member_client(1)).status_code == 200
     reads = [q["sql"] for q in queries if 'FROM "payments_payment"' in q["sql"]]
     assert len(reads) == 1 and reads[0].endswith("FOR UPDATE")
-    (update,) = [q["sql"] for q in queries if q["sql"].startswith('UPDATE "payments_payment"')]
-    assert '"amount"' not in update and '"idempotency_key"' not in update
+    (statement,) = [q["sql"] for q in queries if 'UPDATE "payments_payment"' in q["sql"]]
+    assignments = statement.partition('UPDATE "payments_payment" SET ')[2].partition(" WHERE ")[0]
+    assert '"status"' in assignments and '"amount"' not in assignments and '"idempotency_key"' not in assignments
 
 
 def test_declined_card_fails_the_payment(member_client, orders):
