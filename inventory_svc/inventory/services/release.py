@@ -18,10 +18,10 @@ from inventory.services.counters import (
     stock_changed_events,
 )
 from inventory.services.gate_steps import after_commit
-from inventory.services.ledger import write_ledger
+from inventory.services.ledger import ledger_rows
 from shared.contracts.inventory import StockReleased, StockReturned
 from shared.errors import IllegalTransition, NotFound
-from shared.messaging.events import record_events
+from shared.messaging.events import outbox_rows
 from shared.updates import save_fields
 
 logger = logging.getLogger(__name__)
@@ -53,18 +53,26 @@ def release_reservation(*, order_id: int, reason: str = "", actor: str = "") -> 
         lines = lines_of(reservation)
         if reservation.state == ReservationState.ACTIVE:
             rows = move_all(lines, "release")
-            write_ledger(lines, MovementKind.RELEASE, order_id=order_id, cause=reason or "released", actor=actor)
             reservation.state = ReservationState.RELEASED
             reservation.release_reason = (reason or "released")[:64]
-            save_fields(reservation, ["state", "release_reason", "updated_at"])
-            record_events(
-                StockReleased(
-                    order_id=order_id,
-                    member_id=reservation.member_id,
-                    reason=reservation.release_reason,
-                    lines=reserved_lines(lines),
-                ),
-                *stock_changed_events(rows),
+            # The new state, the ledger rows and the events: one statement after the counters.
+            save_fields(
+                reservation,
+                ["state", "release_reason", "updated_at"],
+                inserting=[
+                    ledger_rows(
+                        lines, MovementKind.RELEASE, order_id=order_id, cause=reason or "released", actor=actor
+                    ),
+                    outbox_rows(
+                        StockReleased(
+                            order_id=order_id,
+                            member_id=reservation.member_id,
+                            reason=reservation.release_reason,
+                            lines=reserved_lines(lines),
+                        ),
+                        *stock_changed_events(rows),
+                    ),
+                ],
             )
             logger.info("order %s: released (%s)", order_id, reason)
         elif reservation.state != ReservationState.RELEASED:
@@ -86,12 +94,17 @@ def return_reservation(*, order_id: int, reason: str = "", actor: str = "") -> d
         lines = lines_of(reservation)
         if reservation.state == ReservationState.SOLD:
             rows = move_all(lines, "return")
-            write_ledger(lines, MovementKind.RETURN, order_id=order_id, cause=reason or "refunded", actor=actor)
             reservation.state = ReservationState.RETURNED
-            save_fields(reservation, ["state", "updated_at"])
-            record_events(
-                StockReturned(order_id=order_id, member_id=reservation.member_id, lines=reserved_lines(lines)),
-                *stock_changed_events(rows),
+            save_fields(
+                reservation,
+                ["state", "updated_at"],
+                inserting=[
+                    ledger_rows(lines, MovementKind.RETURN, order_id=order_id, cause=reason or "refunded", actor=actor),
+                    outbox_rows(
+                        StockReturned(order_id=order_id, member_id=reservation.member_id, lines=reserved_lines(lines)),
+                        *stock_changed_events(rows),
+                    ),
+                ],
             )
         elif reservation.state != ReservationState.RETURNED:
             raise IllegalTransition(f"This order's stock is {reservation.state.lower()}, not sold.", order_id=order_id)

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from inventory import gate
 from inventory.gate import SOLD_ANSWERS, GateAnswer, RecordState
-from inventory.models import MovementKind, Reservation, ReservationState
+from inventory.models import MovementKind, Reservation, ReservationState, StockMovement
 from inventory.services.counters import (
     Line,
     Short,
@@ -25,10 +25,10 @@ from inventory.services.counters import (
     stock_changed,
 )
 from inventory.services.gate_steps import after_commit, call_gate, undo_in_gate
-from inventory.services.ledger import write_ledger
+from inventory.services.ledger import ledger_rows
 from shared.contracts.inventory import SellFailure, StockSellFailed, StockSold
 from shared.errors import NotFound, UpstreamUnavailable
-from shared.messaging.events import record_event
+from shared.messaging.events import outbox_rows, record_event
 from shared.updates import save_fields
 
 logger = logging.getLogger(__name__)
@@ -60,8 +60,9 @@ def _sell(reservation: Reservation, order_id: int, actor: str) -> dict:
     state = reservation.state
     if state == ReservationState.ACTIVE:
         move_all(lines, "sell")
-        write_ledger(lines, MovementKind.SELL, order_id=order_id, cause="paid", actor=actor)
-        _mark_sold(reservation, lines)
+        _mark_sold(
+            reservation, lines, ledger_rows(lines, MovementKind.SELL, order_id=order_id, cause="paid", actor=actor)
+        )
         for cloth_id, cloth_lines in by_cloth(lines).items():
             after_commit(_sell_in_gate, cloth_id, reservation, cloth_lines)
         return {"order_id": order_id, "status": "SOLD"}
@@ -75,10 +76,19 @@ def _sell(reservation: Reservation, order_id: int, actor: str) -> dict:
     return _sell_released(reservation, lines, actor=actor)
 
 
-def _mark_sold(reservation: Reservation, lines: list[Line]) -> None:
+def _mark_sold(reservation: Reservation, lines: list[Line], ledger: list[StockMovement]) -> None:
+    """The reservation SOLD, its ledger rows and ``StockSold``: one statement."""
     reservation.state = ReservationState.SOLD
-    save_fields(reservation, ["state", "updated_at"])
-    record_event(StockSold(order_id=reservation.order_id, member_id=reservation.member_id, lines=reserved_lines(lines)))
+    save_fields(
+        reservation,
+        ["state", "updated_at"],
+        inserting=[
+            ledger,
+            outbox_rows(
+                StockSold(order_id=reservation.order_id, member_id=reservation.member_id, lines=reserved_lines(lines))
+            ),
+        ],
+    )
 
 
 def _sell_in_gate(cloth_id: int, reservation: Reservation, lines: list[Line]) -> None:
@@ -128,9 +138,13 @@ def _sell_released(reservation: Reservation, lines: list[Line], *, actor: str) -
                         rows.append(row)
                 if short:
                     raise Short(short)
-                write_ledger(lines, MovementKind.RESERVE, order_id=order_id, cause="paid after release", actor=actor)
-                write_ledger(lines, MovementKind.SELL, order_id=order_id, cause="paid after release", actor=actor)
-                _mark_sold(reservation, lines)
+                ledger = [
+                    *ledger_rows(
+                        lines, MovementKind.RESERVE, order_id=order_id, cause="paid after release", actor=actor
+                    ),
+                    *ledger_rows(lines, MovementKind.SELL, order_id=order_id, cause="paid after release", actor=actor),
+                ]
+                _mark_sold(reservation, lines, ledger)
                 stock_changed(rows)
             logger.warning("order %s: paid after its reservation was released; units taken again", order_id)
             return {"order_id": order_id, "status": "SOLD"}

@@ -160,6 +160,35 @@ def test_an_order_paid_is_sold_in_the_consumers_transaction_without_a_savepoint(
     assert counts(11) == (3, 0, 2)
 
 
+def _writes(captured) -> list[str]:
+    return [
+        q["sql"].split()[0] for q in captured.captured_queries if q["sql"].split()[0] in ("INSERT", "UPDATE", "WITH")
+    ]
+
+
+def test_a_sale_and_a_release_write_after_their_counters_in_one_statement(cloth):
+    """The counters, then the reservation's new state with its ledger rows and events together."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    cloth(1, {11: 5, 12: 5})
+    reserve(100, 7, (11, 2))
+    reserve(101, 8, (12, 1))
+    with CaptureQueriesContext(connection) as sold:
+        apply_event("inventory", order_event("OrderPaid", 100))
+    inbox_claim, *sale = _writes(sold)
+    assert sale == ["UPDATE", "WITH"], sold.captured_queries
+    with CaptureQueriesContext(connection) as released:
+        services.release_reservation(order_id=101, reason="cancelled")
+    assert _writes(released) == ["UPDATE", "WITH"], released.captured_queries
+    assert counts(11) == (3, 0, 2) and counts(12) == (5, 0, 0)
+    assert StockMovement.objects.filter(order_id=100, kind="sell").count() == 1
+    assert StockMovement.objects.filter(order_id=101, kind="release").count() == 1
+    assert len(_events("StockSold")) == 1 and len(_events("StockReleased")) == 1
+    assert Reservation.objects.get(order_id=100).state == "SOLD"
+    assert Reservation.objects.get(order_id=101).state == "RELEASED"
+
+
 def test_a_paid_order_without_reservation_asks_for_a_refund(cloth):
     cloth(1, {11: 5})
     apply_event("inventory", order_event("OrderPaid", 555, member_id=7))
