@@ -116,7 +116,7 @@ def cancel_order(*, order_id: int, member_id: int | None, actor: str) -> Order:
         clients.release_stock(order_id=order_id, reason="cancelled")
     except ShopError as exc:
         logger.warning("order %s: stock not released at once (%s); OrderCancelled releases it", order_id, exc)
-    return selectors.get_order(order_id=order_id)
+    return order  # as written: read again, it would be the same row and lines
 
 
 def hold_for_payment(*, order_id: int, payment_id: int) -> dt.datetime:
@@ -191,7 +191,7 @@ def request_refund(
         order = _locked(order_id, member_id)
         request_refund_locked(order, reason=reason, actor=actor)
     logger.info("refund of order %s requested by %s (%s)", order_id, actor, reason)
-    return selectors.get_order(order_id=order_id)
+    return order  # as written
 
 
 def request_refund_locked(

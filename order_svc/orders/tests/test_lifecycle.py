@@ -27,6 +27,21 @@ def test_cancel_an_unpaid_order_announces_the_release(place, member_client):
     assert OrderTransition.objects.filter(to_status="CANCELLED", cause="cancelled", actor="member:1").exists()
 
 
+def test_a_cancel_answers_from_the_order_it_changed_without_reading_it_again(place, member_client):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    order_id = place(1).json()["order_id"]
+    placed = member_client(1).get(f"/orders/detail/{order_id}").json()
+    with CaptureQueriesContext(connection) as captured:
+        resp = member_client(1).put("/orders/cancel", {"order_id": order_id}, format="json")
+    statements = [q["sql"].split()[0].upper() for q in captured.captured_queries]
+    assert statements[statements.index("WITH") + 1 :] == ["RELEASE"], captured.captured_queries  # the test's savepoint
+    body = resp.json()
+    assert body["status"] == "CANCELLED"
+    assert {k: v for k, v in body.items() if k != "status"} == {k: v for k, v in placed.items() if k != "status"}
+
+
 def test_a_cancel_answers_with_the_stock_already_given_back(place, member_client, upstreams):
     order_id = place(1).json()["order_id"]
     assert upstreams.stock[101] == 9
