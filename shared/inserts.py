@@ -72,16 +72,16 @@ def insert_together(*groups: Sequence[models.Model]) -> list[list[models.Model]]
 
 
 def write_together(
-    groups: list[Sequence[models.Model]], then: tuple[str, list[object]] | None = None
+    groups: list[Sequence[models.Model]], then: tuple[str, list[object], str] | None = None
 ) -> list[list[models.Model]]:
     """The statement of :func:`insert_together`, for non-empty ``groups``; with ``then`` (an
-    ``UPDATE``'s SQL and values, ``shared.updates.save_fields``) it ends with that update
-    instead of a ``SELECT``, which must change one row, else ``DatabaseError`` (the inserts
-    ran: the caller's transaction must roll back)."""
+    ``UPDATE``'s SQL, its values and its database, ``shared.updates.save_fields``) it ends
+    with that update instead of a ``SELECT``, which must change one row, else
+    ``DatabaseError`` (the inserts ran: the caller's transaction must roll back)."""
     plans = [_group(group) for group in groups]
-    alias = plans[0][2]
+    alias = then[2] if then else plans[0][2]
     if any(plan[2] != alias for plan in plans):
-        raise ValueError("insert_together() writes to one database")
+        raise ValueError("insert_together() and save_fields(inserting=...) write to one database")
     connection = connections[alias]
     params: list[object] = []
     for group, (_, with_pk, _) in zip(groups, plans, strict=True):
@@ -90,7 +90,7 @@ def write_together(
     with connection.cursor() as cursor:
         cursor.execute(_together_sql(shape, alias, then[0] if then else ""), params + (then[1] if then else []))
         rows = cursor.fetchall()
-    if len(rows) != 1:
+    if then and len(rows) != 1:  # the UPDATE returns a row per row it changed; the SELECT, always one
         raise DatabaseError("Save with update_fields did not affect any rows.")
     return [
         _saved(group, with_pk, alias, keys or [])

@@ -55,7 +55,7 @@ def save_fields(
             # The inserts run even when the update finds no row: only a rollback undoes them.
             raise RuntimeError("save_fields(inserting=...) must run inside transaction.atomic()")
         written = [group for group in inserting if group]
-        saved = iter(write_together(written, then=(sql, params)))
+        saved = iter(write_together(written, then=(sql, params, alias)))
         obj._state.db = alias
         return [next(saved) if group else [] for group in inserting]
     with connection.cursor() as cursor:

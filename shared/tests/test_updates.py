@@ -113,3 +113,20 @@ def test_rows_inserted_with_a_save_need_a_transaction():
         save_fields(event, ["attempts"], inserting=[[_event(2)]])
     assert not OutboxEvent.objects.filter(aggregate_id="2").exists()
     assert save_fields(event, ["attempts"], inserting=[[]]) == [[]]  # nothing to insert: a plain save
+
+
+def test_rows_inserted_with_a_save_go_to_the_saved_rows_database(monkeypatch):
+    from django.db import transaction
+
+    from shared import inserts
+
+    (event,) = insert([_event(1)])
+    real = inserts.router.db_for_write
+    monkeypatch.setattr(  # the same router object serves both modules: only dead letters go elsewhere
+        inserts.router,
+        "db_for_write",
+        lambda model, **hints: "elsewhere" if model is DeadLetter else real(model, **hints),
+    )
+    with pytest.raises(ValueError), transaction.atomic():
+        save_fields(event, ["attempts"], inserting=[[DeadLetter(consumer="c", topic="t", raw="", error="x")]])
+    assert not DeadLetter.objects.filter(error="x").exists()
