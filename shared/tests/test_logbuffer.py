@@ -27,7 +27,7 @@ class Stream(io.StringIO):
 @pytest.fixture
 def logged():
     stream = Stream()
-    handler = BatchingStreamHandler(stream, flush_ms=200)
+    handler = BatchingStreamHandler(stream, flush_ms=500)  # wide: a busy machine may pause between lines
     handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
     logger = logging.getLogger(f"test.logbuffer.{id(stream)}")
     logger.propagate = False
@@ -37,7 +37,7 @@ def logged():
     logger.removeHandler(handler)
 
 
-def _wait_for(condition, seconds: float = 2.0) -> None:
+def _wait_for(condition, seconds: float = 5.0) -> None:
     deadline = time.monotonic() + seconds
     while not condition() and time.monotonic() < deadline:
         time.sleep(0.005)
