@@ -186,7 +186,7 @@ def service_settings(
         "UPSTREAM_TIMEOUT_SECONDS": env.float("UPSTREAM_TIMEOUT_SECONDS", default=5.0),
         "UPSTREAM_CONNECT_TIMEOUT_SECONDS": env.float("UPSTREAM_CONNECT_TIMEOUT_SECONDS", default=1.0),
         # A pooled connection idle longer than this is closed before reuse: the web servers end
-        # idle keep-alive connections after 30 s (shared.upstream.FreshConnectionPool).
+        # idle keep-alive connections after 30 s (shared.keepalive).
         "UPSTREAM_IDLE_REUSE_SECONDS": env.float("UPSTREAM_IDLE_REUSE_SECONDS", default=15.0),
         "SERVICE_URLS": {
             svc: env.str(service_url_variable(svc), default=f"http://127.0.0.1:{port}")

@@ -9,56 +9,29 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from typing import Any
 
-import urllib3
 from django.conf import settings
 
-from shared import errors
+from shared import errors, keepalive
 from shared.internal_auth import internal_headers
 from shared.requests import current_request_id
 
 logger = logging.getLogger(__name__)
 
-_pool: urllib3.PoolManager | None = None
+_pools: keepalive.Pools | None = None
 
 
-class FreshConnectionPool(urllib3.HTTPConnectionPool):
-    """A connection pool that retires a connection idle for UPSTREAM_IDLE_REUSE_SECONDS.
+def pool() -> keepalive.Pools:
+    """One set of kept-alive connections per process (web worker), made lazily after fork.
 
-    The services' web servers end a kept-alive connection idle for 30 s. A request sent on
-    one just as the server ends it is lost without an answer, and a POST may not simply be
-    sent again. Retiring connections well before the server does closes that window; one
-    idle less long is reused (urllib3 already notices one the server closed earlier).
+    Connections idle past UPSTREAM_IDLE_REUSE_SECONDS are closed rather than reused: the
+    services' web servers end idle kept-alive connections after 30 s (shared.keepalive).
     """
-
-    def _get_conn(self, timeout: float | None = None):
-        conn = super()._get_conn(timeout)
-        last_used = getattr(conn, "shop_last_used", None)
-        if last_used is not None and time.monotonic() - last_used > settings.UPSTREAM_IDLE_REUSE_SECONDS:
-            conn.close()  # connected again on its next use
-        return conn
-
-    def _put_conn(self, conn) -> None:
-        if conn is not None:
-            conn.shop_last_used = time.monotonic()
-        super()._put_conn(conn)
-
-
-def pool_manager(**kwargs: Any) -> urllib3.PoolManager:
-    """A urllib3 PoolManager whose plain-HTTP pools retire idle connections (FreshConnectionPool)."""
-    manager = urllib3.PoolManager(**kwargs)
-    manager.pool_classes_by_scheme = {**manager.pool_classes_by_scheme, "http": FreshConnectionPool}
-    return manager
-
-
-def pool() -> urllib3.PoolManager:
-    """One pool per process (web worker), created lazily after fork."""
-    global _pool
-    if _pool is None:
-        _pool = pool_manager(num_pools=16, maxsize=32, block=False, retries=False)
-    return _pool
+    global _pools
+    if _pools is None:
+        _pools = keepalive.Pools(maxsize=32, idle_reuse_seconds=settings.UPSTREAM_IDLE_REUSE_SECONDS)
+    return _pools
 
 
 class UpstreamError(errors.ShopError):
@@ -83,39 +56,39 @@ def call(
     the callee had just closed. Raises ``UpstreamUnavailable`` / ``UpstreamTimeout`` when
     no answer comes.
     """
-    base = settings.SERVICE_URLS[service].rstrip("/")
+    target = pool().for_url(settings.SERVICE_URLS[service].rstrip("/"))
     headers = internal_headers(member_id=member_id, request_id=current_request_id())
     data = None
     if body is not None:
         data = json.dumps(body).encode()
         headers["Content-Type"] = "application/json"
-    read = timeout or settings.UPSTREAM_TIMEOUT_SECONDS
     request = {
-        "method": method,
-        "body": data,
         "headers": headers,
-        "timeout": urllib3.Timeout(connect=settings.UPSTREAM_CONNECT_TIMEOUT_SECONDS, read=read),
+        "body": data,
+        "connect_timeout": settings.UPSTREAM_CONNECT_TIMEOUT_SECONDS,
+        "read_timeout": timeout or settings.UPSTREAM_TIMEOUT_SECONDS,
     }
     try:
         try:
-            resp = pool().request(url=base + path, **request)
-        except urllib3.exceptions.ProtocolError as exc:
+            resp = target.request(method, path, **request)
+        except keepalive.Dropped as exc:
             if not idempotent:
                 raise
             logger.info(
                 "upstream %s dropped the connection on %s %s (%s); sending it again", service, method, path, exc
             )
-            # Another pooled connection may be just as stale: this one is new, used once, closed.
-            with urllib3.connection_from_url(base, maxsize=1, retries=False) as fresh:
-                resp = fresh.urlopen(url=path, **request)
-    except urllib3.exceptions.NewConnectionError as exc:
-        # Checked first: urllib3 makes a refused connection a kind of timeout error too.
+            # Another pooled connection may be just as stale: this one is new.
+            resp = target.request(method, path, fresh=True, **request)
+    except keepalive.ConnectFailed as exc:
+        if exc.timed_out:
+            logger.warning("upstream %s timed out connecting on %s %s: %s", service, method, path, exc)
+            raise errors.UpstreamTimeout(f"The {service} service did not answer in time.") from exc
         logger.warning("upstream %s unavailable on %s %s: %s", service, method, path, exc)
         raise errors.UpstreamUnavailable(f"The {service} service is unavailable.") from exc
-    except (urllib3.exceptions.ReadTimeoutError, urllib3.exceptions.TimeoutError) as exc:
+    except keepalive.TimedOut as exc:
         logger.warning("upstream %s timed out on %s %s: %s", service, method, path, exc)
         raise errors.UpstreamTimeout(f"The {service} service did not answer in time.") from exc
-    except urllib3.exceptions.HTTPError as exc:
+    except keepalive.Dropped as exc:
         logger.warning("upstream %s unavailable on %s %s: %s", service, method, path, exc)
         raise errors.UpstreamUnavailable(f"The {service} service is unavailable.") from exc
     parsed = None

@@ -57,14 +57,13 @@ def clear_cache() -> None:
 
 
 def _fetch(service: str) -> dict[str, Any] | None:
-    url = settings.SERVICE_URLS[service].rstrip("/") + "/api/schema?format=json"
     try:
-        answer = forwarding.POOL.request(
+        answer = forwarding.pool(service).request(
             "GET",
-            url,
+            "/api/schema?format=json",
             headers={**internal_headers(), "Accept": "application/json"},
-            retries=False,
-            timeout=forwarding.timeout(3.0),
+            connect_timeout=settings.UPSTREAM_CONNECT_TIMEOUT_SECONDS,
+            read_timeout=3.0,
         )
         if answer.status == 200:
             return json.loads(answer.data)

@@ -143,7 +143,7 @@ def proxy(request: HttpRequest) -> HttpResponse:
         upstream = forwarding.send(
             route.service,
             request.method,
-            forwarding.upstream_url(route.service, path, meta.get("QUERY_STRING", "")),
+            forwarding.upstream_path(path, meta.get("QUERY_STRING", "")),
             headers=headers,
             body=body,
         )
@@ -207,12 +207,12 @@ _health_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="health")
 
 def _service_health(service: str) -> str:
     try:
-        answer = forwarding.POOL.request(
+        answer = forwarding.pool(service).request(
             "GET",
-            settings.SERVICE_URLS[service].rstrip("/") + "/health",
+            "/health",
             headers={REQUEST_ID_HEADER: "health"},
-            retries=False,
-            timeout=settings.GATEWAY_HEALTH_TIMEOUT_SECONDS,
+            connect_timeout=settings.GATEWAY_HEALTH_TIMEOUT_SECONDS,
+            read_timeout=settings.GATEWAY_HEALTH_TIMEOUT_SECONDS,
         )
     except Exception:  # noqa: BLE001 - anything that is not an answer means down
         return "down"

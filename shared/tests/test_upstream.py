@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 
 import pytest
 
-from shared import errors, upstream
+from shared import errors, keepalive, upstream
 
 
 def _free_port() -> int:
@@ -173,14 +173,86 @@ def test_a_post_after_the_service_closed_an_idle_connection_goes_out_on_a_fresh_
     handler = type("Handler", (_ClosesIdleConnections,), {"received": []})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    settings.UPSTREAM_IDLE_REUSE_SECONDS = 0.3
-    manager = upstream.pool_manager(maxsize=1)
-    url = f"http://127.0.0.1:{server.server_port}"
+    pool = keepalive.Pool(f"http://127.0.0.1:{server.server_port}", maxsize=1, idle_reuse_seconds=0.3)
+    post = {"headers": {}, "body": b"{}", "connect_timeout": 1.0, "read_timeout": 2.0}
     try:
-        assert manager.request("POST", url + "/first", body=b"{}", retries=False).status == 200
-        time.sleep(1.0)  # the server has closed the kept-alive connection meanwhile
-        # not idempotent: it may be sent once only, so it must not go out on the dead connection
-        assert manager.request("POST", url + "/second", body=b"{}", retries=False).status == 200
+        assert pool.request("POST", "/first", **post).status == 200
+        time.sleep(1.0)  # the server would drop the kept-alive connection under the next request
+        # not idempotent: it may be sent once only, so it must not go out on that connection
+        assert pool.request("POST", "/second", **post).status == 200
         assert handler.received == ["/first", "/second"]
     finally:
         server.shutdown()
+        server.server_close()
+
+
+class _EndsConnectionsAfterAnswering(BaseHTTPRequestHandler):
+    """Answers as if the connection stays open (HTTP/1.1, no ``Connection: close``), then closes
+    it: a kept-alive connection the server ended while it sat idle in the pool."""
+
+    protocol_version = "HTTP/1.1"
+    received: list[str]
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.received.append(self.path)
+        body = b'{"ok": true}'
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_connection_the_service_ended_while_idle_is_not_used_again():
+    handler = type("Handler", (_EndsConnectionsAfterAnswering,), {"received": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    pool = keepalive.Pool(f"http://127.0.0.1:{server.server_port}", maxsize=4, idle_reuse_seconds=60)
+    post = {"headers": {}, "body": b"{}", "connect_timeout": 1.0, "read_timeout": 2.0}
+    try:
+        for n in range(3):
+            answer = pool.request("POST", f"/{n}", **post)
+            assert (answer.status, answer.data) == (200, b'{"ok": true}')
+            time.sleep(0.1)  # the server's close has arrived by the next request
+        assert handler.received == ["/0", "/1", "/2"]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_answer_keeps_its_status_headers_and_body_and_a_service_under_a_path_is_reached_there(settings):
+    class Echo(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_PUT(self):
+            sent = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = self.path.encode() + b" " + sent
+            self.send_response(202)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("X-Seen", self.headers.get("X-Asked", ""))
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    pool = keepalive.Pool(f"http://127.0.0.1:{server.server_port}/svc/", maxsize=1, idle_reuse_seconds=60)
+    try:
+        answer = pool.request(
+            "PUT", "/a?b=1", headers={"X-Asked": "yes"}, body=b"hi", connect_timeout=1.0, read_timeout=2.0
+        )
+        assert answer.status == 202
+        assert answer.data == b"/svc/a?b=1 hi"
+        assert answer.headers.get("x-seen") == answer.headers["X-Seen"] == "yes"
+        assert answer.headers.get("Content-Type") == "text/plain"
+        assert answer.headers.get("X-Missing", "none") == "none"
+    finally:
+        server.shutdown()
+        server.server_close()
