@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
@@ -23,10 +24,11 @@ from typing import Any, Generic, TypeVar
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
+from django.db.models import Model
 from django.utils import timezone
 
 from shared.contracts import Contract, to_payload
-from shared.inserts import insert
+from shared.inserts import insert, insert_together
 from shared.requests import current_request_id
 
 P = TypeVar("P")
@@ -130,20 +132,44 @@ def outbox_rows(*contracts: Contract) -> list:
     (``shared.inserts.insert_together``), inside its transaction: :func:`record_events`
     without its own round trip.
     """
-    from shared.messaging.models import OutboxEvent
     from shared.messaging.publisher import wake_relay
+
+    rows = _rows(contracts)
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("record_event must run inside transaction.atomic()")
+    if rows:
+        transaction.on_commit(wake_relay)
+    return rows
+
+
+def insert_announced(*groups: Sequence[Model], events: Sequence[Contract]) -> list[list[Model]]:
+    """Insert ``groups`` (as ``shared.inserts.insert_together``) and the outbox rows of
+    ``events`` in one statement; returns the groups, saved.
+
+    One statement commits on its own: outside a transaction it needs no ``BEGIN`` and
+    ``COMMIT`` around it, and the relay is woken once it returns; inside one, at its commit.
+    Either way the events exist if and only if the rows they announce do.
+    """
+    from shared.messaging.publisher import wake_relay
+
+    rows = _rows(events)
+    *saved, _ = insert_together(*groups, rows)
+    if rows:
+        transaction.on_commit(wake_relay)  # outside a transaction: at once, the statement has committed
+    return saved
+
+
+def _rows(contracts: Sequence[Contract]) -> list:
+    from shared.messaging.models import OutboxEvent
 
     for contract in contracts:
         if not isinstance(contract, Contract):
             raise TypeError(f"record_event takes an event contract (shared.contracts), not {type(contract).__name__}")
-    conn = transaction.get_connection()
-    if not conn.in_atomic_block:
-        raise RuntimeError("record_event must run inside transaction.atomic()")
     if not contracts:
         return []
     now = timezone.now()
     request_id = current_request_id()
-    rows = [
+    return [
         OutboxEvent(
             event_type=contract.event_type(),
             event_version=contract.version,
@@ -157,5 +183,3 @@ def outbox_rows(*contracts: Contract) -> list:
         )
         for contract in contracts
     ]
-    transaction.on_commit(wake_relay)
-    return rows

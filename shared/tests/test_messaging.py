@@ -13,7 +13,7 @@ from django.test import override_settings
 
 from shared.messaging import handlers
 from shared.messaging.consumer import EventConsumer
-from shared.messaging.events import record_event, topic_name
+from shared.messaging.events import insert_announced, record_event, topic_name
 from shared.messaging.kafka import ensure_topics, reset_producer
 from shared.messaging.models import DeadLetter, OutboxEvent, ProcessedEvent
 from shared.messaging.publisher import publish_pending
@@ -57,6 +57,47 @@ def _record(parcel_id: int, **payload) -> OutboxEvent:
 def test_record_event_outside_a_transaction_is_refused(transactional_db):
     with pytest.raises(RuntimeError):
         record_event(ParcelPacked(parcel_id=1))
+
+
+def test_rows_and_their_events_in_one_statement_commit_on_their_own_and_then_wake_the_relay(
+    transactional_db, monkeypatch
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from shared.messaging import publisher
+
+    seen_at_wake: list[tuple[int, int]] = []
+    monkeypatch.setattr(
+        publisher,
+        "wake_relay",
+        lambda: seen_at_wake.append((ProcessedEvent.objects.count(), OutboxEvent.objects.count())),
+    )
+    row = ProcessedEvent(consumer="parcels", event_id=uuid.uuid4(), event_type="ParcelPacked")
+    with CaptureQueriesContext(connection) as captured:
+        (saved,) = insert_announced([row], events=[ParcelPacked(parcel_id=5)])
+    statements = [q["sql"].split()[0].upper() for q in captured.captured_queries]
+    assert statements == ["WITH", "SELECT", "SELECT"], statements  # no BEGIN and COMMIT; then the wake's counts
+    assert saved == [row] and row.pk is not None
+    assert seen_at_wake == [(1, 1)]  # woken once, with both already committed
+    assert OutboxEvent.objects.get().aggregate_id == "5"
+
+
+def test_rows_and_their_events_in_a_transaction_rolled_back_leave_nothing_and_wake_nobody(
+    transactional_db, monkeypatch
+):
+    from shared.messaging import publisher
+
+    woken: list[bool] = []
+    monkeypatch.setattr(publisher, "wake_relay", lambda: woken.append(True))
+    with pytest.raises(RuntimeError), transaction.atomic():
+        insert_announced(
+            [ProcessedEvent(consumer="parcels", event_id=uuid.uuid4(), event_type="ParcelPacked")],
+            events=[ParcelPacked(parcel_id=6)],
+        )
+        raise RuntimeError("the change fails after its rows were sent")
+    assert ProcessedEvent.objects.count() == 0 and OutboxEvent.objects.count() == 0
+    assert woken == []
 
 
 def test_record_event_returns_the_row_as_stored(db):

@@ -33,8 +33,7 @@ from shared.errors import (
     UpstreamUnavailable,
     ValidationFailed,
 )
-from shared.inserts import insert_together
-from shared.messaging.events import outbox_rows
+from shared.messaging.events import insert_announced
 
 logger = logging.getLogger(__name__)
 
@@ -75,9 +74,11 @@ def place_order(
     deadline = timezone.now() + dt.timedelta(seconds=settings.ORDER_PAYMENT_DEADLINE_SECONDS)
     _reserve(attempt, lines, deadline)
     try:
-        with transaction.atomic():
+        if on_placed is None:  # one statement, which commits on its own: no BEGIN and COMMIT round trips
             order = _write_order(attempt, lines, details, deadline=deadline, fingerprint=fingerprint)
-            if on_placed is not None:
+        else:
+            with transaction.atomic():
+                order = _write_order(attempt, lines, details, deadline=deadline, fingerprint=fingerprint)
                 on_placed(order)
     except Exception as exc:  # noqa: BLE001 - _not_written gives the stock back and raises or answers
         return _not_written(attempt, exc, fingerprint=fingerprint), False
@@ -173,9 +174,9 @@ def _write_order(
     deadline: dt.datetime,
     fingerprint: str,
 ) -> Order:
-    """The order, its lines, its first transition and ``OrderPlaced`` (inside the caller's
-    transaction), in one statement: the order's key is drawn already, so nothing waits for
-    another row's."""
+    """The order, its lines, its first transition and ``OrderPlaced`` in one statement, which
+    commits them together on its own or inside the caller's transaction: the order's key is
+    drawn already, so nothing waits for another row's."""
     order = Order(
         order_id=attempt.order_id,
         member_id=attempt.member_id,
@@ -200,8 +201,12 @@ def _write_order(
     placed = OrderTransition(
         order=order, from_status="", to_status=order.status, cause="placed", actor=f"member:{attempt.member_id}"
     )
-    event = outbox_rows(OrderPlaced(**order_facts(order), total=order.total, payment_deadline=deadline))
-    insert_together([order], order.known_lines, [placed], event)
+    insert_announced(
+        [order],
+        order.known_lines,
+        [placed],
+        events=[OrderPlaced(**order_facts(order), total=order.total, payment_deadline=deadline)],
+    )
     return order
 
 

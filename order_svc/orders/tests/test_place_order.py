@@ -98,7 +98,7 @@ def test_failed_order_write_releases_the_reservation_and_answers_503(place, upst
     def broken(*args, **kwargs):
         raise RuntimeError("database hiccup")
 
-    monkeypatch.setattr(services.placing, "insert_together", broken)
+    monkeypatch.setattr(services.placing, "insert_announced", broken)
     resp = place()
     assert resp.status_code == 503
     assert resp.json()["error"]["code"] == "upstream_unavailable"
@@ -211,18 +211,19 @@ def test_a_variants_details_are_read_from_process_memory_until_the_catalogs_answ
 def test_placing_an_order_costs_a_fixed_number_of_queries(place, upstreams, django_assert_max_num_queries):
     place(1)  # warm the catalog cache
     lines = [{"variant_id": 101, "quantity": 1}, {"variant_id": 102, "quantity": 1}]
-    with django_assert_max_num_queries(4):  # nextval, savepoint, one statement writing it all, release
+    with django_assert_max_num_queries(2):  # nextval, one statement writing it all
         assert place(2, lines).status_code == 201
 
 
-@pytest.mark.django_db(transaction=True)  # as in the service: the placing's own transaction, no test's around it
+@pytest.mark.django_db(transaction=True)  # as in the service: no test's transaction around the placing
 def test_an_order_its_lines_transition_and_event_are_written_in_one_statement(place, upstreams):
+    """One statement commits on its own: no BEGIN and COMMIT, two more round trips, around it."""
     place(1)  # warm the catalog cache
     lines = [{"variant_id": 101, "quantity": 1}, {"variant_id": 102, "quantity": 2}]
     with CaptureQueriesContext(connection) as captured:
         order_id = place(2, lines).json()["order_id"]
     statements = [q["sql"].split()[0].upper() for q in captured.captured_queries]
-    assert statements == ["SELECT", "BEGIN", "WITH", "COMMIT"], captured.captured_queries  # nextval first
+    assert statements == ["SELECT", "WITH"], captured.captured_queries  # nextval first
     order = Order.objects.get(order_id=order_id)
     assert sorted((line.variant_id, line.quantity) for line in order.lines.all()) == [(101, 1), (102, 2)]
     assert list(order.transitions.values_list("from_status", "to_status")) == [("", OrderStatus.PENDING_PAYMENT)]
