@@ -1,11 +1,12 @@
-"""A ModelSerializer that builds its fields once per class, not once per answer.
+"""Serializers that build their fields once per class, not once per answer or request.
 
 DRF's ModelSerializer looks its model's fields up and builds serializer fields from them
 every time a serializer is made: in an order's answer that was most of the serializer's
 cost. The built fields depend only on the class (and on settings read when they are
 built), so the first instance keeps them and later instances take copies, which is what
 a plain Serializer does with its declared fields anyway. :func:`answer_writer` goes further
-for answers: one serializer per class and process writes them all.
+for answers: one serializer per class and process writes them all; :func:`validator` does
+the same for a request's input.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from django.test.signals import setting_changed
 from rest_framework import serializers
 
 _built: dict[type, dict[str, serializers.Field]] = {}
@@ -53,3 +55,40 @@ def answer_writer(serializer_class: type[serializers.BaseSerializer]) -> Callabl
 
     write.__name__ = f"write_{serializer_class.__name__}"
     return write
+
+
+def validator(serializer_class: type[serializers.Serializer]) -> Callable[[Any], Any]:
+    """A function returning ``serializer_class(data=data)``'s ``validated_data``, or raising
+    the ``ValidationError`` of ``is_valid(raise_exception=True)``, without a serializer per request.
+
+    Making a serializer copies and binds its fields, nested serializers' included; on the
+    inventory's reservation that was most of the validation's cost. Validating only reads
+    those fields, so one serializer per class and process, made on first use, validates
+    every request's data; invalid data goes the usual way (a serializer of its own), so the
+    error's shape is DRF's exactly. For input serializers whose fields, ``validate_*`` and
+    ``validate`` read no context and keep no state. Fields built from settings are built
+    again after a setting changes (tests).
+    """
+    made: list[serializers.Serializer] = []
+    lock = threading.Lock()
+
+    def validate(data: Any) -> Any:
+        if not made:
+            with lock:
+                if not made:
+                    serializer = serializer_class()
+                    _ = serializer.fields  # built and bound here, once
+                    made.append(serializer)
+        try:
+            return made[0].run_validation(data)
+        except serializers.ValidationError:
+            fresh = serializer_class(data=data)
+            fresh.is_valid(raise_exception=True)
+            return fresh.validated_data  # valid after all: no state of the shared one is kept
+
+    def forget(**kwargs: Any) -> None:
+        made.clear()
+
+    setting_changed.connect(forget, weak=False)
+    validate.__name__ = f"validate_{serializer_class.__name__}"
+    return validate

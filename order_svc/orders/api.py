@@ -22,7 +22,7 @@ from shared.errors import PermissionDenied, ValidationFailed
 from shared.internal_auth import IsInternal
 from shared.metrics import count_order_outcome
 from shared.openapi import shop_errors
-from shared.serializers import answer_writer
+from shared.serializers import answer_writer, validator
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
@@ -45,6 +45,11 @@ def idempotency_key(request: Request) -> str | None:
 #: An order's answer, as OrderSerializer writes it.
 order_answer = answer_writer(OrderSerializer)
 
+# The hot paths' input, validated by one serializer per process (shared.serializers.validator).
+_place_input = validator(PlaceOrderSerializer)
+_order_id_input = validator(OrderIdSerializer)
+_hold_input = validator(PaymentHoldSerializer)
+
 
 def _placed(order, created: bool) -> Response:
     return Response(order_answer(order), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
@@ -64,11 +69,10 @@ class PlaceOrderView(APIView):
         # validation or I/O when the stock gate said so a moment ago (see clients.known_sold_out).
         key = idempotency_key(request)
         services.refuse_if_known_sold_out(request.data, idempotency_key=key)
-        body = PlaceOrderSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
+        body = _place_input(request.data)
         order, created = services.place_order(
             member_id=request.user.member_id,
-            lines=[services.LineRequest(**line) for line in body.validated_data["lines"]],
+            lines=[services.LineRequest(**line) for line in body["lines"]],
             idempotency_key=key,
         )
         return _placed(order, created)
@@ -98,12 +102,9 @@ class CancelOrderView(APIView):
     @extend_schema(request=OrderIdSerializer, responses={200: OrderSerializer}, summary="Cancel an unpaid order")
     @shop_errors(404, 409)
     def put(self, request: Request) -> Response:
-        body = OrderIdSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
+        order_id = _order_id_input(request.data)["order_id"]
         member_id = request.user.member_id
-        order = services.cancel_order(
-            order_id=body.validated_data["order_id"], member_id=member_id, actor=f"member:{member_id}"
-        )
+        order = services.cancel_order(order_id=order_id, member_id=member_id, actor=f"member:{member_id}")
         return Response(order_answer(order))
 
 
@@ -111,12 +112,9 @@ class RefundOrderView(APIView):
     @extend_schema(request=OrderIdSerializer, responses={202: OrderSerializer}, summary="Ask for a paid order's refund")
     @shop_errors(404, 409)
     def put(self, request: Request) -> Response:
-        body = OrderIdSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
+        order_id = _order_id_input(request.data)["order_id"]
         member_id = request.user.member_id
-        order = services.request_refund(
-            order_id=body.validated_data["order_id"], member_id=member_id, actor=f"member:{member_id}"
-        )
+        order = services.request_refund(order_id=order_id, member_id=member_id, actor=f"member:{member_id}")
         return Response(order_answer(order), status=status.HTTP_202_ACCEPTED)
 
 
@@ -159,8 +157,6 @@ class InternalPaymentHoldView(APIView):
     permission_classes = [IsInternal]
 
     def post(self, request: Request, order_id: int) -> Response:
-        body = PaymentHoldSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        payment_id = body.validated_data["payment_id"]
+        payment_id = _hold_input(request.data)["payment_id"]
         held_until = services.hold_for_payment(order_id=order_id, payment_id=payment_id)
         return Response({"order_id": order_id, "payment_id": payment_id, "held_until": held_until.isoformat()})
