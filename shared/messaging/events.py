@@ -134,7 +134,7 @@ def outbox_rows(*contracts: Contract) -> list:
     """
     from shared.messaging.publisher import wake_relay
 
-    rows = _rows(contracts)
+    rows = event_rows(*contracts)
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("record_event must run inside transaction.atomic()")
     if rows:
@@ -142,24 +142,10 @@ def outbox_rows(*contracts: Contract) -> list:
     return rows
 
 
-def insert_announced(*groups: Sequence[Model], events: Sequence[Contract]) -> list[list[Model]]:
-    """Insert ``groups`` (as ``shared.inserts.insert_together``) and the outbox rows of
-    ``events`` in one statement; returns the groups, saved.
-
-    One statement commits on its own: outside a transaction it needs no ``BEGIN`` and
-    ``COMMIT`` around it, and the relay is woken once it returns; inside one, at its commit.
-    Either way the events exist if and only if the rows they announce do.
-    """
-    from shared.messaging.publisher import wake_relay
-
-    rows = _rows(events)
-    *saved, _ = insert_together(*groups, rows)
-    if rows:
-        transaction.on_commit(wake_relay)  # outside a transaction: at once, the statement has committed
-    return saved
-
-
-def _rows(contracts: Sequence[Contract]) -> list:
+def event_rows(*contracts: Contract) -> list:
+    """The outbox rows of ``contracts``, in this order, not written yet, and nothing more:
+    a caller writing them in a statement of its own outside a transaction wakes the relay
+    (``shared.messaging.publisher.wake_relay``) once that statement has committed."""
     from shared.messaging.models import OutboxEvent
 
     for contract in contracts:
@@ -183,3 +169,20 @@ def _rows(contracts: Sequence[Contract]) -> list:
         )
         for contract in contracts
     ]
+
+
+def insert_announced(*groups: Sequence[Model], events: Sequence[Contract]) -> list[list[Model]]:
+    """Insert ``groups`` (as ``shared.inserts.insert_together``) and the outbox rows of
+    ``events`` in one statement; returns the groups, saved.
+
+    One statement commits on its own: outside a transaction it needs no ``BEGIN`` and
+    ``COMMIT`` around it, and the relay is woken once it returns; inside one, at its commit.
+    Either way the events exist if and only if the rows they announce do.
+    """
+    from shared.messaging.publisher import wake_relay
+
+    rows = event_rows(*events)
+    *saved, _ = insert_together(*groups, rows)
+    if rows:
+        transaction.on_commit(wake_relay)  # outside a transaction: at once, the statement has committed
+    return saved
