@@ -38,29 +38,41 @@ class Short(Exception):
 
 
 _UPDATES = {
-    # kind: (SET clause, guard)
-    "reserve": ("reserved = reserved + %(q)s", "total - reserved - sold >= %(q)s"),
-    "release": ("reserved = reserved - %(q)s", "reserved >= %(q)s"),
-    "sell": ("reserved = reserved - %(q)s, sold = sold + %(q)s", "reserved >= %(q)s"),
-    "reacquire": ("sold = sold + %(q)s", "total - reserved - sold >= %(q)s"),
-    "return": ("sold = sold - %(q)s", "sold >= %(q)s"),
-    "total": ("total = total + %(q)s", "total + %(q)s >= reserved + sold"),
+    # kind: (SET clause, guard); each %s is the quantity
+    "reserve": ("reserved = reserved + %s", "total - reserved - sold >= %s"),
+    "release": ("reserved = reserved - %s", "reserved >= %s"),
+    "sell": ("reserved = reserved - %s, sold = sold + %s", "reserved >= %s"),
+    "reacquire": ("sold = sold + %s", "total - reserved - sold >= %s"),
+    "return": ("sold = sold - %s", "sold >= %s"),
+    "total": ("total = total + %s", "total + %s >= reserved + sold"),
 }
+
+
+def move_statement(variant_id: int, quantity: int, how: str) -> tuple[str, list[int]]:
+    """The guarded ``UPDATE`` of one variant's counters, returning its new counts (no row when
+    the guard refused): its SQL and values, for :func:`move` or a ``WITH`` clause."""
+    set_clause, guard = _UPDATES[how]
+    sql = (
+        f"UPDATE {_TABLE} SET {set_clause}, version = version + 1, updated_at = now() "  # noqa: S608 - fixed SQL
+        f"WHERE variant_id = %s AND {guard} "
+        "RETURNING variant_id, cloth_id, total, reserved, sold, version"
+    )
+    return sql, [quantity] * set_clause.count("%s") + [variant_id] + [quantity] * guard.count("%s")
 
 
 def move(variant_id: int, quantity: int, how: str) -> dict | None:
     """One guarded counter update; the row's new counts, or None when the guard refused."""
-    set_clause, guard = _UPDATES[how]
+    sql, params = move_statement(variant_id, quantity, how)
     with connection.cursor() as cur:
-        cur.execute(
-            f"UPDATE {_TABLE} SET {set_clause}, version = version + 1, updated_at = now() "  # noqa: S608 - fixed SQL
-            f"WHERE variant_id = %(v)s AND {guard} "
-            "RETURNING variant_id, cloth_id, total, reserved, sold, version",
-            {"v": variant_id, "q": quantity},
-        )
+        cur.execute(sql, params)
         row = cur.fetchone()
     if row is None:
         return None
+    return counts_of(row)
+
+
+def counts_of(row: tuple) -> dict:
+    """A counters row (as :func:`move_statement` returns it) as a dict, ``available`` included."""
     v, c, total, reserved, sold, version = row
     return {
         "variant_id": v,
