@@ -98,6 +98,56 @@ def write_together(
     ]
 
 
+def insert_select(
+    rows: Sequence[tuple[models.Model, dict[str, tuple[str, list[object]]]]], source: str, *, returning: bool = False
+) -> tuple[str, list[object]]:
+    """The ``INSERT`` of ``rows`` (unsaved instances of one model, with their overrides) as
+    ``INSERT ... SELECT ... FROM source``, for a ``WITH`` clause of the caller's statement.
+
+    Each row is written once per row of ``source`` (another clause's name): none when that
+    clause found nothing. An override (a column's attname: its SQL and that SQL's values)
+    replaces the instance's value, for a key or a count another clause of the statement
+    makes. With ``returning``, the clause returns the keys the database generated. Returns
+    the SQL and its values; the caller sets what the rows become (:func:`mark_saved`).
+    """
+    model, with_pk, alias = _group([obj for obj, _ in rows])
+    connection = connections[alias]
+    fields, auto_pk = _columns(model, with_pk)
+    quote = connection.ops.quote_name
+    selects: list[str] = []
+    params: list[object] = []
+    for obj, overrides in rows:
+        values = _params([obj], with_pk, connection)
+        exprs: list[str] = []
+        for field, value in zip(fields, values, strict=True):
+            if field.attname in overrides:
+                sql, more = overrides[field.attname]
+                exprs.append(sql)
+                params += more
+            elif value is None:
+                # a bare NULL in a SELECT list is text; the column's type, as VALUES would infer it
+                exprs.append(f"NULL::{field.db_type(connection)}")
+            else:
+                exprs.append("%s")
+                params.append(value)
+        selects.append(f"SELECT {', '.join(exprs)} FROM {source}")
+    columns = ", ".join(quote(f.column) for f in fields)
+    sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) {' UNION ALL '.join(selects)}"
+    if returning and auto_pk is not None:
+        sql += f" RETURNING {quote(auto_pk.column)}"
+    return sql, params
+
+
+def mark_saved(objs: Sequence[models.Model], keys: Sequence | None = None) -> None:
+    """What :func:`insert` does to the rows it wrote (their keys, when given, and their state),
+    for rows of :func:`insert_select` that the caller's statement wrote."""
+    alias = router.db_for_write(type(objs[0]))
+    for i, obj in enumerate(objs):
+        if keys is not None:
+            obj.pk = keys[i]
+        obj._state.adding, obj._state.db = False, alias
+
+
 @functools.lru_cache(maxsize=256)  # a handful of shapes per service
 def _together_sql(shape: tuple[tuple[type[models.Model], bool, int], ...], alias: str, then: str) -> str:
     quote = connections[alias].ops.quote_name

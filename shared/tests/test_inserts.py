@@ -124,3 +124,23 @@ def test_together_refuses_what_insert_refuses_and_skips_empty_groups():
         insert_together([_event(1), DeadLetter(consumer="c", topic="t", raw="", error="")])
     with pytest.raises(ValueError):
         insert_together([_event(1, id=99_000_002), _event(2)])
+
+
+@pytest.mark.parametrize("source_rows", [0, 1])
+def test_insert_select_writes_its_rows_only_when_its_source_has_a_row(source_rows):
+    from shared.inserts import insert_select, mark_saved
+
+    first, second = _event(1), _event(2, published_at=None)  # a NULL of a typed column too
+    sql, params = insert_select([(first, {}), (second, {"attempts": ("src.n * %s", [10])})], "src", returning=True)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH src AS (SELECT generate_series(1, %s) AS n), i AS ({sql}) SELECT id FROM i", [source_rows, *params]
+        )
+        keys = sorted(key for (key,) in cursor.fetchall())
+    assert len(keys) == 2 * source_rows
+    stored = list(OutboxEvent.objects.order_by("id").values_list("aggregate_id", "attempts", "published_at"))
+    expected = [[("1", 0, None), ("2", 10 * n, None)] for n in range(1, source_rows + 1)]
+    assert sorted(stored) == sorted(row for rows in expected for row in rows)
+    if keys:
+        mark_saved([first], keys[:1])
+        assert first.pk == keys[0] and not first._state.adding

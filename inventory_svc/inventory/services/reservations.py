@@ -9,7 +9,7 @@ from collections import defaultdict
 
 import redis
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from inventory import gate, selectors
@@ -21,13 +21,14 @@ from inventory.services.counters import (
     by_cloth,
     lines_payload,
     move,
+    move_statement,
     pairs,
     reserved_lines,
     stock_changed_events,
 )
 from inventory.services.gate_steps import call_gate, undo_in_gate
 from inventory.services.ledger import ledger_rows
-from shared.contracts.inventory import StockReserved
+from shared.contracts.inventory import StockChanged, StockLevel, StockReserved
 from shared.errors import (
     IllegalTransition,
     LimitExceeded,
@@ -36,8 +37,10 @@ from shared.errors import (
     UpstreamUnavailable,
     ValidationFailed,
 )
-from shared.inserts import insert_together
-from shared.messaging.events import outbox_rows
+from shared.inserts import insert_select, insert_together, mark_saved
+from shared.messaging.events import event_rows, outbox_rows
+from shared.messaging.models import OutboxEvent
+from shared.messaging.publisher import wake_relay
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +73,9 @@ def reserve_stock(*, order_id: int, member_id: int, lines: list[dict], deadline:
     """Reserve every line for ``order_id`` or none: the drop's hot path.
 
     One gate script per cloth decides (no lock held); the winners are made durable in one
-    short PostgreSQL transaction whose guarded updates refuse any unit Redis wrongly let
-    through. Idempotent per order id: a retry answers what the first call answered.
+    statement (one line) or one short transaction (several), whose guarded updates refuse
+    any unit Redis wrongly let through. Idempotent per order id: a retry answers what the
+    first call answered.
     """
     wanted = _normalize_lines(lines)
     deadline = deadline or timezone.now() + dt.timedelta(seconds=settings.INVENTORY_DEFAULT_RESERVATION_SECONDS)
@@ -110,10 +114,13 @@ def reserve_stock(*, order_id: int, member_id: int, lines: list[dict], deadline:
         # the gate and the database. This call finishes it.
 
     try:
-        with transaction.atomic():
-            reservation = _write_reservation(
-                order_id=order_id, member_id=member_id, lines=wanted, deadline=deadline, groups=groups
-            )
+        if len(wanted) == 1 and not connection.in_atomic_block:  # a drop's order: one statement, no transaction
+            reservation = _write_one_line(order_id=order_id, member_id=member_id, line=wanted[0], deadline=deadline)
+        else:
+            with transaction.atomic():
+                reservation = _write_reservation(
+                    order_id=order_id, member_id=member_id, lines=wanted, deadline=deadline, groups=groups
+                )
     except Short as exc:
         undo_in_gate(order_id, held, short=set(exc.variants))
         logger.warning("order %s: gate was ahead of PostgreSQL on variants %s; sold out", order_id, exc.variants)
@@ -191,3 +198,60 @@ def _write_reservation(
         ),
     )
     return reservation
+
+
+#: StockChanged's ``variants`` from the counters the statement's ``moved`` clause returns.
+_MOVED_LEVELS = (
+    "jsonb_set(%s, '{variants}', jsonb_build_array(jsonb_build_object("
+    "'variant_id', moved.variant_id, 'available', moved.total - moved.reserved - moved.sold, "
+    "'total', moved.total, 'version', moved.version)))"
+)
+
+
+def _write_one_line(*, order_id: int, member_id: int, line: Line, deadline: dt.datetime) -> Reservation:
+    """A one-line reservation in one statement, which commits on its own: the guarded update
+    of the variant's counters, then, only if it changed the row, the reservation, its line,
+    its ledger row, ``StockReserved`` and ``StockChanged`` (whose counts are the update's).
+
+    Against the transaction of :func:`_write_reservation` this saves four round trips, and
+    the counters' row, which every winner of a drop updates, is locked only while the
+    statement runs and commits. ``Short`` when the guard refused; an ``IntegrityError``
+    (another call for the order wrote its reservation first) leaves nothing written.
+    """
+    reservation = Reservation(order_id=order_id, member_id=member_id, cloth_ids=[line.cloth_id], deadline=deadline)
+    reserved_line = ReservationLine(variant_id=line.variant_id, cloth_id=line.cloth_id, quantity=line.quantity)
+    ledger = ledger_rows([line], MovementKind.RESERVE, order_id=order_id, cause="order", actor=f"member:{member_id}")
+    # StockChanged is written with its counts as the update leaves them: a template here.
+    template = StockLevel(variant_id=line.variant_id, available=0, total=0, version=0)
+    announced, changed = event_rows(
+        StockReserved(order_id=order_id, member_id=member_id, lines=reserved_lines([line]), deadline=deadline),
+        StockChanged(cloth_id=line.cloth_id, variants=[template]),
+    )
+    move_sql, params = move_statement(line.variant_id, line.quantity, "reserve")
+    clauses = [f"moved AS ({move_sql})"]
+    for name, (sql, values) in (
+        ("r", insert_select([(reservation, {})], "moved", returning=True)),
+        ("l", insert_select([(reserved_line, {"reservation_id": ("r.id", [])})], "r")),
+        ("m", insert_select([(row, {}) for row in ledger], "moved")),
+        (
+            "e",
+            insert_select(
+                [(announced, {}), (changed, {"payload": (_MOVED_LEVELS, [_json(changed.payload)])})], "moved"
+            ),
+        ),
+    ):
+        clauses.append(f"{name} AS ({sql})")
+        params += values
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH {', '.join(clauses)} SELECT r.id FROM r", params)
+        row = cursor.fetchone()
+    if row is None:
+        raise Short([line.variant_id])
+    mark_saved([reservation], [row[0]])
+    wake_relay()  # the statement has committed
+    return reservation
+
+
+def _json(value: dict) -> object:
+    """``value`` as the outbox's payload column takes it."""
+    return OutboxEvent._meta.get_field("payload").get_db_prep_save(value, connection=connection)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import OperationalError
 
-from inventory import gate, services
+from inventory import gate, selectors, services
 from inventory.models import Reservation, StockMovement
 from inventory.tests.conftest import counts, gate_avail, reserve
 from shared.errors import IllegalTransition, LimitExceeded, NotOnSale, SoldOut, UpstreamUnavailable, ValidationFailed
@@ -55,6 +55,90 @@ def test_a_reservation_writes_its_rows_in_two_statements_around_its_counters(clo
     assert sorted(reservation.lines.values_list("variant_id", "quantity")) == [(11, 2), (12, 1)]
     assert StockMovement.objects.filter(order_id=100, kind="reserve").count() == 2
     assert counts(11) == (3, 2, 0) and counts(12) == (2, 1, 0)
+
+
+def test_a_one_line_reservation_is_one_statement_with_no_transaction_around_it(cloth):
+    """A drop's order has one line: its counters, reservation, line, ledger row and both events
+    in one statement, which commits on its own; the counters' row is locked only while it runs."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    cloth(1, {11: 5, 12: 3})
+    selectors.cloth_of_variants([11])  # the variant's cloth is known from now on, as in a drop
+    with CaptureQueriesContext(connection) as captured:
+        reserve(100, 7, (11, 2))
+    assert [q["sql"].split()[0] for q in captured.captured_queries] == ["WITH"], captured.captured_queries
+    assert counts(11) == (3, 2, 0) and gate_avail(1, 11) == 3
+
+
+def test_a_one_line_reservation_writes_what_a_reservation_of_several_lines_writes(cloth):
+    from inventory.models import StockItem
+    from shared.contracts import to_payload
+    from shared.contracts.inventory import StockChanged, StockLevel
+
+    cloth(1, {11: 5, 12: 5, 13: 5})
+    reserve(100, 7, (11, 2))  # one line: one statement
+    reserve(200, 8, (12, 2), (13, 1))  # two: the transaction
+    for order_id, member_id, lines in ((100, 7, [(11, 2)]), (200, 8, [(12, 2), (13, 1)])):
+        reservation = Reservation.objects.get(order_id=order_id)
+        assert (reservation.member_id, reservation.cloth_ids, reservation.state) == (member_id, [1], "ACTIVE")
+        assert sorted(reservation.lines.values_list("variant_id", "cloth_id", "quantity")) == [
+            (v, 1, q) for v, q in lines
+        ]
+        ledger = StockMovement.objects.filter(order_id=order_id).values_list(
+            "variant_id", "cloth_id", "kind", "quantity", "cause", "actor"
+        )
+        assert sorted(ledger) == [(v, 1, "reserve", q, "order", f"member:{member_id}") for v, q in lines]
+        reserved = OutboxEvent.objects.get(event_type="StockReserved", aggregate_id=str(order_id))
+        assert reserved.payload["lines"] == [{"variant_id": v, "cloth_id": 1, "quantity": q} for v, q in lines]
+        assert reserved.payload["member_id"] == member_id
+        changed = OutboxEvent.objects.get(
+            event_type="StockChanged", id__gt=reserved.id, id__lt=reserved.id + 2
+        )  # the next row
+        items = [StockItem.objects.get(variant_id=v) for v, _ in lines]
+        assert changed.payload == to_payload(
+            StockChanged(
+                cloth_id=1,
+                variants=[
+                    StockLevel(variant_id=i.variant_id, available=i.available, total=i.total, version=i.version)
+                    for i in items
+                ],
+            )
+        )
+        assert (changed.topic, changed.aggregate_type, changed.aggregate_id) == ("inventory", "stock", "1")
+        assert changed.event_id != reserved.event_id and changed.occurred_at == reserved.occurred_at
+
+
+def test_a_one_line_reservation_the_counters_refuse_writes_nothing(cloth, redis_db):
+    cloth(1, {11: 1})
+    redis_db.hincrby(gate.Keys(1).avail, 11, 5)  # the gate wrongly believes 6 are free
+    reserve(100, 7, (11, 1))
+    before = (Reservation.objects.count(), StockMovement.objects.count(), OutboxEvent.objects.count())
+    with pytest.raises(SoldOut):
+        reserve(101, 8, (11, 1))
+    assert (Reservation.objects.count(), StockMovement.objects.count(), OutboxEvent.objects.count()) == before
+    assert counts(11) == (0, 1, 0)
+
+
+def test_a_one_line_reservation_whose_order_was_written_meanwhile_moves_no_counter(cloth):
+    """Two calls for one order both past the gate (the first died before PostgreSQL, say): the
+    second's statement meets the first's reservation and is undone whole, counters included."""
+    import datetime as dt
+
+    from django.db import IntegrityError
+    from django.utils import timezone
+
+    from inventory.services.counters import Line
+
+    cloth(1, {11: 5})
+    write = services.reservations._write_one_line
+    deadline = timezone.now() + dt.timedelta(minutes=10)
+    write(order_id=100, member_id=7, line=Line(11, 1, 2), deadline=deadline)
+    rows = (StockMovement.objects.count(), OutboxEvent.objects.count())
+    with pytest.raises(IntegrityError):
+        write(order_id=100, member_id=7, line=Line(11, 1, 2), deadline=deadline)
+    assert counts(11) == (3, 2, 0)
+    assert (StockMovement.objects.count(), OutboxEvent.objects.count()) == rows
 
 
 def test_retry_with_same_order_id_answers_the_same_and_takes_nothing_more(cloth):
@@ -138,6 +222,7 @@ def test_postgresql_failing_after_the_gate_said_yes_gives_the_units_back(cloth, 
         raise OperationalError("database went away")
 
     monkeypatch.setattr(services.reservations, "_write_reservation", broken)
+    monkeypatch.setattr(services.reservations, "_write_one_line", broken)
     with pytest.raises(UpstreamUnavailable):
         reserve(100, 7, (11, 2))
     assert gate_avail(1, 11) == 5 and gate.snapshot(1)["orders"] == set() and gate.snapshot(1)["bought"] == {}
