@@ -1,7 +1,8 @@
 """Events the inventory consumes: the catalog's clothes, and the order saga's outcomes.
 
 Each handler runs inside the inbox transaction (applied once per event) and calls the
-same service function as the internal API.
+same service function as the internal API. A poll's paid orders share one such
+transaction (``together``), each sold as alone.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def on_order_ended(event: Event[OrderCancelled | OrderExpired | OrderPaymentFail
         logger.warning("%s for order %s not applied to stock: %s", event.event_type, order.order_id, exc)
 
 
-@handles(OrderPaid)
+@handles(OrderPaid, together=True)
 def on_order_paid(event: Event[OrderPaid]) -> None:
     """`sell_reservation`; a RELEASED reservation is taken again if its units are still free,
     else `StockSellFailed`; no reservation at all: `StockSellFailed`."""

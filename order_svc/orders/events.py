@@ -1,7 +1,8 @@
 """The events the order service consumes: the payment's outcome and the inventory's sale.
 
 Each handler runs inside the inbox transaction (``shared.messaging.handlers.apply_event``),
-so its change and the "applied" mark commit together: a redelivery changes nothing.
+so its change and the "applied" mark commit together: a redelivery changes nothing. A
+poll's payment outcomes share one such transaction (``together``), each handled as alone.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from shared.messaging.events import Event
 from shared.messaging.handlers import handles
 
 
-@handles(PaymentCompleted)
+@handles(PaymentCompleted, together=True)
 def on_payment_completed(event: Event[PaymentCompleted]) -> None:
     """PENDING_PAYMENT → PAID and `OrderPaid`; an order already ended →
     `RefundRequested(late_payment)`; paid by another payment →
@@ -24,7 +25,7 @@ def on_payment_completed(event: Event[PaymentCompleted]) -> None:
     )
 
 
-@handles(PaymentFailed)
+@handles(PaymentFailed, together=True)
 def on_payment_failed(event: Event[PaymentFailed]) -> None:
     """PENDING_PAYMENT → PAYMENT_FAILED and `OrderPaymentFailed`; otherwise nothing."""
     payment = event.payload

@@ -19,6 +19,15 @@ replaced, not added to) may take them in batches::
 The consumer then applies the consecutive events of such types that one poll brought
 in one transaction (``apply_events``), and one by one only when that fails.
 
+A handler that takes one event at a time may still let a poll's events share that one
+transaction (``together=True``): each is handled as on its own, in order, with its
+request id on its log lines; a failure of any rolls the transaction back and the consumer
+applies them one by one. A ``BEGIN``, a ``COMMIT`` and an inbox row's round trip are
+then paid once per poll, not once per event::
+
+    @handles(PaymentCompleted, together=True)
+    def on_payment_completed(event: Event[PaymentCompleted]) -> None: ...
+
 The ``consume`` command subscribes to the topics of every registered handler. A handler
 runs inside the transaction that also writes the inbox row, so its effect and the
 "applied" mark commit together or not at all.
@@ -37,6 +46,7 @@ from django.utils.module_loading import autodiscover_modules
 from shared.contracts import Contract, from_payload
 from shared.messaging.events import Event
 from shared.messaging.models import ProcessedEvent
+from shared.requests import request_id_var
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +58,7 @@ class Registration:
     contract: type[Contract]
     func: Handler
     batch: bool = False
+    together: bool = False  # one event per call, but a poll's events in one transaction
 
     @property
     def event_type(self) -> str:
@@ -60,15 +71,21 @@ class Registration:
     def apply(self, events: list[Event]) -> None:
         if self.batch:
             self.func(events)
+        elif len(events) == 1:
+            self.func(events[0])
         else:
             for event in events:
-                self.func(event)
+                token = request_id_var.set(event.request_id or "-")
+                try:
+                    self.func(event)
+                finally:
+                    request_id_var.reset(token)
 
 
 _registry: dict[str, list[Registration]] = {}
 
 
-def handles(contract: type[Contract], *, batch: bool = False) -> Callable[[Handler], Handler]:
+def handles(contract: type[Contract], *, batch: bool = False, together: bool = False) -> Callable[[Handler], Handler]:
     if not (isinstance(contract, type) and issubclass(contract, Contract)):
         raise TypeError(f"handles() takes an event contract (shared.contracts), not {contract!r}")
 
@@ -77,7 +94,7 @@ def handles(contract: type[Contract], *, batch: bool = False) -> Callable[[Handl
         if any(r.contract is not contract for r in regs):
             raise TypeError(f"two contracts are named {contract.event_type()}")
         if not any(r.func is func for r in regs):
-            regs.append(Registration(contract, func, batch))
+            regs.append(Registration(contract, func, batch, together))
         return func
 
     return register
@@ -117,9 +134,10 @@ def typed(event: Event) -> Event:
 
 
 def batched(event_type: str) -> bool:
-    """Whether every handler of ``event_type`` takes batches (none: False)."""
+    """Whether every handler of ``event_type`` takes batches, or a poll's events together
+    (none: False)."""
     regs = discover().get(event_type, [])
-    return bool(regs) and all(r.batch for r in regs)
+    return bool(regs) and all(r.batch or r.together for r in regs)
 
 
 def claim(consumer: str, events: list[Event]) -> set[str]:

@@ -414,3 +414,31 @@ def test_topics_are_made_with_the_configured_partitions(settings):
     ensure_topics([topic_name("crates"), topic_name("parcels")])
     assert _partitions(topic_name("parcels")) == 1  # the default; an existing topic is left as it is
     assert _partitions(topic_name("crates")) == 2
+
+
+def test_a_handler_taking_a_polls_events_together_handles_each_alone_with_its_request_id():
+    import datetime as dt
+
+    from shared.messaging.events import Event
+    from shared.requests import current_request_id
+
+    seen: list[tuple[int, str]] = []
+    registration = handlers.Registration(
+        ParcelPacked, lambda event: seen.append((event.payload.parcel_id, current_request_id())), together=True
+    )
+    events = [
+        Event(
+            uuid.uuid4(),
+            "ParcelPacked",
+            1,
+            dt.datetime.now(dt.UTC),
+            "parcel",
+            str(n),
+            ParcelPacked(parcel_id=n),
+            request_id=rid,
+        )
+        for n, rid in ((1, "req-a"), (2, ""), (3, "req-c"))
+    ]
+    registration.apply(events)
+    assert seen == [(1, "req-a"), (2, "-"), (3, "req-c")]
+    assert current_request_id() == "-"  # put back after each

@@ -12,7 +12,7 @@ from inventory import gate, services
 from inventory.models import ClothRule, Reservation, StockItem, StockMovement
 from inventory.tests.conftest import counts, gate_avail, order_event, reserve
 from shared.errors import IllegalTransition
-from shared.messaging.handlers import apply_event
+from shared.messaging.handlers import apply_event, apply_events, batched
 from shared.messaging.models import OutboxEvent
 
 
@@ -158,6 +158,26 @@ def test_an_order_paid_is_sold_in_the_consumers_transaction_without_a_savepoint(
         assert apply_event("inventory", order_event("OrderPaid", 100)) is True
     assert [q["sql"] for q in captured.captured_queries if "SAVEPOINT" in q["sql"].upper()] == []
     assert counts(11) == (3, 0, 2)
+
+
+def test_a_polls_paid_orders_are_sold_in_one_transaction_each_as_on_its_own(cloth):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    # the consumer hands a poll's events of such types to apply_events together
+    assert batched("OrderPaid")
+    cloth(1, {11: 5})
+    reserve(100, 7, (11, 2))
+    reserve(101, 8, (11, 1))
+    paid = order_event("OrderPaid", 100)
+    events = [paid, order_event("OrderPaid", 101), paid, order_event("OrderPaid", 555, member_id=9)]
+    with CaptureQueriesContext(connection) as captured:
+        assert apply_events("inventory", events) == 3  # the redelivered one is not applied twice
+    statements = [q["sql"].split()[0] for q in captured.captured_queries]
+    assert statements.count("BEGIN") == 1 and statements.count("COMMIT") == 1, statements
+    assert counts(11) == (2, 0, 3)
+    assert [e["order_id"] for e in _events("StockSold")] == [100, 101]
+    assert [e["order_id"] for e in _events("StockSellFailed")] == [555]  # paid, nothing reserved
 
 
 def _writes(captured) -> list[str]:

@@ -16,7 +16,7 @@ from orders.tests.conftest import make_event
 from shared.contracts.payment import PaymentCompleted
 from shared.messaging.consumer import EventConsumer
 from shared.messaging.events import record_event
-from shared.messaging.handlers import apply_event
+from shared.messaging.handlers import apply_event, apply_events, batched
 from shared.messaging.kafka import ensure_topics, reset_producer
 from shared.messaging.models import OutboxEvent
 from shared.messaging.publisher import publish_pending
@@ -49,6 +49,27 @@ def test_a_transition_writes_the_order_its_transition_and_its_event_in_one_state
     assert order.status == OrderStatus.PAID and order.paid_by_payment_id == 50
     assert list(order.transitions.values_list("to_status", flat=True).order_by("id")) == ["PENDING_PAYMENT", "PAID"]
     assert len(_events("OrderPaid")) == 1
+
+
+@pytest.mark.django_db(transaction=True)  # as in the consumer: no test's transaction around it
+def test_a_polls_payments_are_applied_in_one_transaction_each_as_on_its_own(place):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    # the consumer hands a poll's events of such types to apply_events together
+    assert batched("PaymentCompleted") and batched("PaymentFailed")
+
+    order_ids = [place(n).json()["order_id"] for n in (1, 2, 3)]
+    late = order_ids[2]
+    services.cancel_order(order_id=late, member_id=3, actor="member:3")
+    events = [_paid(order_ids[0], 51), _paid(order_ids[1], 52), _paid(late, 53), _paid(order_ids[0], 51)]
+    with CaptureQueriesContext(connection) as captured:
+        assert apply_events("order", events) == 4
+    statements = [q["sql"].split()[0] for q in captured.captured_queries]
+    assert statements.count("BEGIN") == 1 and statements.count("COMMIT") == 1, statements
+    assert [Order.objects.get(order_id=o).status for o in order_ids] == ["PAID", "PAID", "CANCELLED"]
+    assert [e.payload["payment_id"] for e in _events("OrderPaid")] == [51, 52]  # the same payment twice: once
+    assert [e.payload["order_id"] for e in _events("RefundRequested")] == [late]  # paid after its cancel
 
 
 def test_payment_completed_makes_the_order_paid_once(place):
