@@ -41,17 +41,10 @@ def answer_writer(serializer_class: type[serializers.BaseSerializer]) -> Callabl
     ``save``), and only with serializers whose fields read no context (a request, say):
     the one serializer has none.
     """
-    made: list[serializers.BaseSerializer] = []
-    lock = threading.Lock()
+    serializer = _OnePerProcess(serializer_class)
 
     def write(instance: Any) -> dict:
-        if not made:
-            with lock:
-                if not made:
-                    serializer = serializer_class()
-                    _ = serializer.fields  # built and bound here, once, not by the first answers at once
-                    made.append(serializer)
-        return made[0].to_representation(instance)
+        return serializer().to_representation(instance)
 
     write.__name__ = f"write_{serializer_class.__name__}"
     return write
@@ -69,26 +62,38 @@ def validator(serializer_class: type[serializers.Serializer]) -> Callable[[Any],
     ``validate`` read no context and keep no state. Fields built from settings are built
     again after a setting changes (tests).
     """
-    made: list[serializers.Serializer] = []
-    lock = threading.Lock()
+    serializer = _OnePerProcess(serializer_class)
 
     def validate(data: Any) -> Any:
-        if not made:
-            with lock:
-                if not made:
-                    serializer = serializer_class()
-                    _ = serializer.fields  # built and bound here, once
-                    made.append(serializer)
         try:
-            return made[0].run_validation(data)
+            return serializer().run_validation(data)
         except serializers.ValidationError:
             fresh = serializer_class(data=data)
             fresh.is_valid(raise_exception=True)
             return fresh.validated_data  # valid after all: no state of the shared one is kept
 
-    def forget(**kwargs: Any) -> None:
-        made.clear()
-
-    setting_changed.connect(forget, weak=False)
+    setting_changed.connect(serializer.forget, weak=False)
     validate.__name__ = f"validate_{serializer_class.__name__}"
     return validate
+
+
+class _OnePerProcess:
+    """``serializer_class()``, made (its fields built and bound) on the first call in each
+    process, by one thread, and returned by every call after; ``forget`` drops it."""
+
+    def __init__(self, serializer_class: type[serializers.BaseSerializer]):
+        self.serializer_class = serializer_class
+        self.made: list[serializers.BaseSerializer] = []
+        self.lock = threading.Lock()
+
+    def __call__(self) -> serializers.BaseSerializer:
+        if not self.made:
+            with self.lock:
+                if not self.made:
+                    serializer = self.serializer_class()
+                    _ = serializer.fields  # built and bound here, once, not by the first requests at once
+                    self.made.append(serializer)
+        return self.made[0]
+
+    def forget(self, **kwargs: Any) -> None:
+        self.made.clear()
