@@ -73,6 +73,15 @@ class Answer:
         return json.loads(self.data)
 
 
+def _headers(pairs: list[tuple[str, str]]) -> Headers:
+    """The answer's headers; one sent more than once is one value, joined by ", "."""
+    headers = Headers()
+    for name, value in pairs:
+        key = name.lower()
+        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    return headers
+
+
 def _closed_by_peer(sock: socket.socket) -> bool:
     """An idle kept-alive socket that reads as ready was closed (or spoke out of turn)."""
     poller = select.poll()  # not select.select: a busy process has descriptors past 1024
@@ -120,7 +129,7 @@ class Pool:
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
             raise Dropped(f"{self.host}:{self.port} dropped the connection: {exc!r}") from exc
-        answer = Answer(response.status, Headers((k.lower(), v) for k, v in response.getheaders()), data)
+        answer = Answer(response.status, _headers(response.getheaders()), data)
         if response.will_close:
             conn.close()
         else:

@@ -234,6 +234,8 @@ def test_an_answer_keeps_its_status_headers_and_body_and_a_service_under_a_path_
             self.send_response(202)
             self.send_header("Content-Type", "text/plain")
             self.send_header("X-Seen", self.headers.get("X-Asked", ""))
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Cache-Control", "private")  # a header sent twice: one value, as urllib3 gave
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -253,6 +255,7 @@ def test_an_answer_keeps_its_status_headers_and_body_and_a_service_under_a_path_
         assert answer.headers.get("x-seen") == answer.headers["X-Seen"] == "yes"
         assert answer.headers.get("Content-Type") == "text/plain"
         assert answer.headers.get("X-Missing", "none") == "none"
+        assert answer.headers.get("cache-control") == "no-cache, private"
     finally:
         server.shutdown()
         server.server_close()
