@@ -2,8 +2,10 @@
 
 Each request checks out the connection used last (the one most likely still open), sends
 the request and reads the whole answer, then returns the connection for the next request.
-It never sends a request twice by itself: a caller that may repeat one does so with
-``fresh=True``. The callers map the three failures to the shop's errors:
+It sends a request twice only when the caller says it may (``repeat_if_dropped``): once
+more, at once, on a new connection, when the first broke before any answer (most often a
+kept-alive one the service had just closed). The callers map the three failures to the
+shop's errors:
 
 - :class:`ConnectFailed`: no connection could be made (refused, unreachable, or the connect
   timed out); the request was not sent;
@@ -24,12 +26,15 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import select
 import socket
 import threading
 import time
 from typing import Any
 from urllib.parse import urlsplit
+
+logger = logging.getLogger(__name__)
 
 
 class ConnectFailed(Exception):
@@ -113,7 +118,30 @@ class Pool:
         body: bytes | None = None,
         connect_timeout: float,
         read_timeout: float,
-        fresh: bool = False,
+        repeat_if_dropped: bool = False,
+    ) -> Answer:
+        send = {"headers": headers, "body": body, "connect_timeout": connect_timeout, "read_timeout": read_timeout}
+        try:
+            return self._send(method, path, fresh=False, **send)
+        except Dropped as exc:
+            if not repeat_if_dropped:
+                raise
+            logger.info(
+                "%s:%s dropped the connection on %s %s (%s); sending it again", self.host, self.port, method, path, exc
+            )
+            # Another pooled connection may be just as stale: this one is new.
+            return self._send(method, path, fresh=True, **send)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: dict[str, str],
+        body: bytes | None,
+        connect_timeout: float,
+        read_timeout: float,
+        fresh: bool,
     ) -> Answer:
         conn = None if fresh else self._checkout()
         if conn is None:

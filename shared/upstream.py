@@ -62,23 +62,16 @@ def call(
     if body is not None:
         data = json.dumps(body).encode()
         headers["Content-Type"] = "application/json"
-    request = {
-        "headers": headers,
-        "body": data,
-        "connect_timeout": settings.UPSTREAM_CONNECT_TIMEOUT_SECONDS,
-        "read_timeout": timeout or settings.UPSTREAM_TIMEOUT_SECONDS,
-    }
     try:
-        try:
-            resp = target.request(method, path, **request)
-        except keepalive.Dropped as exc:
-            if not idempotent:
-                raise
-            logger.info(
-                "upstream %s dropped the connection on %s %s (%s); sending it again", service, method, path, exc
-            )
-            # Another pooled connection may be just as stale: this one is new.
-            resp = target.request(method, path, fresh=True, **request)
+        resp = target.request(
+            method,
+            path,
+            headers=headers,
+            body=data,
+            connect_timeout=settings.UPSTREAM_CONNECT_TIMEOUT_SECONDS,
+            read_timeout=timeout or settings.UPSTREAM_TIMEOUT_SECONDS,
+            repeat_if_dropped=idempotent,
+        )
     except keepalive.ConnectFailed as exc:
         if exc.timed_out:
             logger.warning("upstream %s timed out connecting on %s %s: %s", service, method, path, exc)

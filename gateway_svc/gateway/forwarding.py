@@ -44,20 +44,16 @@ def send(
     read_timeout: float | None = None,
 ) -> keepalive.Answer:
     """One upstream request; raise UpstreamTimeout (504) when slow, UpstreamUnavailable (503) when down."""
-    target = pool(service)
-    request = {
-        "headers": headers,
-        "body": body,
-        "connect_timeout": settings.UPSTREAM_CONNECT_TIMEOUT_SECONDS,
-        "read_timeout": read_timeout if read_timeout is not None else settings.UPSTREAM_TIMEOUT_SECONDS,
-    }
     try:
-        try:
-            return target.request(method, path, **request)
-        except keepalive.Dropped:  # most often a kept-alive connection the service had just closed
-            if method not in _SAFE_RETRY:
-                raise
-            return target.request(method, path, fresh=True, **request)
+        return pool(service).request(
+            method,
+            path,
+            headers=headers,
+            body=body,
+            connect_timeout=settings.UPSTREAM_CONNECT_TIMEOUT_SECONDS,
+            read_timeout=read_timeout if read_timeout is not None else settings.UPSTREAM_TIMEOUT_SECONDS,
+            repeat_if_dropped=method in _SAFE_RETRY,  # a GET or HEAD only: a POST is never sent twice
+        )
     except keepalive.TimedOut as exc:
         logger.warning("upstream %s timed out: %s %s", service, method, path)
         raise UpstreamTimeout(f"The {service} service did not answer in time.") from exc

@@ -71,8 +71,6 @@ class Registration:
     def apply(self, events: list[Event]) -> None:
         if self.batch:
             self.func(events)
-        elif len(events) == 1:
-            self.func(events[0])
         else:
             for event in events:
                 token = request_id_var.set(event.request_id or "-")
