@@ -18,15 +18,19 @@ services' web servers end kept-alive connections idle for 30 s, and a request se
 just as the server ends it is lost without an answer. One the server closed earlier is
 noticed before use (its socket reads as ready: end of file) and replaced.
 
-Built on ``http.client`` rather than urllib3's pools: the same exchange, at a little over
-half the CPU per request (docs/performance.md, tenth round), and every hop pays it.
+The exchange is written here on a plain socket, as HTTP/1.1 between the shop's own
+processes needs it: a request whose length is known, an answer framed by
+``Content-Length``, chunks or the end of the connection. Every hop pays for it, so it
+does no more: ``http.client`` parses each answer's headers through the ``email`` package,
+and urllib3 adds its pools and retries on top (docs/performance.md, tenth and eleventh
+rounds).
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
+import re
 import select
 import socket
 import threading
@@ -46,7 +50,7 @@ class ConnectFailed(Exception):
 
 
 class Dropped(Exception):
-    """The connection broke before a whole answer came."""
+    """The connection broke before a whole answer came, or what came was not an HTTP answer."""
 
 
 class TimedOut(Exception):
@@ -78,13 +82,128 @@ class Answer:
         return json.loads(self.data)
 
 
-def _headers(pairs: list[tuple[str, str]]) -> Headers:
-    """The answer's headers; one sent more than once is one value, joined by ", "."""
-    headers = Headers()
-    for name, value in pairs:
-        key = name.lower()
-        headers[key] = f"{headers[key]}, {value}" if key in headers else value
-    return headers
+#: What a request line's target or a header may not hold: a field that ends early would let
+#: a value smuggle in a header (or a request) of its own. Names are the callers' constants.
+_BAD_TARGET = re.compile(r"[\x00-\x20\x7f]")
+_BAD_VALUE = re.compile(r"[\r\n\x00]")
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_MAX_LINE = 65536
+_MAX_HEADERS = 100
+
+
+class _Malformed(Exception):
+    """The other end did not answer in HTTP/1.x."""
+
+
+def _request_bytes(method: str, target: str, host: str, headers: dict[str, str], body: bytes | None) -> bytes:
+    if _BAD_TARGET.search(target):
+        raise ValueError(f"a request target may not hold spaces or control characters: {target!r}")
+    lines = [f"{method} {target} HTTP/1.1"]
+    named = {name.lower() for name in headers}
+    if "host" not in named:
+        lines.append(f"Host: {host}")
+    for name, value in headers.items():
+        if _BAD_VALUE.search(value):
+            raise ValueError(f"the value of header {name} may not hold CR, LF or NUL")
+        lines.append(f"{name}: {value}")
+    if "content-length" not in named and (body is not None or method in _BODY_METHODS):
+        lines.append(f"Content-Length: {len(body) if body else 0}")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return head + body if body else head
+
+
+def _read_line(reader) -> bytes:
+    line = reader.readline(_MAX_LINE + 1)
+    if len(line) > _MAX_LINE:
+        raise _Malformed("a line of the answer is too long")
+    return line
+
+
+def _read_head(reader) -> tuple[int, bool, Headers]:
+    """The status, whether the answer is HTTP/1.0, and the headers; informational answers skipped."""
+    while True:
+        line = _read_line(reader)
+        if not line:
+            raise _Malformed("the connection ended before an answer")
+        version, _, rest = line.partition(b" ")
+        code = rest[:3]
+        if not version.startswith(b"HTTP/1.") or len(code) != 3 or not code.isdigit():
+            raise _Malformed(f"not an HTTP status line: {line[:80]!r}")
+        headers = Headers()
+        for _ in range(_MAX_HEADERS + 1):
+            field = _read_line(reader)
+            if field in (b"\r\n", b"\n"):
+                break
+            if not field:
+                raise _Malformed("the connection ended within the answer's headers")
+            name, colon, value = field.decode("latin-1").partition(":")
+            if not colon:
+                raise _Malformed(f"not a header line: {field[:80]!r}")
+            key = name.strip().lower()
+            value = value.strip()
+            # A header sent more than once is one value, joined by ", " (as urllib3 joined them).
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        else:
+            raise _Malformed(f"more than {_MAX_HEADERS} headers in the answer")
+        status = int(code)
+        if 100 <= status < 200 and status != 101:
+            continue  # "100 Continue" and its kind: the answer follows
+        return status, version == b"HTTP/1.0", headers
+
+
+def _read_chunked(reader) -> bytes:
+    parts = []
+    while True:
+        size_line = _read_line(reader)
+        try:
+            size = int(size_line.split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            raise _Malformed(f"not a chunk size: {size_line[:80]!r}") from None
+        if size == 0:
+            while _read_line(reader) not in (b"\r\n", b"\n", b""):  # trailers, unused
+                pass
+            return b"".join(parts)
+        chunk = reader.read(size + 2)
+        if len(chunk) < size + 2:
+            raise _Malformed("the connection ended within a chunk")
+        parts.append(chunk[:size])
+
+
+class _Connection:
+    """One kept-alive socket and the buffered reader of its answers."""
+
+    __slots__ = ("sock", "reader")
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.reader = sock.makefile("rb")
+
+    def exchange(self, request: bytes, *, method: str) -> tuple[Answer, bool]:
+        """Send one request and read its whole answer; also whether the connection must end."""
+        self.sock.sendall(request)
+        status, http10, headers = _read_head(self.reader)
+        connection = headers.get("connection", "").lower()
+        will_close = "close" in connection or (http10 and "keep-alive" not in connection)
+        if method == "HEAD" or status in (204, 304) or status < 200:
+            data = b""
+        elif "chunked" in headers.get("transfer-encoding", "").lower():
+            data = _read_chunked(self.reader)
+        elif (length := headers.get("content-length")) is not None:
+            try:
+                size = int(length)
+            except ValueError:
+                raise _Malformed(f"not a length: {length!r}") from None
+            data = self.reader.read(size)
+            if len(data) < size:
+                raise _Malformed(f"the answer ended after {len(data)} of {size} bytes")
+        else:  # framed by the end of the connection
+            data = self.reader.read()
+            will_close = True
+        return Answer(status, headers, data), will_close
+
+    def close(self) -> None:
+        self.reader.close()
+        self.sock.close()
 
 
 def _closed_by_peer(sock: socket.socket) -> bool:
@@ -104,9 +223,10 @@ class Pool:
         self.host = parts.hostname
         self.port = parts.port or 80
         self.prefix = parts.path.rstrip("/")  # a service mounted under a path: every request's path begins with it
+        self.authority = self.host if self.port == 80 else f"{self.host}:{self.port}"  # the Host a request names
         self.maxsize = maxsize
         self.idle_reuse_seconds = idle_reuse_seconds
-        self._idle: list[tuple[http.client.HTTPConnection, float]] = []  # the last returned last
+        self._idle: list[tuple[_Connection, float]] = []  # the last returned last
         self._lock = threading.Lock()
 
     def request(
@@ -120,9 +240,11 @@ class Pool:
         read_timeout: float,
         repeat_if_dropped: bool = False,
     ) -> Answer:
-        send = {"headers": headers, "body": body, "connect_timeout": connect_timeout, "read_timeout": read_timeout}
+        # Built before a connection is taken: a header that cannot be sent (ValueError) uses none.
+        request = _request_bytes(method, self.prefix + path, self.authority, headers, body)
+        send = {"connect_timeout": connect_timeout, "read_timeout": read_timeout}
         try:
-            return self._send(method, path, fresh=False, **send)
+            return self._send(method, path, request, fresh=False, **send)
         except Dropped as exc:
             if not repeat_if_dropped:
                 raise
@@ -130,35 +252,24 @@ class Pool:
                 "%s:%s dropped the connection on %s %s (%s); sending it again", self.host, self.port, method, path, exc
             )
             # Another pooled connection may be just as stale: this one is new.
-            return self._send(method, path, fresh=True, **send)
+            return self._send(method, path, request, fresh=True, **send)
 
     def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        headers: dict[str, str],
-        body: bytes | None,
-        connect_timeout: float,
-        read_timeout: float,
-        fresh: bool,
+        self, method: str, path: str, request: bytes, *, connect_timeout: float, read_timeout: float, fresh: bool
     ) -> Answer:
         conn = None if fresh else self._checkout()
         if conn is None:
             conn = self._connect(connect_timeout)
         conn.sock.settimeout(read_timeout)
         try:
-            conn.request(method, self.prefix + path, body=body, headers=headers)
-            response = conn.getresponse()
-            data = response.read()
+            answer, will_close = conn.exchange(request, method=method)
         except TimeoutError as exc:
             conn.close()
             raise TimedOut(f"no answer from {self.host}:{self.port} in {read_timeout:g} s") from exc
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, _Malformed) as exc:
             conn.close()
             raise Dropped(f"{self.host}:{self.port} dropped the connection: {exc!r}") from exc
-        answer = Answer(response.status, _headers(response.getheaders()), data)
-        if response.will_close:
+        if will_close:
             conn.close()
         else:
             self._checkin(conn)
@@ -170,19 +281,17 @@ class Pool:
         for conn, _ in idle:
             conn.close()
 
-    def _connect(self, timeout: float) -> http.client.HTTPConnection:
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+    def _connect(self, timeout: float) -> _Connection:
         try:
-            conn.connect()
+            sock = socket.create_connection((self.host, self.port), timeout=timeout)
         except TimeoutError as exc:
-            conn.close()
             raise ConnectFailed(f"connecting to {self.host}:{self.port} timed out", timed_out=True) from exc
         except OSError as exc:
-            conn.close()
             raise ConnectFailed(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
-        return conn
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # a request goes out whole, at once
+        return _Connection(sock)
 
-    def _checkout(self) -> http.client.HTTPConnection | None:
+    def _checkout(self) -> _Connection | None:
         now = time.monotonic()
         while True:
             with self._lock:
@@ -193,7 +302,7 @@ class Pool:
                 return conn
             conn.close()
 
-    def _checkin(self, conn: http.client.HTTPConnection) -> None:
+    def _checkin(self, conn: _Connection) -> None:
         with self._lock:
             if len(self._idle) < self.maxsize:
                 self._idle.append((conn, time.monotonic()))
