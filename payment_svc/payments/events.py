@@ -59,9 +59,9 @@ _STATUS_AFTER = {
 }
 
 
-@handles(OrderPaid)
-@handles(OrderPaymentFailed)
-@handles(OrderRefunded)
+@handles(OrderPaid, together=True)
+@handles(OrderPaymentFailed, together=True)
+@handles(OrderRefunded, together=True)
 def on_order_status_changed(event: Event[OrderPaid | OrderPaymentFailed | OrderRefunded]) -> None:
     """The order's status is kept beside its payments (`order_status`, shown in the admin)."""
     services.note_order_status(order_id=event.payload.order_id, status=_STATUS_AFTER[event.event_type])

@@ -9,7 +9,7 @@ import pytest
 from payments.models import Payment, PaymentStatus
 from payments.providers import FakeProvider
 from payments.tests.conftest import make_event
-from shared.messaging.handlers import apply_event
+from shared.messaging.handlers import apply_event, apply_events, batched
 from shared.messaging.models import OutboxEvent
 
 pytestmark = pytest.mark.django_db
@@ -127,3 +127,22 @@ def test_the_orders_status_is_kept_beside_its_payments_and_shown_in_the_admin(pa
     apply_event("payment", make_event("OrderRefunded", {"order_id": 1, "member_id": 1, "payment_id": 1}))
     paid.refresh_from_db()
     assert paid.order_status == "REFUNDED"
+
+
+@pytest.mark.django_db(transaction=True)  # as in the consumer: no test's transaction around it
+def test_a_polls_status_notes_are_applied_in_one_transaction_each_as_on_its_own(paid):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    # the consumer hands a poll's events of such types to apply_events together
+    assert batched("OrderPaid") and batched("OrderPaymentFailed") and batched("OrderRefunded")
+    assert not batched("OrderCancelled")
+
+    paid_event = make_event("OrderPaid", {"order_id": 1, "member_id": 1, "payment_id": paid.payment_id})
+    refunded = make_event("OrderRefunded", {"order_id": 1, "member_id": 1, "payment_id": paid.payment_id})
+    with CaptureQueriesContext(connection) as captured:
+        assert apply_events("payment", [paid_event, refunded, paid_event]) == 2  # the same event twice: once
+    statements = [q["sql"].split()[0] for q in captured.captured_queries]
+    assert statements.count("BEGIN") == 1 and statements.count("COMMIT") == 1, statements
+    paid.refresh_from_db()
+    assert paid.order_status == "REFUNDED"  # in the poll's order: paid, then refunded
