@@ -218,11 +218,14 @@ class Record:
     at_ms: int | None  # when the gate reserved it; None for a record loaded from PostgreSQL
 
 
-def records(cloth_id: int) -> list[Record]:
-    """The records of the orders the gate holds units for (reserved or sold) in ``cloth_id``."""
+def records(cloth_id: int, *, of: Iterable[int] | None = None) -> list[Record]:
+    """The records of the orders the gate holds units for (reserved or sold) in ``cloth_id``.
+
+    With ``of``, only those orders' records (an order the gate does not hold has none).
+    """
     k = Keys(cloth_id)
     client = get_redis()
-    order_ids = sorted(int(o) for o in client.smembers(k.orders))
+    order_ids = sorted(int(o) for o in (client.smembers(k.orders) if of is None else of))
     pipe = client.pipeline(transaction=False)
     for order_id in order_ids:
         pipe.hmget(k.record(order_id), "state", "member", "lines", "at")

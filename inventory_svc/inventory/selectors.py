@@ -219,8 +219,9 @@ def gate_against_postgresql(cloth_id: int, *, young_after_ms: int | None = None)
         return None
     gate_avail, gate_orders = dict(snap["avail"]), set(snap["orders"])
     if young_after_ms is not None:
-        for record in gate.records(cloth_id):
-            if record.order_id not in pg_orders and record.at_ms is not None and record.at_ms > young_after_ms:
+        # Only the records PostgreSQL does not hold can be left out: those alone are read.
+        for record in gate.records(cloth_id, of=gate_orders - pg_orders):
+            if record.at_ms is not None and record.at_ms > young_after_ms:
                 gate_orders.discard(record.order_id)
                 for variant_id, quantity in record.lines:
                     gate_avail[variant_id] = gate_avail.get(variant_id, 0) + quantity
