@@ -218,23 +218,28 @@ class Record:
     at_ms: int | None  # when the gate reserved it; None for a record loaded from PostgreSQL
 
 
+#: Records read per script call: a drop's thousands are read in slices, so Redis is never
+#: held for long by the sweep while buyers wait on it.
+_RECORDS_PER_READ = 500
+
+
 def records(cloth_id: int, *, of: Iterable[int] | None = None) -> list[Record]:
     """The records of the orders the gate holds units for (reserved or sold) in ``cloth_id``.
 
     With ``of``, only those orders' records (an order the gate does not hold has none).
+    One script call per slice of orders answers one line per record: a sweep over a sold-out
+    drop's records costs a few replies, not four values per record.
     """
     k = Keys(cloth_id)
-    client = get_redis()
-    order_ids = sorted(int(o) for o in (client.smembers(k.orders) if of is None else of))
-    pipe = client.pipeline(transaction=False)
-    for order_id in order_ids:
-        pipe.hmget(k.record(order_id), "state", "member", "lines", "at")
+    order_ids = sorted(int(o) for o in (get_redis().smembers(k.orders) if of is None else of))
+    read = _script("records")
     found = []
-    for order_id, (state, member, lines, at) in zip(order_ids, pipe.execute(), strict=True):
-        if state is None:
-            continue  # the set names an order whose record just ended
-        pairs = [tuple(int(x) for x in part.split(":")) for part in (lines or b"").decode().split(",") if part]
-        found.append(Record(order_id, RecordState(state.decode()), int(member or 0), pairs, int(at) if at else None))
+    for start in range(0, len(order_ids), _RECORDS_PER_READ):
+        lines = read(keys=[k.orders], args=[k.record_prefix, *order_ids[start : start + _RECORDS_PER_READ]])
+        for line in lines:
+            order_id, state, member, encoded, at = line.decode().split(" ")
+            pairs = [tuple(int(x) for x in part.split(":")) for part in encoded.split(",") if part]
+            found.append(Record(int(order_id), RecordState(state), int(member), pairs, int(at) if at else None))
     return found
 
 

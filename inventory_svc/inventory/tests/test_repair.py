@@ -160,6 +160,27 @@ def test_a_gate_that_only_looks_different_while_requests_are_in_flight_is_not_re
     assert gate.snapshot(1)["orders"] == {100}
 
 
+def test_records_are_read_whole_in_slices_and_an_ended_one_is_left_out(cloth, redis_db, monkeypatch):
+    cloth(1, {11: 5, 12: 5})
+    reserve(100, 7, (11, 2), (12, 1))
+    reserve(101, 8, (12, 1))
+    gate.load(1)  # 100 and 101 come back from PostgreSQL: records with no time of reservation
+    assert gate.reserve(cloth_id=1, order_id=102, member_id=9, lines=[(11, 1)]) == ["OK"]
+    redis_db.sadd(gate.Keys(1).orders, 103)  # the set still names an order whose record just ended
+    monkeypatch.setattr(gate, "_RECORDS_PER_READ", 2)
+    found = {r.order_id: r for r in gate.records(1)}
+    assert sorted(found) == [100, 101, 102]
+    assert (found[100].state, found[100].member_id, sorted(found[100].lines), found[100].at_ms) == (
+        gate.RecordState.RESERVED,
+        7,
+        [(11, 2), (12, 1)],
+        None,
+    )
+    assert found[102].lines == [(11, 1)] and found[102].member_id == 9
+    assert abs(found[102].at_ms - gate.now_ms()) < 60_000
+    assert [r.order_id for r in gate.records(1, of=[101, 103])] == [101]
+
+
 def test_the_drift_read_reads_only_the_records_postgresql_does_not_hold(cloth, monkeypatch):
     cloth(1, {11: 5})
     for order_id in (100, 101, 102):
