@@ -103,9 +103,10 @@ def _request_bytes(method: str, target: str, host: str, headers: dict[str, str],
     if "host" not in named:
         lines.append(f"Host: {host}")
     for name, value in headers.items():
-        if _BAD_VALUE.search(value):
+        text = value if isinstance(value, str) else str(value)  # a number is sent as its digits
+        if _BAD_VALUE.search(text):
             raise ValueError(f"the value of header {name} may not hold CR, LF or NUL")
-        lines.append(f"{name}: {value}")
+        lines.append(f"{name}: {text}")
     if "content-length" not in named and (body is not None or method in _BODY_METHODS):
         lines.append(f"Content-Length: {len(body) if body else 0}")
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")

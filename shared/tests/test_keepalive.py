@@ -229,7 +229,7 @@ def test_a_request_names_its_host_and_length_once_and_its_headers_as_given():
     try:
         _get(pool, method="POST", headers={"X-A": "1"}, body=b"{}")
         _get(pool, method="PUT", headers={"Host": "shop.example"})
-        _get(pool, headers={"X-B": "2"})
+        _get(pool, headers={"X-B": 2})  # a number goes as its digits
         post, put, get = (r.split(b"\r\n\r\n")[0].split(b"\r\n") for r in svc.requests)
         assert post == [b"POST /x HTTP/1.1", f"Host: 127.0.0.1:{svc.port}".encode(), b"X-A: 1", b"Content-Length: 2"]
         assert put == [b"PUT /x HTTP/1.1", b"Host: shop.example", b"Content-Length: 0"]
