@@ -83,8 +83,9 @@ class Answer:
 
 
 #: What a request line's target or a header may not hold: a field that ends early would let
-#: a value smuggle in a header (or a request) of its own. Names are the callers' constants.
-_BAD_TARGET = re.compile(r"[\x00-\x20\x7f]")
+#: a value smuggle in a header (or a request) of its own. A target is visible ASCII only (the
+#: callers quote their paths), as ``http.client`` required. Names are the callers' constants.
+_BAD_TARGET = re.compile(r"[^\x21-\x7e]")
 _BAD_VALUE = re.compile(r"[\r\n\x00]")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _MAX_LINE = 65536
@@ -97,7 +98,7 @@ class _Malformed(Exception):
 
 def _request_bytes(method: str, target: str, host: str, headers: dict[str, str], body: bytes | None) -> bytes:
     if _BAD_TARGET.search(target):
-        raise ValueError(f"a request target may not hold spaces or control characters: {target!r}")
+        raise ValueError(f"a request target is visible ASCII only: {target!r}")
     lines = [f"{method} {target} HTTP/1.1"]
     named = {name.lower() for name in headers}
     if "host" not in named:

@@ -203,6 +203,7 @@ def test_an_answer_that_is_cut_short_or_not_http_is_dropped_and_its_connection_c
         ("/x", {"X-Request-ID": "a\x00"}),
         ("/x HTTP/1.1\r\nX-Member-ID: 1\r\n\r\nGET /y", {}),
         ("/x\x7f", {}),
+        ("/caf\u00e9", {}),
     ],
 )
 def test_a_request_that_could_smuggle_a_header_is_refused_before_anything_is_sent(path, headers, canned):
