@@ -138,14 +138,11 @@ def insert_select(
     return sql, params
 
 
-def mark_saved(objs: Sequence[models.Model], keys: Sequence | None = None) -> None:
-    """What :func:`insert` does to the rows it wrote (their keys, when given, and their state),
-    for rows of :func:`insert_select` that the caller's statement wrote."""
-    alias = router.db_for_write(type(objs[0]))
-    for i, obj in enumerate(objs):
-        if keys is not None:
-            obj.pk = keys[i]
-        obj._state.adding, obj._state.db = False, alias
+def mark_saved(objs: Sequence[models.Model], keys: Sequence) -> None:
+    """What :func:`insert` does to the rows it wrote (the keys the database generated, and
+    their state), for rows of :func:`insert_select` that the caller's statement wrote."""
+    _, with_pk, alias = _group(objs)
+    _saved(objs, with_pk, alias, list(keys))
 
 
 @functools.lru_cache(maxsize=256)  # a handful of shapes per service
