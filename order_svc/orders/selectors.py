@@ -54,5 +54,13 @@ def member_orders(*, member_id: int) -> QuerySet[Order]:
     return orders_with_lines().filter(member_id=member_id).order_by("-created_at", "-order_id")
 
 
+#: The order a member placed with an Idempotency-Key (one at most: a constraint holds it).
+#: Asked before every keyed placement, which finds none but on a retry: compiled once.
+_by_idempotency_key = prepare(
+    lambda member_id, idempotency_key: Order.objects.filter(member_id=member_id, idempotency_key=idempotency_key)[:1]
+)
+
+
 def find_by_idempotency_key(*, member_id: int, idempotency_key: str) -> Order | None:
-    return orders_with_lines().filter(member_id=member_id, idempotency_key=idempotency_key).first()
+    """The member's order placed with the key, or None; its lines are read when first asked for."""
+    return _by_idempotency_key.first(member_id=member_id, idempotency_key=idempotency_key)
