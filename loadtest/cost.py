@@ -1,6 +1,6 @@
 """cost: CPU time per request, summed over every process of the running stack, one request class at a time.
 
-    python manage_all.py loadtest cost [--only CLASS ...] [--count N] [--connections 12]
+    python manage_all.py loadtest cost [--only CLASS ...] [--count N] [--connections 12] [--repeat N]
 
 For each class: prepare what it needs (members, tokens, a drop, orders to pay) and wait
 until the stack is quiet; read every stack process's CPU ticks from ``/proc``; send a
@@ -15,6 +15,11 @@ Classes and their units: gateway-404, detail-direct, detail-gateway, soldout-gat
 (per payment: ``POST /payment`` + ``PUT /payment/{id}``, until the order is PAID and the
 unit sold), idle (% of a core over a fixed window). Budgets are those of the performance
 plan; a benchmark, nothing asserts them.
+
+The same code can cost a fifth to a half more in one run than in the next on a shared
+machine. ``--repeat N`` measures every class N times, round after round, and reports each
+class's median run (its groups as that run measured them) with the lowest and highest
+totals beside it; every run is kept in ``summary.json``.
 """
 
 from __future__ import annotations
@@ -93,7 +98,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--stack-dir", type=Path, help="the stack's run folder (default .run/<stack> of this checkout), e.g. another's"
     )
     p.add_argument("--out", type=Path, help="results folder (default loadtest/results/cost-<UTC time>)")
+    p.add_argument(
+        "--repeat", type=int, default=1, help="measure every class this many times, round after round (default 1)"
+    )
     args = p.parse_args(argv)
+    if args.repeat < 1:
+        p.error("--repeat takes 1 or more")
     args.classes = [c for c in CLASSES if c in (args.only or CLASSES)]
     return args
 
@@ -538,6 +548,27 @@ def idle_shares(results: dict[str, dict[str, Any]]) -> None:
         r["idle_share_ms_per_unit"] = round(sum(v for g, v in shares.items() if g not in proccpu.SHARED_GROUPS), 3)
 
 
+def median_runs(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Each class's median run over the rounds, with every run's total beside it.
+
+    The run itself stands for the class (its groups add up to its total), not a median
+    per group. With an even count, the higher of the two middle runs: a figure is not
+    made to look better than half the runs. Adds ``runs_total`` (in the rounds' order),
+    ``total_min`` and ``total_max`` to each; one round is returned as it is.
+    """
+    if len(rounds) == 1:
+        return rounds[0]
+    out: dict[str, dict[str, Any]] = {}
+    for name in rounds[0]:
+        runs = [r[name] for r in rounds if name in r]
+        ranked = sorted(runs, key=lambda r: r["total"])
+        chosen = dict(ranked[len(ranked) // 2])
+        totals = [r["total"] for r in runs]
+        chosen.update(runs_total=totals, total_min=min(totals), total_max=max(totals))
+        out[name] = chosen
+    return out
+
+
 def format_class(r: dict[str, Any]) -> str:
     lines = []
     if r["class"] == "idle":
@@ -562,7 +593,11 @@ def format_class(r: dict[str, Any]) -> str:
 
 
 def format_table(results: dict[str, dict[str, Any]]) -> str:
-    head = f"{'class':<20} {'unit':<18} {'n':>6} {'total':>9} {'idle in it':>10} {'budget':>7}  {'':<6} top groups"
+    ranges = any("runs_total" in r for r in results.values())
+    spread = f" {'lowest-highest':>15}" if ranges else ""
+    head = (
+        f"{'class':<20} {'unit':<18} {'n':>6} {'total':>9}{spread} {'idle in it':>10} {'budget':>7}  {'':<6} top groups"
+    )
     lines = [head, "-" * len(head)]
     for name, r in results.items():
         if name == "idle":
@@ -577,9 +612,13 @@ def format_table(results: dict[str, dict[str, Any]]) -> str:
         verdict = "ok" if r["within_budget"] else "OVER"
         idle = r.get("idle_share_ms_per_unit")
         idle_s = f"{idle:10.3f}" if idle is not None else f"{'':>10}"
+        span = f" {r['total_min']:7.3f}-{r['total_max']:<7.3f}" if "runs_total" in r else f" {'':>15}"
         lines.append(
-            f"{name:<20} {r['unit']:<18} {n:>6} {r['total']:9.3f} {idle_s} {r['budget']:7g}  {verdict:<6} {tops}"
+            f"{name:<20} {r['unit']:<18} {n:>6} {r['total']:9.3f}{span if ranges else ''} {idle_s} {r['budget']:7g}  "
+            f"{verdict:<6} {tops}"
         )
+    if ranges:
+        lines.append("total: each class's median run of the rounds; lowest-highest: every run's total")
     return "\n".join(lines)
 
 
@@ -681,15 +720,21 @@ def main(argv: list[str]) -> int:
     quiet = Quiet(stack)
     procs.exclude_pids = set(quiet.backend_pids)
     runner = Runner(args, stack, gateway, quiet)
-    results: dict[str, dict[str, Any]] = {}
+    rounds: list[dict[str, dict[str, Any]]] = []
     try:
-        for name in args.classes:
-            results[name] = runner.measure(name, procs)
-            print(format_class(results[name]), flush=True)
-        runner.cancel_pending()
+        for n in range(args.repeat):
+            if args.repeat > 1:
+                print(f"round {n + 1} of {args.repeat}", flush=True)
+            rounds.append({})
+            for name in args.classes:
+                rounds[-1][name] = runner.measure(name, procs)
+                print(format_class(rounds[-1][name]), flush=True)
+            runner.cancel_pending()
     finally:
         quiet.close()
-    idle_shares(results)
+    for measured in rounds:
+        idle_shares(measured)
+    results = median_runs(rounds)
     summary = {
         "scenario": "cost",
         "started_utc": stamp,
@@ -697,6 +742,8 @@ def main(argv: list[str]) -> int:
         "gateway": gateway,
         "budgets_ms_per_unit": BUDGETS,
         "classes": results,
+        "repeat": args.repeat,
+        "runs": rounds if args.repeat > 1 else None,
         "load_generator": {
             "client": args.client,
             "connections": args.connections,

@@ -341,3 +341,48 @@ def test_the_ordering_classes_stay_within_what_the_gateway_forwards_at_once():
     }
     assert cost.forwarded_at_once(health) == 2  # the payment's in-flight limit, not the member's, and no waiting
     assert cost.forwarded_at_once({"status": "ok"}) is None  # a gateway without gates: no bound
+
+
+def _run(total: float, order_web: float) -> dict:
+    return {
+        "class": "won-order",
+        "unit": "order won",
+        "units": 300,
+        "total": total,
+        "budget": 10.0,
+        "within_budget": total <= 10.0,
+        "window_seconds": 2.0,
+        "ms_per_unit": {"order web": order_web, "gateway": total - order_web},
+    }
+
+
+def test_repeated_runs_report_each_classs_median_run_and_the_spread():
+    rounds = [{"won-order": _run(9.7, 2.3)}, {"won-order": _run(5.8, 1.3)}, {"won-order": _run(12.1, 2.8)}]
+    won = cost.median_runs(rounds)["won-order"]
+    # the middle run as it was measured: its groups still add up to its total
+    assert won["total"] == 9.7 and won["ms_per_unit"] == {"order web": 2.3, "gateway": pytest.approx(7.4)}
+    assert won["within_budget"] is True
+    assert won["runs_total"] == [9.7, 5.8, 12.1] and (won["total_min"], won["total_max"]) == (5.8, 12.1)
+    assert "runs_total" not in rounds[0]["won-order"]  # the rounds' own records are left as measured
+    table = cost.format_table({"won-order": won})
+    assert "lowest-highest" in table.splitlines()[0]
+    assert "9.700   5.800-12.100" in table.splitlines()[2]
+
+
+def test_an_even_number_of_runs_reports_the_higher_middle_one():
+    rounds = [{"won-order": _run(t, 1.0)} for t in (8.0, 11.0, 6.0, 10.5)]
+    won = cost.median_runs(rounds)["won-order"]
+    assert won["total"] == 10.5 and won["within_budget"] is False
+
+
+def test_one_round_is_reported_as_measured_without_a_spread():
+    rounds = [{"won-order": _run(9.7, 2.3)}]
+    assert cost.median_runs(rounds) is rounds[0]
+    assert "lowest-highest" not in cost.format_table(rounds[0])
+
+
+def test_repeat_takes_one_or_more():
+    assert cost.parse_args(["--repeat", "3"]).repeat == 3
+    assert cost.parse_args([]).repeat == 1
+    with pytest.raises(SystemExit):
+        cost.parse_args(["--repeat", "0"])
