@@ -209,6 +209,35 @@ def test_a_sale_and_a_release_write_after_their_counters_in_one_statement(cloth)
     assert Reservation.objects.get(order_id=101).state == "RELEASED"
 
 
+def test_a_sale_of_several_lines_moves_each_and_announces_them_together(cloth):
+    cloth(1, {11: 5, 12: 5})
+    cloth(2, {21: 5})
+    reserve(100, 7, (11, 2), (12, 1), (21, 3))
+    assert services.sell_reservation(order_id=100)["status"] == "SOLD"
+    assert counts(11) == (3, 0, 2) and counts(12) == (4, 0, 1) and counts(21) == (2, 0, 3)
+    assert gate_avail(1, 11) == 3 and gate_avail(2, 21) == 2
+    moved = StockMovement.objects.filter(order_id=100, kind="sell").values_list("variant_id", "quantity")
+    assert sorted(moved) == [(11, 2), (12, 1), (21, 3)]
+    (sold,) = _events("StockSold")
+    assert sorted((ln["variant_id"], ln["quantity"]) for ln in sold["lines"]) == [(11, 2), (12, 1), (21, 3)]
+    call_command("check_invariants")
+
+
+def test_a_sale_the_counters_refuse_changes_nothing(cloth):
+    """PostgreSQL's counters disagree with its reservation (one line's units are not held):
+    the sale is refused, naming that variant, and the line before it is not sold either."""
+    cloth(1, {11: 5, 12: 5})
+    reserve(100, 7, (11, 2), (12, 1))
+    StockItem.objects.filter(variant_id=12).update(reserved=0)
+    with pytest.raises(IllegalTransition, match="variant 12"):
+        services.sell_reservation(order_id=100)
+    assert counts(11) == (3, 2, 0) and counts(12) == (5, 0, 0)
+    assert Reservation.objects.get(order_id=100).state == "ACTIVE"
+    assert not StockMovement.objects.filter(order_id=100, kind="sell").exists()
+    assert _events("StockSold") == []
+    assert gate_avail(1, 11) == 3  # the gate's records are sold only after a sale commits
+
+
 def test_a_paid_order_without_reservation_asks_for_a_refund(cloth):
     cloth(1, {11: 5})
     apply_event("inventory", order_event("OrderPaid", 555, member_id=7))
