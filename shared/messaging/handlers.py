@@ -17,7 +17,8 @@ replaced, not added to) may take them in batches::
     def on_stock_changed(events: list[Event[StockChanged]]) -> None: ...
 
 The consumer then applies the consecutive events of such types that one poll brought
-in one transaction (``apply_events``), and one by one only when that fails.
+in one transaction (``apply_events``), and one by one only when that fails. Events no
+handler here takes are read past without ending such a run.
 
 A handler that takes one event at a time may still let a poll's events share that one
 transaction (``together=True``): each is handled as on its own, in order, with its
@@ -129,6 +130,11 @@ def typed(event: Event) -> Event:
     return dataclasses.replace(
         event, payload=from_payload(regs[0].contract, event.payload, version=event.event_version)
     )
+
+
+def handled(event_type: str) -> bool:
+    """Whether any handler here takes ``event_type``."""
+    return bool(discover().get(event_type))
 
 
 def batched(event_type: str) -> bool:

@@ -22,3 +22,7 @@ class ParcelPacked(_ParcelEvent, frozen=True):
 
 class ParcelWeighed(_ParcelEvent, frozen=True):
     """A parcel was weighed."""
+
+
+class ParcelLabelled(_ParcelEvent, frozen=True):
+    """A parcel was labelled: no handler takes it (events a consumer reads past)."""

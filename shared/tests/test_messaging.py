@@ -17,7 +17,7 @@ from shared.messaging.events import insert_announced, record_event, topic_name
 from shared.messaging.kafka import ensure_topics, reset_producer
 from shared.messaging.models import DeadLetter, OutboxEvent, ProcessedEvent
 from shared.messaging.publisher import publish_pending
-from shared.tests.parcels import ParcelPacked, ParcelWeighed
+from shared.tests.parcels import ParcelLabelled, ParcelPacked, ParcelWeighed
 
 applied: list[tuple[str, ParcelPacked]] = []
 
@@ -317,6 +317,34 @@ def test_batch_handlers_get_a_polls_events_together_and_a_bad_one_alone_is_dead_
     assert sorted(p for batch in weighed for p in batch) == ["21", "22", "24"]
     assert ProcessedEvent.objects.filter(consumer="test-batch").count() == 3
     assert DeadLetter.objects.get().event_type == "ParcelWeighed"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_no_handler_takes_do_not_split_a_polls_batch(monkeypatch):
+    # A topic carries events this consumer does not handle between those it does (the
+    # inventory's StockReserved between its StockChanged, for the catalog): read past, they
+    # must not cut the poll's batch into transactions of one event each.
+    ensure_topics([topic_name("parcels"), topic_name("parcels.dlq")])
+    for parcel_id in (41, 42, 43):
+        with transaction.atomic():
+            record_event(ParcelWeighed(parcel_id=parcel_id))
+            record_event(ParcelLabelled(parcel_id=parcel_id))
+    assert publish_pending() == 6
+    batches: list[int] = []
+    apply_events = handlers.apply_events
+
+    def counted(group, events):
+        batches.append(len(events))
+        return apply_events(group, events)
+
+    monkeypatch.setattr(handlers, "apply_events", counted)
+    consumer = EventConsumer("test-read-past")
+    assert consumer.run(max_messages=6, idle_exit_seconds=20) == 6
+
+    assert sorted(p for batch in weighed for p in batch) == ["41", "42", "43"]
+    assert len(weighed) == len(batches) < 3  # not one transaction per event
+    assert ProcessedEvent.objects.filter(consumer="test-read-past").count() == 3  # no inbox row for the others
+    assert not DeadLetter.objects.exists()
 
 
 @pytest.mark.django_db
