@@ -269,6 +269,15 @@ def scenario_data(args: argparse.Namespace, stack: Stack, gateway: str, *, lead:
     return base, [drop["cloth_id"]]
 
 
+def population_latency(eps: dict[str, Any], label: str, outcome: str) -> dict[str, float | None] | None:
+    """p50/p95/p99 (ms) of one population's order placements with one outcome
+    (``POST /orders/add (polite) [won]``); None when it had no such answer."""
+    row = eps.get(f"POST /orders/add ({label}) [{outcome}]")
+    if not row:
+        return None
+    return {p: row.get(f"{p}_ms") for p in ("p50", "p95", "p99")}
+
+
 def fairness_figures(eps: dict[str, Any], data: dict[str, Any], stack: Stack) -> dict[str, Any]:
     """Each population's win rate (members with an order for the drop / its members) and their ratio."""
     fair = data["fairness"]
@@ -296,6 +305,8 @@ def fairness_figures(eps: dict[str, Any], data: dict[str, Any], stack: Stack) ->
             "win_rate": round(won / len(ids), 4) if ids else None,
             "clicks": sum(answers.values()),
             "answers": answers,
+            # latency_won_ms is the worse population's: a hammerer's one win can set its p50
+            "won_ms": population_latency(eps, label, "won"),
         }
     polite, hammer = out["polite"]["win_rate"], out["hammerers"]["win_rate"]
     out["hammerer_to_polite_ratio"] = round(hammer / polite, 2) if polite else None

@@ -1,0 +1,33 @@
+"""The drop summary's figures that need no stack: each population's own latencies."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import run  # noqa: E402
+
+
+def _row(p50: float, p95: float, p99: float, requests: int = 10) -> dict:
+    return {"requests": requests, "p50_ms": p50, "p95_ms": p95, "p99_ms": p99}
+
+
+def test_each_population_keeps_its_own_won_latency():
+    # One hammerer win at 910 ms must not stand for the polite buyers' 450 ms median: the
+    # summary's latency_won_ms takes the worse population's figure, each population's own
+    # figures say who waited how long.
+    eps = {
+        "POST /orders/add (polite) [won]": _row(450.0, 1000.0, 1200.0, requests=552),
+        "POST /orders/add (hammerer) [won]": _row(910.0, 910.0, 910.0, requests=1),
+        "POST /orders/add (polite) [overloaded]": _row(41.0, 620.0, 970.0),
+    }
+    assert run.population_latency(eps, "polite", "won") == {"p50": 450.0, "p95": 1000.0, "p99": 1200.0}
+    assert run.population_latency(eps, "hammerer", "won") == {"p50": 910.0, "p95": 910.0, "p99": 910.0}
+
+
+def test_a_population_without_such_answers_has_no_latency():
+    eps = {"POST /orders/add (polite) [won]": _row(450.0, 1000.0, 1200.0)}
+    assert run.population_latency(eps, "hammerer", "won") is None
+    assert run.population_latency(eps, "polite", "sold_out") is None
