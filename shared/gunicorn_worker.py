@@ -26,6 +26,15 @@ for it in the poller instead of holding a thread. Such refusals are counted in
 the :data:`refusal_listeners` the application registered, in a thread of their own, off
 the main thread (the gateway holds an order placement's member to the ``Retry-After``).
 
+A client held to a ``Retry-After`` (the application puts it in :data:`held`, by its request's
+``Authorization`` header, until the hold ends) that sends one of the :data:`held_routes`
+again before then ignores what it was told: the main thread answers it ``429 rate_limited``
+itself (no thread, no application, no Redis), on its kept-alive connection, after
+``GATEWAY_HELD_ANSWER_DELAY_SECONDS`` (0: such requests go to a thread as any other). A
+client that clicks again as soon as it has an answer (a bot's loop) thus clicks at most
+once per that delay per connection, and its clicks cost the machine a peek at their first
+bytes, not a request. Counted in :data:`held_early`.
+
 ``GUNICORN_TIMING_DIR`` (a measurement, off by default): each worker process also writes one
 line per request it answered to ``<dir>/timing-<pid>.tsv``: the wall clock when the answer
 was written, the method, path and status, and in milliseconds the wait in the pool's queue,
@@ -41,6 +50,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import queue
 import random
@@ -48,6 +58,7 @@ import selectors
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -109,14 +120,32 @@ def _tell(data: bytes, retry_after: int, refused_at: float) -> None:
     _told.put((data, retry_after, refused_at))
 
 
+#: Clients held to a Retry-After: the value of their requests' ``Authorization`` header ->
+#: time.monotonic() of the hold's end. Written by the application's threads (a member it
+#: refused and held), read and pruned by the main thread.
+held: dict[bytes, float] = {}
+#: The requests a hold applies to, by the start of their request line (``b"POST /orders/add "``,
+#: ``b"POST /orders/add?"``); set by the application.
+held_routes: tuple[bytes, ...] = ()
+#: Held clients' requests this process answered in its main thread, and time.monotonic() of the last one.
+held_early = {"count": 0, "last": float("-inf")}
+_HELD_BODY = json.dumps(
+    {"error": {"code": "rate_limited", "message": "Too many attempts; try again after Retry-After seconds."}}
+).encode()  # the gateway's RateLimited over the member's limit, in the shape of shared.errors.error_body
+#: At most this many held requests wait for their answer per process; beyond, they go to a thread.
+_HELD_WAITING = 4096
+#: Expired holds are dropped from :data:`held` about this often (seconds).
+_PRUNE_EVERY = 5.0
+
 #: At most this many requests per thread wait for one; beyond, a new one is refused at once.
 WAITING_PER_THREAD = 2
 #: A request whose bytes are all here within this much is refused; a longer one goes to a thread.
 _PEEK_BYTES = 65536
 
 
-def _policy() -> tuple[float, int, int]:
-    """(wait bound s, Retry-After s, jitter s) from the application's Django settings; bound 0: off."""
+def _policy() -> tuple[float, int, int, float]:
+    """(wait bound s, Retry-After s, jitter s, held answer delay s) from the application's Django
+    settings; bound 0: no refusals; delay 0: held clients are answered by a thread."""
     try:
         from django.conf import settings  # noqa: PLC0415 - only once the application is loaded
 
@@ -125,9 +154,10 @@ def _policy() -> tuple[float, int, int]:
             bound,
             int(getattr(settings, "GATEWAY_OVERLOAD_RETRY_AFTER_SECONDS", 2)),
             int(getattr(settings, "GATEWAY_OVERLOAD_RETRY_JITTER_SECONDS", 4)),
+            max(0.0, float(getattr(settings, "GATEWAY_HELD_ANSWER_DELAY_SECONDS", 0) or 0)),
         )
     except Exception:  # noqa: BLE001 - not a Django application, or not configured: no refusals
-        return 0.0, 2, 4
+        return 0.0, 2, 4, 0.0
 
 
 def overloaded_answer(retry_after: int) -> bytes:
@@ -140,6 +170,54 @@ def overloaded_answer(retry_after: int) -> bytes:
         f"Content-Length: {len(_OVERLOADED_BODY)}\r\n\r\n"
     )
     return head.encode("latin-1") + _OVERLOADED_BODY
+
+
+def held_answer(retry_after: int) -> bytes:
+    """The whole HTTP answer to a held client's request, answered in the main thread; the
+    connection stays open."""
+    head = (
+        "HTTP/1.1 429 Too Many Requests\r\n"
+        "Content-Type: application/json\r\n"
+        f"Retry-After: {retry_after}\r\n"
+        f"Content-Length: {len(_HELD_BODY)}\r\n\r\n"
+    )
+    return head.encode("latin-1") + _HELD_BODY
+
+
+def _header(head: bytes, lowered: bytes, name: bytes) -> bytes | None:
+    """The value of header ``name`` (lower case) in a request head, as sent; None without one."""
+    at = lowered.find(b"\r\n" + name + b":")
+    if at < 0:
+        return None
+    start = at + len(name) + 3
+    end = head.find(b"\r\n", start)
+    return head[start : end if end >= 0 else len(head)].strip()
+
+
+def _held_request(data: bytes) -> tuple[float, int, int] | None:
+    """For a request at the start of ``data`` whose head is all here, sent by a held client:
+    (the hold's end, the length of its head, the length of its body); None if it is not
+    held for it, if its connection is not to be kept, or if its body is chunked."""
+    if not data.startswith(held_routes):
+        return None
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    head = data[:end]
+    if not head.split(b"\r\n", 1)[0].endswith(b" HTTP/1.1"):
+        return None  # HTTP/1.0 closes after each answer: a thread's business
+    lowered = head.lower()
+    authorization = _header(head, lowered, b"authorization")
+    until = held.get(authorization) if authorization is not None else None
+    if until is None or b"\r\ntransfer-encoding:" in lowered:
+        return None
+    connection = _header(head, lowered, b"connection")
+    if connection is not None and b"close" in connection.lower():
+        return None
+    length = _header(head, lowered, b"content-length") or b"0"
+    if not length.isdigit():
+        return None
+    return until, end + 4, int(length)
 
 
 def _request(data: bytes) -> int | None:
@@ -203,12 +281,15 @@ class ThreadWorker(gthread.ThreadWorker):
         #: requests handed to the pool and not yet taken by a thread: id(conn) -> ready stamp, oldest first
         self._waiting: dict[int, float] = {}
         self._waiting_lock = threading.Lock()
-        self._bound, self._retry_after, self._jitter = 0.0, 2, 4
+        self._bound, self._retry_after, self._jitter, self._held_delay = 0.0, 2, 4, 0.0
+        #: held clients' requests waiting for their answer: (when to answer, connection, hold's end), oldest first
+        self._held_waiting: deque[tuple[float, Any, float]] = deque()
+        self._pruned = time.monotonic()
         super().init_process()  # loads the application, then runs until the worker stops
 
     def load_wsgi(self) -> None:
         super().load_wsgi()
-        self._bound, self._retry_after, self._jitter = _policy()
+        self._bound, self._retry_after, self._jitter, self._held_delay = _policy()
         app = self.wsgi
         timed = self._timing is not None
 
@@ -229,6 +310,8 @@ class ThreadWorker(gthread.ThreadWorker):
 
     def enqueue_req(self, conn: Any) -> None:
         now = time.monotonic()
+        if self._held_delay > 0 and held and self._hold_now(conn, now):
+            return
         if self._bound > 0 and self._too_many_waiting(now) and self._refuse_now(conn):
             return
         conn.ready_at = now
@@ -277,6 +360,87 @@ class ThreadWorker(gthread.ThreadWorker):
         refused_early["last"] = now = time.monotonic()
         _tell(data[:request], retry_after, now)
         return True
+
+    def _hold_now(self, conn: Any, now: float) -> bool:
+        """Take a held client's request off the connection, to answer it after the delay in this
+        (the main) thread; False: not held, or not one to answer here (a thread's business)."""
+        if len(self._held_waiting) >= _HELD_WAITING or conn.is_http2:
+            return False
+        if conn.parser is not None and conn.parser.unreader.buf.getvalue():
+            return False  # bytes the parser already holds
+        try:
+            data = conn.sock.recv(_PEEK_BYTES, socket.MSG_PEEK)
+        except OSError:  # BlockingIOError: a new connection's request is not here yet
+            return False
+        found = _held_request(data)
+        if found is None or found[0] <= now:
+            return False
+        until, head, body = found
+        try:  # this request only: a pipelined next one stays for later
+            taken = len(conn.sock.recv(min(len(data), head + body)))
+        except OSError:
+            return False
+        held_early["count"] += 1
+        held_early["last"] = now
+        if taken < head + body:  # a client that sends the body after the head: wait for the rest
+            conn.timeout = now + self.cfg.keepalive
+            self.pending_conns.append(conn)
+            self.poller.register(
+                conn.sock, selectors.EVENT_READ, partial(self._on_held_body, conn, head + body - taken, until)
+            )
+            return True
+        self._held_waiting.append((now + self._held_delay, conn, until))
+        return True
+
+    def _on_held_body(self, conn: Any, missing: int, until: float, sock: Any) -> None:
+        """More of a held request's body arrived: take it; once all here, its answer waits for the delay."""
+        try:
+            got = len(sock.recv(missing))
+        except BlockingIOError:
+            return
+        except OSError:
+            got = 0
+        self.poller.unregister(sock)
+        self.pending_conns.remove(conn)
+        if got == 0:  # closed by the client
+            self.nr_conns -= 1
+            conn.close()
+        elif got < missing:
+            self.pending_conns.append(conn)
+            self.poller.register(sock, selectors.EVENT_READ, partial(self._on_held_body, conn, missing - got, until))
+        else:
+            self._held_waiting.append((time.monotonic() + self._held_delay, conn, until))
+
+    def _answer_held(self) -> None:
+        """Answer the held requests whose delay is over; their connections wait for the next request."""
+        now = time.monotonic()
+        while self._held_waiting and self._held_waiting[0][0] <= now:
+            _, conn, until = self._held_waiting.popleft()
+            try:
+                conn.sock.send(held_answer(max(1, math.ceil(until - now))))
+            except OSError:
+                self.nr_conns -= 1
+                conn.close()
+                continue
+            if not self.alive:  # stopping: no more requests on it
+                self.nr_conns -= 1
+                conn.close()
+                continue
+            conn.set_timeout()
+            self.keepalived_conns.append(conn)
+            self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_client_socket_readable, conn))
+        if now - self._pruned >= _PRUNE_EVERY:
+            self._pruned = now
+            for key, until in list(held.items()):
+                if until <= now and held.get(key, now) <= now:
+                    held.pop(key, None)
+
+    def wait_for_and_dispatch_events(self, timeout: float) -> None:
+        if self._held_waiting:
+            timeout = min(timeout, max(0.0, self._held_waiting[0][0] - time.monotonic()))
+        super().wait_for_and_dispatch_events(timeout)
+        if self._held_waiting or held:
+            self._answer_held()
 
     def handle(self, conn: Any) -> Any:
         with self._waiting_lock:

@@ -177,3 +177,105 @@ def test_beyond_twice_as_many_waiting_as_threads_a_request_is_refused_before_any
     assert refused.status == 503 and time.monotonic() - started < 0.5
     for n, conn in enumerate(busy, start=1):
         assert conn.getresponse().status == 200, n
+
+
+#: The application of the held-client tests: a held route, holds set through ``/hold``, a slow route.
+HELD_APP = """
+import json, time
+from django.conf import settings
+
+settings.configure(GATEWAY_HELD_ANSWER_DELAY_SECONDS=float(__import__("os").environ.get("HELD_DELAY", "0.3")))
+
+from shared import gunicorn_worker
+
+gunicorn_worker.held_routes = (b"POST /orders/add ", b"POST /orders/add?")
+
+def app(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/hold":  # hold the caller's Authorization for the seconds in the query
+        seconds = float(environ["QUERY_STRING"])
+        gunicorn_worker.held[environ["HTTP_AUTHORIZATION"].encode("latin-1")] = time.monotonic() + seconds
+    if path.startswith("/slow"):
+        time.sleep(1.0)
+    body = json.dumps({"path": path, "seen": gunicorn_worker.held_early["count"]}).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+"""
+
+
+@pytest.fixture
+def held_server(tmp_path, request):
+    proc, port = _start(tmp_path, HELD_APP, threads=1, HELD_DELAY=getattr(request, "param", "0.3"))
+    yield port
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=20)
+
+
+def _exchange(conn: http.client.HTTPConnection, method: str, path: str, token: str = "Bearer held") -> tuple:
+    """One request on ``conn``: (status, headers, JSON body, seconds it took)."""
+    started = time.monotonic()
+    conn.request(method, path, body=b"{}" if method == "POST" else None, headers={"Authorization": token})
+    answer = conn.getresponse()
+    body = json.loads(answer.read())
+    return answer.status, answer, body, time.monotonic() - started
+
+
+def test_a_held_clients_placement_is_answered_rate_limited_after_the_delay_by_the_main_thread(held_server):
+    conn = http.client.HTTPConnection("127.0.0.1", held_server, timeout=10)
+    _exchange(conn, "GET", "/hold?5")
+    busy = _send(held_server, "/slow/1")  # the only thread is busy for a second
+    time.sleep(0.1)
+    status, answer, body, took = _exchange(conn, "POST", "/orders/add")
+    assert status == 429
+    assert body == {
+        "error": {"code": "rate_limited", "message": "Too many attempts; try again after Retry-After seconds."}
+    }
+    assert answer.getheader("Retry-After") in ("4", "5")  # what is left of the hold, whole seconds up
+    assert answer.getheader("Connection") is None  # kept alive
+    assert 0.3 <= took < 0.8  # the delay, and not behind the slow request
+    assert busy.getresponse().status == 200
+    again = _exchange(conn, "GET", "/after")  # the same connection, to the application
+    assert again[0] == 200 and again[2]["path"] == "/after" and again[2]["seen"] == 1
+
+
+def test_other_routes_other_clients_and_ended_holds_reach_the_application(held_server):
+    conn = http.client.HTTPConnection("127.0.0.1", held_server, timeout=10)
+    _exchange(conn, "GET", "/hold?0.5")
+    assert _exchange(conn, "POST", "/orders/add/Wishlist")[0] == 200  # not a held route
+    assert _exchange(conn, "POST", "/orders/add", "Bearer other")[0] == 200  # not held
+    assert _exchange(conn, "POST", "/orders/add")[0] == 429
+    time.sleep(0.5)
+    status, _, body, _ = _exchange(conn, "POST", "/orders/add")  # the hold has ended
+    assert status == 200 and body == {"path": "/orders/add", "seen": 1}
+
+
+def test_a_held_client_that_asks_to_close_is_answered_by_a_thread(held_server):
+    conn = http.client.HTTPConnection("127.0.0.1", held_server, timeout=10)
+    _exchange(conn, "GET", "/hold?5")
+    conn.request("POST", "/orders/add", body=b"{}", headers={"Authorization": "Bearer held", "Connection": "close"})
+    assert conn.getresponse().status == 200  # the application would refuse it (the gateway does, from Redis)
+
+
+@pytest.mark.parametrize("held_server", ["0"], indirect=True)
+def test_without_a_delay_held_clients_are_answered_by_a_thread(held_server):
+    conn = http.client.HTTPConnection("127.0.0.1", held_server, timeout=10)
+    _exchange(conn, "GET", "/hold?5")
+    assert _exchange(conn, "POST", "/orders/add")[0] == 200
+
+
+def test_a_held_clients_body_sent_after_its_head_is_waited_for_in_the_main_thread(held_server):
+    conn = http.client.HTTPConnection("127.0.0.1", held_server, timeout=10)
+    _exchange(conn, "GET", "/hold?5")
+    busy = _send(held_server, "/slow/1")  # the only thread is busy for a second
+    time.sleep(0.1)
+    with socket.create_connection(("127.0.0.1", held_server), timeout=10) as raw:
+        raw.sendall(b"POST /orders/add HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer held\r\nContent-Length: 2\r\n\r\n")
+        time.sleep(0.2)
+        raw.sendall(b"{}GET /after HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer held\r\n\r\n")  # and the next request
+        answers = b""
+        while answers.count(b"HTTP/1.1 ") < 2 or not answers.rstrip().endswith(b"}"):
+            answers += raw.recv(65536)
+    first, second = answers.split(b"HTTP/1.1 ")[1:]
+    assert first.startswith(b"429 ") and b'"rate_limited"' in first
+    assert second.startswith(b"200 ") and b'"path": "/after", "seen": 1' in second
+    assert busy.getresponse().status == 200
