@@ -159,6 +159,14 @@ GATEWAY_ADMISSION = {
 #: Retry-After of an `overloaded` answer: this many seconds plus 0..JITTER more, drawn per answer.
 GATEWAY_OVERLOAD_RETRY_AFTER_SECONDS = env.int("GATEWAY_OVERLOAD_RETRY_AFTER_SECONDS", default=2)
 GATEWAY_OVERLOAD_RETRY_JITTER_SECONDS = env.int("GATEWAY_OVERLOAD_RETRY_JITTER_SECONDS", default=4)
+#: A member held to a Retry-After (refused `overloaded`, or over the per-member order limit)
+#: who places an order again before it ends is answered `rate_limited` by the web server's
+#: main thread, from this process's own record of the holds, after this many seconds, on its
+#: kept-alive connection (shared/gunicorn_worker.py): a bot that clicks again as soon as it
+#: has an answer clicks at most once per this delay per connection, and costs no thread,
+#: token check or Redis round trip. 0: such clicks go to a thread, which refuses them from
+#: Redis at once.
+GATEWAY_HELD_ANSWER_DELAY_SECONDS = env.float("GATEWAY_HELD_ANSWER_DELAY_SECONDS", default=0.5)
 #: /health says the gateway is shedding while a gate refused a request this recently.
 GATEWAY_SHEDDING_WINDOW_SECONDS = env.float("GATEWAY_SHEDDING_WINDOW_SECONDS", default=10.0)
 

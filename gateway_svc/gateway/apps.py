@@ -10,6 +10,7 @@ class GatewayConfig(AppConfig):
 
         if early.hold_refused not in gunicorn_worker.refusal_listeners:
             gunicorn_worker.refusal_listeners.append(early.hold_refused)
+        gunicorn_worker.held_routes = early.held_routes()
         _without_database_signals()
 
 

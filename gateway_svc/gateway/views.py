@@ -12,8 +12,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from redis.exceptions import RedisError
 
-from gateway import admission, answers, apidocs, forwarding, limits, routes, sessions
-from shared import tokens
+from gateway import admission, answers, apidocs, early, forwarding, limits, routes, sessions
+from shared import gunicorn_worker, tokens
 from shared.errors import (
     NotAuthenticated,
     RateLimited,
@@ -77,7 +77,7 @@ def proxy(request: HttpRequest) -> HttpResponse:
     waited = admission.waited_for_a_thread(request.META)
     if admission.too_late(waited):  # before anything else: the token, Redis, the gate
         admission.gate(route.service).refuse_late()
-        return _overloaded(route, _member_to_hold(request, route))
+        return _overloaded(route, _member_to_hold(request, route), request)
 
     try:
         # The Host goes on, so links a service builds (a page's next/previous) name the gateway
@@ -122,7 +122,11 @@ def proxy(request: HttpRequest) -> HttpResponse:
         except RedisError as exc:
             logger.error("token revocation store unreachable: %s", exc)
             return _error(UpstreamUnavailable("Sign-in cannot be checked right now; try again shortly."))
-        except ShopError as exc:  # over the member's limit; or the revocations were lost and not restored
+        except RateLimited as exc:  # over the member's limit: held until the window ends
+            if counted is not None and route.limit == limits.ORDER_MEMBER:
+                early.remember_hold(meta.get("HTTP_AUTHORIZATION", ""), time.monotonic() + exc.retry_after)
+            return _error(exc)
+        except ShopError as exc:  # the revocations were lost and not restored
             return _error(exc)
         member = claims["sub"]
         headers[MEMBER_ID_HEADER] = member
@@ -138,7 +142,7 @@ def proxy(request: HttpRequest) -> HttpResponse:
     gate = admission.gate(route.service)
     meta["shop.gate_at"] = time.monotonic()  # for the web server's timing log (shared/gunicorn_worker.py)
     if not gate.enter():
-        return _overloaded(route, member if counted is not None else None)
+        return _overloaded(route, member if counted is not None else None, request)
     try:
         upstream = forwarding.send(
             route.service,
@@ -187,14 +191,16 @@ def _member_to_hold(request: HttpRequest, route: routes.Route) -> str | None:
         return None
 
 
-def _overloaded(route: routes.Route, member: str | None) -> JsonResponse:
-    """503 overloaded with a jittered Retry-After; an order placement's member is held to it."""
+def _overloaded(route: routes.Route, member: str | None, request: HttpRequest) -> JsonResponse:
+    """503 overloaded with a jittered Retry-After; an order placement's member is held to it
+    (in Redis, and in this process by the request's Authorization header)."""
     refused = admission.Overloaded(
         f"The {route.service} service is at capacity; try again in a moment.", retry_after=admission.retry_after()
     )
     counted = limits.limit(route.limit) if route.limit else None
     if member is not None and counted is not None and route.limit == limits.ORDER_MEMBER:
         # Coming back sooner than told is refused before the gate (fairness: see limits.py).
+        early.remember_hold(request.META.get("HTTP_AUTHORIZATION", ""), time.monotonic() + refused.retry_after)
         try:
             limits.hold(counted, member, refused.retry_after)
         except RedisError as exc:
@@ -230,6 +236,8 @@ def health(request: HttpRequest) -> JsonResponse:
     Never behind the admission gates: it answers while the gateway sheds load, and says so
     (``status: "shedding"``, ``shedding``: the services whose gate refused requests in the
     last ``GATEWAY_SHEDDING_WINDOW_SECONDS``, with this process's refusals so far).
+    ``held_answers``: order placements of held members this process answered in its web
+    server's main thread so far (shared/gunicorn_worker.py).
     """
     names = list(settings.GATEWAY_SERVICES)
     services = dict(zip(names, _health_pool.map(_service_health, names), strict=True))
@@ -249,6 +257,7 @@ def health(request: HttpRequest) -> JsonResponse:
         "checks": {"redis": redis},
         "shedding": shedding,
         "admission": admission.states(),
+        "held_answers": gunicorn_worker.held_early["count"],
     }
     if down:
         body["down"] = down

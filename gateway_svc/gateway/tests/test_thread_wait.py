@@ -82,6 +82,7 @@ def test_health_is_answered_however_long_it_waited_and_says_the_gateway_sheds(cl
     assert body["status"] == "shedding"
     assert body["shedding"] == {"catalog": 1}
     assert body["admission"]["catalog"]["refused_late"] == 1
+    assert body["held_answers"] == 0  # held members answered by the web server's main thread so far
 
 
 def test_a_connection_opened_ahead_of_its_request_has_not_waited_for_a_thread(client, bounds, upstream_received):
@@ -176,3 +177,65 @@ def test_a_batch_holds_each_member_once_until_their_latest_refusal_ends(bounds, 
 def test_nothing_else_holds_anybody(bounds, redis_db, head):
     early.hold_refused([(head, 4, time.monotonic())])
     assert redis_db.keys("gateway:rl:order_member:*") == []
+
+
+# ----------------------------------------------------------------------------- holds the main thread answers
+
+
+@pytest.fixture
+def held():
+    from shared import gunicorn_worker
+
+    gunicorn_worker.held.clear()
+    yield gunicorn_worker.held
+    gunicorn_worker.held.clear()
+
+
+def held_for(held: dict, token: str) -> float:
+    """Seconds from now until the hold this process noted for the token ends (-1: none)."""
+    until = held.get(f"Bearer {token}".encode())
+    return -1.0 if until is None else until - time.monotonic()
+
+
+def test_the_order_placements_are_the_routes_a_hold_applies_to(settings):
+    from shared import gunicorn_worker
+
+    assert early.held_routes() == (
+        b"POST /orders/add ",
+        b"POST /orders/add?",
+        b"POST /orders/add/Wishlist ",
+        b"POST /orders/add/Wishlist?",
+    )
+    assert gunicorn_worker.held_routes == early.held_routes()  # set when the gateway loads
+
+
+def test_a_member_refused_at_the_gate_or_late_is_noted_for_the_main_thread(client, bounds, held):
+    bounds.GATEWAY_OVERLOAD_RETRY_JITTER_SECONDS = 0
+    late, at_gate = member_token(7), member_token(8)  # each call issues a new token
+    assert place_waited(client, late, 2.0).status_code == 503  # late
+    assert 2.5 < held_for(held, late) <= 3.0
+    bounds.GATEWAY_ADMISSION = {**bounds.GATEWAY_ADMISSION, "order": (0, 0, 0.0)}
+    admission.reset()
+    assert place(client, at_gate).status_code == 503  # at the gate
+    assert 2.5 < held_for(held, at_gate) <= 3.0
+
+
+def test_a_member_over_the_order_limit_is_noted_until_the_window_ends(client, settings, upstream_received, held):
+    settings.GATEWAY_RATE_LIMITS = {**settings.GATEWAY_RATE_LIMITS, "order_member": (1, 2.0)}
+    token = member_token(7)
+    assert place(client, token).status_code == 200
+    assert held_for(held, token) == -1.0  # within the limit: not held
+    r = place(client, token)
+    assert r.status_code == 429 and r["Retry-After"] == "2"
+    assert 1.5 < held_for(held, token) <= 2.0
+
+
+def test_a_main_thread_refusal_is_noted_from_its_authorization_as_sent(bounds, redis_db, held):
+    token, refused_at = member_token(7), time.monotonic() - 1.0
+    early.hold_refused([(_head("POST", "/orders/add", token), 4, refused_at)])
+    assert held[f"Bearer {token}".encode()] == refused_at + 4
+    early.hold_refused([(_head("POST", "/orders/add", token), 2, time.monotonic())])
+    assert held[f"Bearer {token}".encode()] == refused_at + 4  # never shortened
+    early.hold_refused([(_head("POST", "/orders/add", "x.y.z"), 4, time.monotonic())])  # a forged token
+    early.hold_refused([(_head("GET", "/orders/list/7", member_token(8)), 4, time.monotonic())])
+    assert list(held) == [f"Bearer {token}".encode()]
