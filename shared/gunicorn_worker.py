@@ -416,13 +416,12 @@ class ThreadWorker(gthread.ThreadWorker):
         now = time.monotonic()
         while self._held_waiting and self._held_waiting[0][0] <= now:
             _, conn, until = self._held_waiting.popleft()
+            answer = held_answer(max(1, math.ceil(until - now)))
             try:
-                conn.sock.send(held_answer(max(1, math.ceil(until - now))))
+                sent = conn.sock.send(answer)
             except OSError:
-                self.nr_conns -= 1
-                conn.close()
-                continue
-            if not self.alive:  # stopping: no more requests on it
+                sent = 0
+            if sent < len(answer) or not self.alive:  # a client not reading its answers; or stopping
                 self.nr_conns -= 1
                 conn.close()
                 continue
