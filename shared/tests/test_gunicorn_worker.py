@@ -263,12 +263,20 @@ def test_without_a_delay_held_clients_are_answered_by_a_thread(held_server):
     assert _exchange(conn, "POST", "/orders/add")[0] == 200
 
 
+def _read_answer(sock: socket.socket) -> bytes:
+    """One whole answer with a JSON body (Content-Length) from ``sock``."""
+    data = b""
+    while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
+        data += sock.recv(65536)
+    return data
+
+
 def test_a_held_clients_body_sent_after_its_head_is_waited_for_in_the_main_thread(held_server):
-    conn = http.client.HTTPConnection("127.0.0.1", held_server, timeout=10)
-    _exchange(conn, "GET", "/hold?5")
-    busy = _send(held_server, "/slow/1")  # the only thread is busy for a second
-    time.sleep(0.1)
     with socket.create_connection(("127.0.0.1", held_server), timeout=10) as raw:
+        raw.sendall(b"GET /hold?5 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer held\r\n\r\n")
+        assert _read_answer(raw).startswith(b"HTTP/1.1 200 ")  # held; the connection is kept alive
+        busy = _send(held_server, "/slow/1")  # the only thread is busy for a second
+        time.sleep(0.1)
         raw.sendall(b"POST /orders/add HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer held\r\nContent-Length: 2\r\n\r\n")
         time.sleep(0.2)
         raw.sendall(b"{}GET /after HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer held\r\n\r\n")  # and the next request
