@@ -14,16 +14,31 @@ So each service's beat runs :func:`vacuum_churned_tables` every ``DB_VACUUM_SWEE
 ``VACUUM (ANALYZE)``; a table written that much since it was last analyzed gets ``ANALYZE``.
 Where autovacuum keeps up, the job finds nothing to do: one query a minute. ``VACUUM``
 takes no lock that stops reads or writes.
+
+Delivered events are not kept for ever either: every ``EVENT_PURGE_SWEEP_SECONDS`` (an
+hour) :func:`purge_old_events` deletes the outbox's rows published more than
+``OUTBOX_RETENTION_SECONDS`` ago (7 days; never fewer than the broker replay's window, so a
+replay finds what it needs: shared.messaging.recovery) and the inbox's rows older than
+``INBOX_RETENTION_SECONDS`` (14 days, longer than a broker keeps its topics). Unpublished
+rows and dead letters stay whatever their age. It deletes in batches of
+``EVENT_PURGE_BATCH`` rows, one short transaction each, so a consumer or a relay never
+waits long behind it.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 
 from celery import shared_task
 from django.conf import settings
 from django.db import connection
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from shared.messaging.models import OutboxEvent, ProcessedEvent
+from shared.messaging.recovery import MARGIN
 
 logger = logging.getLogger(__name__)
 
@@ -50,3 +65,32 @@ def vacuum_churned_tables() -> list[str]:
             logger.info("%s %s in %.2f s", "vacuumed" if dead else "analyzed", table, time.monotonic() - started)
             done.append(table)
     return done
+
+
+@shared_task(name="shared.maintenance.purge_old_events", ignore_result=True)
+def purge_old_events() -> dict[str, int]:
+    """Delete the delivered events past their retention; how many rows of each table went."""
+    now = timezone.now()
+    purged = {"outbox": 0, "inbox": 0}
+    if settings.OUTBOX_RETENTION_SECONDS > 0:
+        keep = max(settings.OUTBOX_RETENTION_SECONDS, settings.OUTBOX_REPLAY_WINDOW_SECONDS + MARGIN.total_seconds())
+        cutoff = now - dt.timedelta(seconds=keep)
+        # occurred_at is indexed and never later than published_at
+        old = OutboxEvent.objects.filter(occurred_at__lt=cutoff, published_at__lt=cutoff)
+        purged["outbox"] = _delete_in_batches(old)
+    if settings.INBOX_RETENTION_SECONDS > 0:
+        cutoff = now - dt.timedelta(seconds=settings.INBOX_RETENTION_SECONDS)
+        purged["inbox"] = _delete_in_batches(ProcessedEvent.objects.filter(processed_at__lt=cutoff))
+    if any(purged.values()):
+        logger.info("purged %(outbox)s outbox and %(inbox)s inbox rows past their retention", purged)
+    return purged
+
+
+def _delete_in_batches(rows: QuerySet) -> int:
+    """Delete ``rows`` a batch at a time (each its own statement and transaction); how many went."""
+    deleted = 0
+    while True:
+        ids = list(rows.order_by().values_list("pk", flat=True)[: settings.EVENT_PURGE_BATCH])
+        if not ids:
+            return deleted
+        deleted += rows.model.objects.filter(pk__in=ids).delete()[0]

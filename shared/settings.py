@@ -157,6 +157,14 @@ def service_settings(
         "OUTBOX_BROKER_CHECK_SECONDS": env.float("OUTBOX_BROKER_CHECK_SECONDS", default=5.0),
         "OUTBOX_REPLAY_WINDOW_SECONDS": env.int("OUTBOX_REPLAY_WINDOW_SECONDS", default=3600),
         "CONSUMER_MAX_ATTEMPTS": env.int("CONSUMER_MAX_ATTEMPTS", default=3),
+        # How long delivered events are kept (shared.maintenance.purge_old_events; 0: for ever):
+        # published outbox rows (never less than the replay window above), and the inbox's rows,
+        # which must outlive the broker's own retention (Kafka keeps 7 days by default): a
+        # consumer group that lost its offsets reads its topics again from the start, and only
+        # the inbox stops those events from being applied twice.
+        "OUTBOX_RETENTION_SECONDS": env.int("OUTBOX_RETENTION_SECONDS", default=7 * 86400),
+        "INBOX_RETENTION_SECONDS": env.int("INBOX_RETENTION_SECONDS", default=14 * 86400),
+        "EVENT_PURGE_BATCH": env.int("EVENT_PURGE_BATCH", default=5000),
         # Celery: Redis broker, one queue per service so services never take each other's jobs.
         "CELERY_BROKER_URL": env.str("CELERY_BROKER_URL", default=redis_url),
         "CELERY_TASK_DEFAULT_QUEUE": name,
@@ -178,6 +186,11 @@ def service_settings(
                 "task": "shared.maintenance.vacuum_churned_tables",
                 "schedule": env.float("DB_VACUUM_SWEEP_SECONDS", default=60.0),
                 "options": {"expires": 120},
+            },
+            "purge-old-events": {
+                "task": "shared.maintenance.purge_old_events",
+                "schedule": env.float("EVENT_PURGE_SWEEP_SECONDS", default=3600.0),
+                "options": {"expires": 3600},
             },
         },
         "DB_VACUUM_DEAD_ROWS": env.int("DB_VACUUM_DEAD_ROWS", default=1000),

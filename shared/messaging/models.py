@@ -58,6 +58,8 @@ class ProcessedEvent(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["consumer", "event_id"], name="inbox_once_per_consumer")]
+        # The retention job's query: rows older than the inbox is kept (shared.maintenance).
+        indexes = [models.Index(fields=["processed_at"], name="inbox_processed_at")]
 
     def __str__(self) -> str:
         return f"{self.consumer} {self.event_type} {self.event_id}"

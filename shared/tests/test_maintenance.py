@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
+import uuid
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
-from shared.maintenance import vacuum_churned_tables
+from shared.maintenance import purge_old_events, vacuum_churned_tables
+from shared.messaging.models import OutboxEvent, ProcessedEvent
 
 
 def _stats(table: str) -> tuple[int, object]:
@@ -55,3 +59,71 @@ def test_a_table_with_many_dead_rows_is_vacuumed_and_a_quiet_one_is_not(churned_
     dead, vacuumed_at = _stats(churned_table)
     assert vacuumed_at is not None and dead == 0
     assert churned_table not in vacuum_churned_tables()  # nothing left to do there
+
+
+# ----------------------------------------------------------------------------- delivered events past their retention
+
+DAY = 86400
+
+
+def _outbox(age_days: float, *, published: bool = True) -> OutboxEvent:
+    at = timezone.now() - dt.timedelta(days=age_days)
+    return OutboxEvent.objects.create(
+        event_type="test.event",
+        topic="test",
+        aggregate_type="test",
+        aggregate_id="1",
+        payload={},
+        occurred_at=at,
+        next_attempt_at=at,
+        published_at=at if published else None,
+    )
+
+
+def _inbox(age_days: float) -> ProcessedEvent:
+    row = ProcessedEvent.objects.create(consumer="test", event_id=uuid.uuid4(), event_type="test.event")
+    ProcessedEvent.objects.filter(pk=row.pk).update(processed_at=timezone.now() - dt.timedelta(days=age_days))
+    return row
+
+
+@pytest.fixture
+def retention(settings):
+    settings.OUTBOX_RETENTION_SECONDS, settings.INBOX_RETENTION_SECONDS = 7 * DAY, 14 * DAY
+    settings.OUTBOX_REPLAY_WINDOW_SECONDS, settings.EVENT_PURGE_BATCH = 3600, 2
+    return settings
+
+
+@pytest.mark.django_db
+def test_delivered_events_past_their_retention_are_deleted_and_the_rest_stay(retention):
+    gone = [_outbox(8), _outbox(30), _outbox(9), _inbox(15), _inbox(40), _inbox(20)]
+    kept = [_outbox(6), _outbox(30, published=False), _inbox(13)]  # recent; never published; recent
+
+    assert purge_old_events() == {"outbox": 3, "inbox": 3}  # in batches of 2
+
+    assert not OutboxEvent.objects.filter(pk__in=[r.pk for r in gone[:3]]).exists()
+    assert not ProcessedEvent.objects.filter(pk__in=[r.pk for r in gone[3:]]).exists()
+    assert OutboxEvent.objects.filter(pk__in=[kept[0].pk, kept[1].pk]).count() == 2
+    assert ProcessedEvent.objects.filter(pk=kept[2].pk).exists()
+    assert purge_old_events() == {"outbox": 0, "inbox": 0}
+
+
+@pytest.mark.django_db
+def test_the_outbox_keeps_at_least_the_broker_replays_window(retention):
+    retention.OUTBOX_RETENTION_SECONDS = 60  # shorter than the replay's window of an hour
+    within, past = _outbox(0.5 / 24), _outbox(2 / 24)  # 30 minutes old, 2 hours old
+    assert purge_old_events()["outbox"] == 1
+    assert OutboxEvent.objects.filter(pk=within.pk).exists() and not OutboxEvent.objects.filter(pk=past.pk).exists()
+
+
+@pytest.mark.django_db
+def test_a_retention_of_zero_keeps_everything(retention):
+    retention.OUTBOX_RETENTION_SECONDS = retention.INBOX_RETENTION_SECONDS = 0
+    _outbox(400)
+    _inbox(400)
+    assert purge_old_events() == {"outbox": 0, "inbox": 0}
+    assert OutboxEvent.objects.count() >= 1 and ProcessedEvent.objects.count() >= 1
+
+
+def test_the_purge_runs_from_every_services_beat(settings):
+    job = settings.CELERY_BEAT_SCHEDULE["purge-old-events"]
+    assert job["task"] == purge_old_events.name and job["schedule"] == 3600.0
