@@ -127,8 +127,8 @@ held: dict[bytes, float] = {}
 #: The requests a hold applies to, by the start of their request line (``b"POST /orders/add "``,
 #: ``b"POST /orders/add?"``); set by the application.
 held_routes: tuple[bytes, ...] = ()
-#: Held clients' requests this process answered in its main thread, and time.monotonic() of the last one.
-held_early = {"count": 0, "last": float("-inf")}
+#: Held clients' requests this process answered in its main thread (``/health`` shows them).
+held_early = {"count": 0}
 _HELD_BODY = json.dumps(
     {"error": {"code": "rate_limited", "message": "Too many attempts; try again after Retry-After seconds."}}
 ).encode()  # the gateway's RateLimited over the member's limit, in the shape of shared.errors.error_body
@@ -194,30 +194,43 @@ def _header(head: bytes, lowered: bytes, name: bytes) -> bytes | None:
     return head[start : end if end >= 0 else len(head)].strip()
 
 
+def _framing(data: bytes) -> tuple[bytes, bytes, int, int] | None:
+    """For a request at the start of ``data`` whose head is all here: (its head, the head in
+    lower case, the head's length with its blank line, the body's length); None when the head
+    is not all here, or the body is chunked or has no valid length."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    head = data[:end]
+    lowered = head.lower()
+    if b"\r\ntransfer-encoding:" in lowered:
+        return None
+    length = _header(head, lowered, b"content-length") or b"0"
+    if not length.isdigit():
+        return None
+    return head, lowered, end + 4, int(length)
+
+
 def _held_request(data: bytes) -> tuple[float, int, int] | None:
     """For a request at the start of ``data`` whose head is all here, sent by a held client:
     (the hold's end, the length of its head, the length of its body); None if it is not
     held for it, if its connection is not to be kept, or if its body is chunked."""
     if not data.startswith(held_routes):
         return None
-    end = data.find(b"\r\n\r\n")
-    if end < 0:
+    framing = _framing(data)
+    if framing is None:
         return None
-    head = data[:end]
+    head, lowered, head_length, body_length = framing
     if not head.split(b"\r\n", 1)[0].endswith(b" HTTP/1.1"):
         return None  # HTTP/1.0 closes after each answer: a thread's business
-    lowered = head.lower()
     authorization = _header(head, lowered, b"authorization")
     until = held.get(authorization) if authorization is not None else None
-    if until is None or b"\r\ntransfer-encoding:" in lowered:
+    if until is None:
         return None
     connection = _header(head, lowered, b"connection")
     if connection is not None and b"close" in connection.lower():
         return None
-    length = _header(head, lowered, b"content-length") or b"0"
-    if not length.isdigit():
-        return None
-    return until, end + 4, int(length)
+    return until, head_length, body_length
 
 
 def _request(data: bytes) -> int | None:
@@ -225,20 +238,11 @@ def _request(data: bytes) -> int | None:
     yet, has a chunked body, or is one never refused (/health, /metrics)."""
     if data.startswith(_NEVER_REFUSED):
         return None
-    head, sep, rest = data.partition(b"\r\n\r\n")
-    if not sep:
+    framing = _framing(data)
+    if framing is None:
         return None
-    lowered = head.lower()
-    if b"\r\ntransfer-encoding:" in lowered:
-        return None
-    length = 0
-    at = lowered.find(b"\r\ncontent-length:")
-    if at >= 0:
-        value = lowered[at + 17 :].split(b"\r\n", 1)[0].strip()
-        if not value.isdigit() or len(rest) < int(value):
-            return None
-        length = int(value)
-    return len(head) + 4 + length
+    _, _, head_length, body_length = framing
+    return head_length + body_length if len(data) >= head_length + body_length else None
 
 
 class _TimingLog:
@@ -381,7 +385,6 @@ class ThreadWorker(gthread.ThreadWorker):
         except OSError:
             return False
         held_early["count"] += 1
-        held_early["last"] = now
         if taken < head + body:  # a client that sends the body after the head: wait for the rest
             conn.timeout = now + self.cfg.keepalive
             self.pending_conns.append(conn)
