@@ -28,13 +28,13 @@ from shared.errors import ShopError
 logger = logging.getLogger(__name__)
 
 
-def remember_hold(authorization: bytes | str, until: float) -> None:
-    """Note in this process that the client sending ``authorization`` is held until ``until``
-    (time.monotonic()); a later end than one already noted wins."""
-    if isinstance(authorization, str):
-        authorization = authorization.encode("latin-1")
-    if until > gunicorn_worker.held.get(authorization, float("-inf")):
-        gunicorn_worker.held[authorization] = until
+def remember_hold(authorization: str, until: float) -> None:
+    """Note in this process that the client sending ``authorization`` (the header's value, as
+    the environ holds it) is held until ``until`` (time.monotonic()); a later end than one
+    already noted wins."""
+    key = authorization.encode("latin-1")
+    if until > gunicorn_worker.held.get(key, float("-inf")):
+        gunicorn_worker.held[key] = until
 
 
 def held_routes() -> tuple[bytes, ...]:
