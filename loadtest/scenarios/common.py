@@ -18,10 +18,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pooled
 from locust import constant_throughput, events
 from locust.env import Environment
 from locust.runners import WorkerRunner
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
+
+pooled.install()  # every user keeps its connection, whatever its socket's descriptor
 
 _data: dict[str, Any] | None = None
 _counter = itertools.count()

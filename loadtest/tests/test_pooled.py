@@ -1,0 +1,63 @@
+"""The load generator's check of an idle kept-alive connection, past descriptor 1023 too."""
+
+from __future__ import annotations
+
+import resource
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scenarios"))
+
+import pooled  # noqa: E402
+from geventhttpclient.connectionpool import ConnectionPool  # noqa: E402
+
+
+@pytest.fixture
+def high_pair():
+    """A connected socket pair whose descriptors are past 1023 (select's limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"at most {hard} open files here")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200) if soft != resource.RLIM_INFINITY else soft, hard))
+    filler = [socket.socket() for _ in range(1030)]
+    a, b = socket.socketpair()
+    try:
+        assert a.fileno() >= 1024
+        yield a, b
+    finally:
+        for s in (*filler, a, b):
+            s.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_an_idle_connection_past_descriptor_1023_is_kept(high_pair):
+    a, _ = high_pair
+    assert pooled.socket_alive(None, a)
+
+
+def test_a_connection_the_server_closed_or_wrote_to_unasked_is_not_reused(high_pair):
+    a, b = high_pair
+    b.send(b"HTTP/1.1 200 OK\r\n")  # bytes nobody asked for
+    assert not pooled.socket_alive(None, a)
+    a.recv(100)
+    assert pooled.socket_alive(None, a)
+    b.close()  # the server's FIN
+    assert not pooled.socket_alive(None, a)
+
+
+def test_a_closed_socket_is_not_reused():
+    a, b = socket.socketpair()
+    a.close()
+    b.close()
+    assert not pooled.socket_alive(None, a) and not pooled.socket_alive(None, None)
+
+
+def test_installed_the_pool_keeps_connections_past_descriptor_1023(high_pair, monkeypatch):
+    monkeypatch.setattr(ConnectionPool, "_is_socket_alive", ConnectionPool._is_socket_alive)  # undone after
+    pooled.install()
+    pool = ConnectionPool.__new__(ConnectionPool)
+    a, _ = high_pair
+    assert pool._is_socket_alive(a)
