@@ -149,9 +149,11 @@ _queue = _per_service(
 GATEWAY_ADMISSION_WAIT_SECONDS = env.float("GATEWAY_ADMISSION_WAIT_SECONDS", default=0.25)
 #: A request that waited longer than this for a gateway thread (in the web server's queue,
 #: before any gate sees it: shared/gunicorn_worker.py stamps when it was ready) is answered
-#: `overloaded` before any other work. As long as a gate lets one wait, by default: an
-#: answer then waits at most twice that in the gateway before its service is called. 0: off.
-GATEWAY_THREAD_WAIT_SECONDS = env.float("GATEWAY_THREAD_WAIT_SECONDS", default=GATEWAY_ADMISSION_WAIT_SECONDS)
+#: `overloaded` before any other work: an answer then waits at most this and a gate's wait in
+#: the gateway before its service is called. 0.15 s rather than the gate's 0.25 s: in fairness
+#: drops by turns, every answer's p99 stayed under a second in four runs of four against one
+#: of four (docs/performance.md, "Sixteenth round"). 0: off.
+GATEWAY_THREAD_WAIT_SECONDS = env.float("GATEWAY_THREAD_WAIT_SECONDS", default=0.15)
 #: service -> (in flight, queue, wait seconds)
 GATEWAY_ADMISSION = {
     s: (_in_flight[s], _queue.get(s, _in_flight[s]), GATEWAY_ADMISSION_WAIT_SECONDS) for s in GATEWAY_SERVICES

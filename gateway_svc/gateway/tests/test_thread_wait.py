@@ -66,10 +66,10 @@ def test_a_request_within_the_bound_or_without_a_stamp_goes_on(client, bounds, u
     assert upstream_received == ["GET /cloth/detail/1", "GET /cloth/detail/1"]
 
 
-def test_the_bound_defaults_to_the_gates_wait_and_zero_turns_it_off(client, bounds, upstream_received):
+def test_the_bound_defaults_to_less_than_the_gates_wait_and_zero_turns_it_off(client, bounds, upstream_received):
     from config import settings as configured
 
-    assert configured.GATEWAY_THREAD_WAIT_SECONDS == configured.GATEWAY_ADMISSION_WAIT_SECONDS
+    assert configured.GATEWAY_THREAD_WAIT_SECONDS == 0.15 < configured.GATEWAY_ADMISSION_WAIT_SECONDS
     bounds.GATEWAY_THREAD_WAIT_SECONDS = 0
     assert client.get("/cloth/detail/1", **waited(60.0)).status_code == 200
 
