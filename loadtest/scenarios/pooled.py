@@ -5,9 +5,11 @@ idle socket is still good with ``select.select`` and a zero timeout: readable wh
 means the server closed it, or sent bytes nobody asked for. ``select`` cannot take a file
 descriptor of 1024 or more (``ValueError``), which the check counts as a dead connection.
 A drop's 2,000 buyers in one locust process hold about as many sockets, so every buyer
-whose socket got a descriptor past 1023 closed it and connected again before each click:
-in a fairness drop, 17,000 of 19,500 connections were opened that way. A real buyer's
-browser keeps its connection; the gateway and the load generator paid for the others.
+whose socket got a descriptor past 1023 closed it and connected again before its next click:
+about 1,600 connections of a fairness drop with the gateway as it is (its refusals close their
+connection anyway, which frees descriptors), 17,000 of 19,500 when the gateway's refusals kept
+their connections (docs/performance.md, "Sixteenth round"). A real buyer's browser keeps its
+connection; the gateway and the load generator paid for the others.
 
 :func:`install` gives the pool the same check with ``poll``, which has no such limit.
 """
