@@ -433,7 +433,9 @@ class ThreadWorker(gthread.ThreadWorker):
             self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_client_socket_readable, conn))
         if now - self._pruned >= _PRUNE_EVERY:
             self._pruned = now
-            for key, until in list(held.items()):
+            # A copy, made in one step under the GIL: the application's threads note holds
+            # meanwhile, and walking the dict itself then fails ("changed size during iteration").
+            for key, until in held.copy().items():
                 if until <= now and held.get(key, now) <= now:
                     held.pop(key, None)
 

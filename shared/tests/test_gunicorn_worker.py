@@ -287,3 +287,37 @@ def test_a_held_clients_body_sent_after_its_head_is_waited_for_in_the_main_threa
     assert first.startswith(b"429 ") and b'"rate_limited"' in first
     assert second.startswith(b"200 ") and b'"path": "/after", "seen": 1' in second
     assert busy.getresponse().status == 200
+
+
+class _NotedMeanwhile(dict):
+    """Holds to which an application thread adds one while the main thread walks them."""
+
+    def _walk(self, view):
+        for n, item in enumerate(view):
+            if n == 0:
+                self[b"Bearer new"] = time.monotonic() + 60
+            yield item
+
+    def items(self):
+        return self._walk(dict.items(self))
+
+    def keys(self):
+        return self._walk(dict.keys(self))
+
+
+def test_pruning_the_holds_survives_a_hold_noted_meanwhile(monkeypatch):
+    # A drop crashed a gateway worker here: "dictionary changed size during iteration" while
+    # the main thread dropped ended holds and a thread noted a new one; every connection of
+    # that process was cut.
+    from collections import deque
+
+    from shared import gunicorn_worker
+
+    now = time.monotonic()
+    holds = _NotedMeanwhile({b"Bearer ended": now - 1, b"Bearer held": now + 60})
+    monkeypatch.setattr(gunicorn_worker, "held", holds)
+    worker = object.__new__(gunicorn_worker.ThreadWorker)
+    worker._held_waiting, worker._pruned = deque(), now - 60
+    worker._answer_held()
+    left = dict.keys(holds)
+    assert b"Bearer ended" not in left and b"Bearer held" in left  # a new hold may be there too
