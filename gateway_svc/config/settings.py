@@ -150,9 +150,9 @@ GATEWAY_ADMISSION_WAIT_SECONDS = env.float("GATEWAY_ADMISSION_WAIT_SECONDS", def
 #: A request that waited longer than this for a gateway thread (in the web server's queue,
 #: before any gate sees it: shared/gunicorn_worker.py stamps when it was ready) is answered
 #: `overloaded` before any other work: an answer then waits at most this and a gate's wait in
-#: the gateway before its service is called. 0.15 s rather than the gate's 0.25 s: in fairness
-#: drops, every answer's p99 was under a second in six runs of seven at 0.15 s, against one of
-#: four at 0.25 s, by turns; 0.1 s was worse (docs/performance.md, "Sixteenth round"). 0: off.
+#: the gateway before its service is called. 0.15 s rather than the gate's 0.25 s: shorter
+#: tails in fairness drops by turns; 0.1 s was worse (docs/performance.md, "Sixteenth round").
+#: 0: off.
 GATEWAY_THREAD_WAIT_SECONDS = env.float("GATEWAY_THREAD_WAIT_SECONDS", default=0.15)
 #: service -> (in flight, queue, wait seconds)
 GATEWAY_ADMISSION = {
