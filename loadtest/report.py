@@ -104,6 +104,23 @@ def summarize_requests(prefix: Path, *, seconds: float | None = None) -> dict[st
     }
 
 
+def loop_lag(folder: Path, *, since: float = 0.0) -> dict[str, Any] | None:
+    """The load generator's loop lag (``scenarios/looplag.py``), in ms, over every process's
+    samples taken from ``since`` (wall clock): p50, p99, max, and how many samples; None if
+    no process wrote any."""
+    lags: list[float] = []
+    for path in sorted(Path(folder).glob("loop-lag-*.json")):
+        lags += [lag for at, lag in json.loads(path.read_text()) if at >= since]
+    if not lags:
+        return None
+    lags.sort()
+
+    def at(q: float) -> float:
+        return round(lags[min(len(lags) - 1, int(q * len(lags)))] * 1000, 1)
+
+    return {"p50": at(0.50), "p99": at(0.99), "max": round(lags[-1] * 1000, 1), "samples": len(lags)}
+
+
 # ----------------------------------------------------------------------------- plots
 
 
@@ -221,6 +238,12 @@ def plot_compare(runs: dict[str, Path], summaries: dict[str, dict[str, Any]], ou
 def format_summary(summary: dict[str, Any]) -> str:
     """A few lines a person reads in the terminal; summary.json holds the rest."""
     lines = [f"scenario {summary['scenario']}: {summary['load_generator']['description']}"]
+    lag = summary["load_generator"].get("loop_lag_ms")
+    if lag:
+        lines.append(
+            f"load generator's own delay (its loop woke late; inside every latency below): "
+            f"p50 {lag['p50']} / p99 {lag['p99']} / max {lag['max']} ms"
+        )
     runs = summary.get("runs") or {"": summary["requests"]}
     for label, req in runs.items():
         t = req["total"]

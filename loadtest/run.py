@@ -411,6 +411,7 @@ def main(argv: list[str]) -> int:
     dead_before = invariants.dead_letters(stack)
     since = time.time() - 1
     data, cloth_ids = scenario_data(args, stack, gateway, lead=lead)
+    opens = 0.0
     if args.scenario == "drop":
         opens = dt.datetime.fromisoformat(data["drop"]["sale_starts_at"].replace("Z", "+00:00")).timestamp()
         run_seconds = int(opens - time.time()) + args.duration + 1
@@ -432,7 +433,7 @@ def main(argv: list[str]) -> int:
         "scenario": args.scenario,
         "started_utc": stamp,
         "gateway": gateway,
-        "load_generator": load_generator(args),
+        "load_generator": {**load_generator(args), "loop_lag_ms": report.loop_lag(out, since=opens)},
         "measured_seconds": measure_seconds,
         "requests": requests,
         "invariants": {**verdict.as_dict(), "no_5xx": requests["server_errors_5xx"] == 0},

@@ -18,10 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import looplag
 import pooled
 from locust import constant_throughput, events
 from locust.env import Environment
-from locust.runners import WorkerRunner
+from locust.runners import MasterRunner, WorkerRunner
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
 
 pooled.install()  # every user keeps its connection, whatever its socket's descriptor
@@ -157,6 +158,25 @@ def _write_tokens(environment: Environment, **_: Any) -> None:
         return
     path = Path(folder) / f"tokens-{os.getpid()}.json"
     path.write_text(json.dumps(latest_tokens))
+
+
+#: This process's loop lag, watched while its users run (not in a master, which has none).
+loop_lag = looplag.LoopLag()
+
+
+@events.test_start.add_listener
+def _watch_loop_lag(environment: Environment, **_: Any) -> None:
+    if not isinstance(environment.runner, MasterRunner):
+        loop_lag.start()
+
+
+@events.test_stop.add_listener
+def _write_loop_lag(environment: Environment, **_: Any) -> None:
+    """Hand the samples to run.py (``loop-lag-<pid>.json`` in the run's folder)."""
+    loop_lag.stop()
+    folder = os.environ.get("LOADTEST_TOKENS_DIR")
+    if folder and loop_lag.samples:
+        loop_lag.write(Path(folder))
 
 
 @events.quit.add_listener

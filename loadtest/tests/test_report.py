@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -65,3 +66,21 @@ def test_summary_prints_the_verdict(tmp_path):
         }
     )
     assert "POST /orders/add [sold_out]" in text and "verdict: FAIL" in text
+
+
+def test_loop_lag_is_summarized_over_every_process_from_the_opening(tmp_path):
+    (tmp_path / "loop-lag-1.json").write_text(json.dumps([[99.0, 5.0]] + [[100.0 + i, 0.001] for i in range(98)]))
+    (tmp_path / "loop-lag-2.json").write_text(json.dumps([[150.0, 0.250], [151.0, 0.002]]))
+    lag = report.loop_lag(tmp_path, since=100.0)
+    # the sample before the opening (5 s, while users waited for it) is left out
+    assert lag == {"p50": 1.0, "p99": 250.0, "max": 250.0, "samples": 100}
+    assert report.loop_lag(tmp_path / "missing", since=0) is None
+
+
+def test_the_summary_says_how_late_the_load_generator_ran(tmp_path):
+    requests = report.summarize_requests(_sample(tmp_path), seconds=10)
+    lag = {"p50": 0.4, "p99": 61.0, "max": 240.5, "samples": 2000}
+    text = report.format_summary(
+        {"scenario": "drop", "load_generator": {"description": "locust", "loop_lag_ms": lag}, "requests": requests}
+    )
+    assert "load generator's own delay" in text and "p99 61.0 / max 240.5 ms" in text
