@@ -12,6 +12,16 @@ their connections (docs/performance.md, "Sixteenth round"). A real buyer's brows
 connection; the gateway and the load generator paid for the others.
 
 :func:`install` gives the pool the same check with ``poll``, which has no such limit.
+
+It also has the pool look its address up once per process. The pool resolves the host anew
+for every connection it opens, and gevent does that in a thread pool, whose answer comes back
+to the loop behind everything else that is ready. A refusal in the gateway's main thread
+closes its connection, so a buyer's next click connects again. Waiting in that pool, such
+clicks reached the gateway p99 181-260 ms (won) and 336-2,390 ms (sold out) after they were
+sent, in three fairness drops; with the address looked up once, 61-201 and 59-129 ms
+(docs/performance.md, "Seventeenth round"). That wait paced
+the load generator's own reconnections, which a browser with the address cached does not
+do. Load tests go to 127.0.0.1 only, whose address does not change during a run.
 """
 
 from __future__ import annotations
@@ -41,5 +51,19 @@ def socket_alive(pool: ConnectionPool, sock: Any) -> bool:
         return False
 
 
+_resolved: dict[tuple[str, int, bool], list] = {}
+_resolve_each_time = ConnectionPool._resolve
+
+
+def resolve_once(pool: ConnectionPool) -> list:
+    """The pool's ``getaddrinfo`` answer for its host, looked up on its first connection only."""
+    key = (pool._connection_host, pool._connection_port, pool.disable_ipv6)
+    found = _resolved.get(key)
+    if found is None:
+        found = _resolved[key] = _resolve_each_time(pool)
+    return found
+
+
 def install() -> None:
     ConnectionPool._is_socket_alive = socket_alive
+    ConnectionPool._resolve = resolve_once

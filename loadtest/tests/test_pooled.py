@@ -11,6 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scenarios"))
 
+import gevent.socket  # noqa: E402
 import pooled  # noqa: E402
 from geventhttpclient.connectionpool import ConnectionPool  # noqa: E402
 
@@ -61,3 +62,28 @@ def test_installed_the_pool_keeps_connections_past_descriptor_1023(high_pair, mo
     pool = ConnectionPool.__new__(ConnectionPool)
     a, _ = high_pair
     assert pool._is_socket_alive(a)
+
+
+def test_installed_the_pool_looks_its_address_up_once(monkeypatch):
+    monkeypatch.setattr(ConnectionPool, "_is_socket_alive", ConnectionPool._is_socket_alive)  # undone after
+    monkeypatch.setattr(ConnectionPool, "_resolve", ConnectionPool._resolve)
+    monkeypatch.setattr(pooled, "_resolved", {}, raising=False)
+    lookups = []
+    real = gevent.socket.getaddrinfo
+
+    def counted(*args, **kwargs):
+        lookups.append(args[:2])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(gevent.socket, "getaddrinfo", counted)
+    pooled.install()
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    pool = ConnectionPool("127.0.0.1", port, "127.0.0.1", port)
+    try:
+        first, second = pool._create_socket(), pool._create_socket()
+        assert first.getpeername() == second.getpeername() == ("127.0.0.1", port)
+        assert lookups == [("127.0.0.1", port)]  # the second connection asked no one
+    finally:
+        for s in (first, second, server):
+            s.close()
