@@ -1,4 +1,4 @@
-"""Kept-alive connections that stay kept: geventhttpclient's idle check, for any file descriptor.
+"""Kept-alive connections that stay kept, and one address lookup: geventhttpclient's pool, as a browser uses it.
 
 Before it reuses a pooled connection, geventhttpclient (2.6.1, the newest) asks whether the
 idle socket is still good with ``select.select`` and a zero timeout: readable while idle
@@ -19,9 +19,9 @@ to the loop behind everything else that is ready. A refusal in the gateway's mai
 closes its connection, so a buyer's next click connects again. Waiting in that pool, such
 clicks reached the gateway p99 181-260 ms (won) and 336-2,390 ms (sold out) after they were
 sent, in three fairness drops; with the address looked up once, 61-201 and 59-129 ms
-(docs/performance.md, "Seventeenth round"). That wait paced
-the load generator's own reconnections, which a browser with the address cached does not
-do. Load tests go to 127.0.0.1 only, whose address does not change during a run.
+(docs/performance.md, "Seventeenth round"). That wait paced the load generator's own
+reconnections, which a browser with the address cached does not do. Load tests go to
+127.0.0.1 only, whose address does not change during a run.
 """
 
 from __future__ import annotations
