@@ -77,7 +77,8 @@ def read(directory: Path, since: float = 0.0, until: float = float("inf")) -> li
     return rows
 
 
-def _pct(values: list[float], p: float) -> float | None:
+def percentile(values: list[float], p: float) -> float | None:
+    """The p-th percentile of values (the nearest rank below), to 0.1; None for no values."""
     if not values:
         return None
     ordered = sorted(values)
@@ -97,9 +98,15 @@ def summarize(rows: list[Row]) -> dict:
     routes = {
         name: {
             "requests": len(rs),
-            "queue_ms": {"p50": _pct([r.queue_ms for r in rs], 50), "p99": _pct([r.queue_ms for r in rs], 99)},
-            "app_ms": {"p50": _pct([r.app_ms for r in rs], 50), "p99": _pct([r.app_ms for r in rs], 99)},
-            "total_ms": {"p50": _pct([r.total_ms for r in rs], 50), "p99": _pct([r.total_ms for r in rs], 99)},
+            "queue_ms": {
+                "p50": percentile([r.queue_ms for r in rs], 50),
+                "p99": percentile([r.queue_ms for r in rs], 99),
+            },
+            "app_ms": {"p50": percentile([r.app_ms for r in rs], 50), "p99": percentile([r.app_ms for r in rs], 99)},
+            "total_ms": {
+                "p50": percentile([r.total_ms for r in rs], 50),
+                "p99": percentile([r.total_ms for r in rs], 99),
+            },
             "thread_seconds": round(sum(r.app_ms for r in rs) / 1000, 1),
         }
         for name, rs in sorted(by_route.items(), key=lambda kv: -len(kv[1]))
@@ -119,8 +126,14 @@ def summarize(rows: list[Row]) -> dict:
             }
     every = {
         "requests": len(rows),
-        "queue_ms": {"p50": _pct([r.queue_ms for r in rows], 50), "p99": _pct([r.queue_ms for r in rows], 99)},
-        "total_ms": {"p50": _pct([r.total_ms for r in rows], 50), "p99": _pct([r.total_ms for r in rows], 99)},
+        "queue_ms": {
+            "p50": percentile([r.queue_ms for r in rows], 50),
+            "p99": percentile([r.queue_ms for r in rows], 99),
+        },
+        "total_ms": {
+            "p50": percentile([r.total_ms for r in rows], 50),
+            "p99": percentile([r.total_ms for r in rows], 99),
+        },
     }
     return {"every": every, "routes": routes, "workers": workers}
 

@@ -18,6 +18,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display: files only
 import matplotlib.pyplot as plt  # noqa: E402
+from gateway_timing import percentile  # noqa: E402
 
 PERCENTILES = ("50%", "95%", "99%")
 #: an outcome label the scenarios append to a request name: "POST /orders/add [sold_out]"
@@ -108,17 +109,17 @@ def loop_lag(folder: Path, *, since: float = 0.0) -> dict[str, Any] | None:
     """The load generator's loop lag (``scenarios/looplag.py``), in ms, over every process's
     samples taken from ``since`` (wall clock): p50, p99, max, and how many samples; None if
     no process wrote any."""
-    lags: list[float] = []
+    lags_ms: list[float] = []
     for path in sorted(Path(folder).glob("loop-lag-*.json")):
-        lags += [lag for at, lag in json.loads(path.read_text()) if at >= since]
-    if not lags:
+        lags_ms += [lag * 1000 for at, lag in json.loads(path.read_text()) if at >= since]
+    if not lags_ms:
         return None
-    lags.sort()
-
-    def at(q: float) -> float:
-        return round(lags[min(len(lags) - 1, int(q * len(lags)))] * 1000, 1)
-
-    return {"p50": at(0.50), "p99": at(0.99), "max": round(lags[-1] * 1000, 1), "samples": len(lags)}
+    return {
+        "p50": percentile(lags_ms, 50),
+        "p99": percentile(lags_ms, 99),
+        "max": round(max(lags_ms), 1),
+        "samples": len(lags_ms),
+    }
 
 
 # ----------------------------------------------------------------------------- plots
