@@ -6,7 +6,9 @@ queue has no bound and the application does not see it: under a drop a request c
 it for seconds before Django, and its admission gates, hear of it. This worker stamps each
 request (``time.monotonic()``) when it was handed to the pool and puts the stamp in the
 WSGI environ as ``gunicorn.ready_at``, beside ``gunicorn.picked_at`` (when a thread took
-it), so the application can tell how long a request waited before it ran.
+it), so the application can tell how long a request waited before it ran. A new connection
+is handed on once its request has come: until then it waits in the poller, not in a thread
+(gthread would have a thread wait there for it, up to 5 s).
 
 When even that is too late: the worker refuses in its main thread, before a thread or
 Django, a request that would wait longer than the application allows. Once the oldest
@@ -20,8 +22,7 @@ the gateway's ``503 overloaded`` (same JSON, ``Retry-After`` from
 and ``Connection: close``: the bytes received are read first (so the close is a FIN, not a
 reset that could lose the answer), the answer fits the socket's buffer, and a request with
 a body not yet received in full, or chunked, is left to a thread. ``GET /health`` and
-``/metrics`` are never refused. A new connection whose request has not arrived yet waits
-for it in the poller instead of holding a thread. Such refusals are counted in
+``/metrics`` are never refused. Such refusals are counted in
 :data:`refused_early` (``/health`` shows them), and each one's request head is handed to
 the :data:`refusal_listeners` the application registered, in a thread of their own, off
 the main thread (the gateway holds an order placement's member to the ``Retry-After``).
@@ -313,6 +314,8 @@ class ThreadWorker(gthread.ThreadWorker):
         self.wsgi = stamped
 
     def enqueue_req(self, conn: Any) -> None:
+        if not conn.initialized and not conn.data_ready and self._await_request(conn):
+            return
         now = time.monotonic()
         if self._held_delay > 0 and held and self._hold_now(conn, now):
             return
@@ -322,6 +325,26 @@ class ThreadWorker(gthread.ThreadWorker):
         with self._waiting_lock:
             self._waiting[id(conn)] = now
         super().enqueue_req(conn)
+
+    def _await_request(self, conn: Any) -> bool:
+        """For a new connection: True when its request has not come yet, and it now waits for it in
+        the poller; False when it has (or the client closed), and a thread can read it at once.
+
+        gthread hands a connection to a thread as soon as it is accepted, and the thread waits there
+        for the request (up to 5 s). In a drop's opening thousands of buyers connect at once, and
+        their requests follow a moment later: the threads sat waiting for them while requests that
+        had come waited for a thread, or were refused for having waited too long."""
+        try:
+            conn.sock.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            conn.timeout = time.monotonic() + self.cfg.keepalive
+            self.pending_conns.append(conn)
+            self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_pending_socket_readable, conn))
+            return True
+        except OSError:
+            pass  # the thread meets the error and closes the connection
+        conn.data_ready = True
+        return False
 
     def _too_many_waiting(self, now: float) -> bool:
         """Whether a request ready now would wait too long for a thread: the oldest waiting one
@@ -337,14 +360,6 @@ class ThreadWorker(gthread.ThreadWorker):
         sock = conn.sock
         try:
             data = sock.recv(_PEEK_BYTES, socket.MSG_PEEK)
-        except BlockingIOError:
-            if conn.initialized:
-                return False
-            # A new connection whose request is not here yet: wait for it in the poller, not in a thread.
-            conn.timeout = time.monotonic() + self.cfg.keepalive
-            self.pending_conns.append(conn)
-            self.poller.register(sock, selectors.EVENT_READ, partial(self.on_pending_socket_readable, conn))
-            return True
         except OSError:
             return False
         if not data or conn.is_http2 or (conn.parser is not None and conn.parser.unreader.buf.getvalue()):

@@ -164,6 +164,32 @@ def test_the_timing_log_has_a_line_per_request(server):
     assert float(lines[0][-1]) >= float(lines[0][4])  # the whole time covers the wait for a thread
 
 
+@pytest.fixture
+def lone_thread(tmp_path):
+    proc, port = _start(tmp_path, APP, threads=1)
+    yield port
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=20)
+
+
+def test_a_connection_whose_request_has_not_come_waits_for_it_without_a_thread(lone_thread):
+    silent = socket.create_connection(("127.0.0.1", lone_thread), timeout=10)  # connected, nothing sent yet
+    time.sleep(0.3)  # accepted meanwhile
+    started = time.monotonic()
+    other = _send(lone_thread, "/other").getresponse()  # the only thread is free for it
+    assert other.status == 200 and time.monotonic() - started < 1.0
+    other.read()
+    sent = time.monotonic()
+    silent.sendall(b"GET /late HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    answer = b""
+    while chunk := silent.recv(65536):
+        answer += chunk
+    silent.close()
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    stamps = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+    assert sent <= stamps["gunicorn.ready_at"] <= stamps["gunicorn.picked_at"]  # ready once its request came
+
+
 @pytest.mark.parametrize("one_thread", ["30"], indirect=True)  # a bound in time never reached here
 def test_beyond_twice_as_many_waiting_as_threads_a_request_is_refused_before_any_waited_long(one_thread):
     one_thread, _ = one_thread
