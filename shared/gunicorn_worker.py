@@ -346,6 +346,14 @@ class ThreadWorker(gthread.ThreadWorker):
         conn.data_ready = True
         return False
 
+    def _cap_keepalive(self, deadline: float) -> None:
+        """A stopping worker closes its kept-alive connections by ``deadline``; also those whose
+        request has not come (a browser's preconnect, say), which would otherwise keep it up to
+        its graceful timeout. Both lists stay sorted by timeout."""
+        super()._cap_keepalive(deadline)
+        for conn in self.pending_conns:
+            conn.timeout = min(conn.timeout, deadline)
+
     def _too_many_waiting(self, now: float) -> bool:
         """Whether a request ready now would wait too long for a thread: the oldest waiting one
         already did, or more than twice the threads wait (a burst the threads cannot clear in time)."""

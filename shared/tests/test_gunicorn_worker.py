@@ -60,7 +60,7 @@ def app(environ, start_response):
 """
 
 
-def _start(tmp_path, app: str, threads: int, **env_extra: str):
+def _start(tmp_path, app: str, threads: int, *args: str, **env_extra: str):
     (tmp_path / "stampapp.py").write_text(app)
     port = _free_port()
     root = Path(__file__).resolve().parents[2]
@@ -72,7 +72,7 @@ def _start(tmp_path, app: str, threads: int, **env_extra: str):
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "stampapp:app", "--bind", f"127.0.0.1:{port}", "--threads", str(threads)]
-        + ["--worker-class", "shared.gunicorn_worker.ThreadWorker", "--workers", "1"],
+        + ["--worker-class", "shared.gunicorn_worker.ThreadWorker", "--workers", "1", *args],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -188,6 +188,17 @@ def test_a_connection_whose_request_has_not_come_waits_for_it_without_a_thread(l
     assert answer.startswith(b"HTTP/1.1 200 ")
     stamps = json.loads(answer.split(b"\r\n\r\n", 1)[1])
     assert sent <= stamps["gunicorn.ready_at"] <= stamps["gunicorn.picked_at"]  # ready once its request came
+
+
+def test_a_stopping_worker_does_not_wait_long_for_a_request_that_has_not_come(tmp_path):
+    proc, port = _start(tmp_path, APP, 1, "--keep-alive", "30", "--graceful-timeout", "30")
+    silent = socket.create_connection(("127.0.0.1", port), timeout=10)  # a browser's preconnect, say
+    time.sleep(0.3)  # accepted meanwhile
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=40)
+    silent.close()
+    assert time.monotonic() - started < 5  # as kept-alive connections: not the keep-alive or the grace
 
 
 @pytest.mark.parametrize("one_thread", ["30"], indirect=True)  # a bound in time never reached here
