@@ -37,7 +37,15 @@ _SEPARATOR_BYTES = _SEPARATOR.encode()
 
 
 class RateLimitedError(RuntimeError):
-    """The member service refused to mail more codes (429)."""
+    """The member service refused to mail more codes, or to log in more sessions (429)."""
+
+
+#: What to do when the member service's limits stop the preparation.
+RAISE_THE_LIMITS = (
+    "Start the stack with higher limits, e.g. RATE_LIMIT_SCALE=1000 python manage_all.py up "
+    "(on a stack that is not running yet), or restart its member service and gateway with "
+    "RATE_LIMIT_SCALE=1000 exported (README, Load tests)."
+)
 
 
 class MailBox:
@@ -137,6 +145,8 @@ def _login(api: Api, email: str, password: str, device: str) -> dict[str, Any] |
     r = api.call("POST", "/member/login", json={"email": email, "password": password, "device_name": device})
     if r.status_code == 401:
         return None  # the member is gone (databases reset): join a new one
+    if r.status_code == 429:
+        raise RateLimitedError(r.text)
     if r.status_code != 200:
         raise RuntimeError(f"login {email}: {r.status_code} {r.text[:200]}")
     return r.json()
@@ -227,9 +237,14 @@ def prepare_members(
     ready: list[dict[str, Any]] = []
     candidates = cache.members[:wanted]
     with ThreadPoolExecutor(threads) as pool:
-        for result in pool.map(lambda m: _fresh_tokens(api, m), candidates):
-            if result is not None:
-                ready.append(result)
+        try:
+            for result in pool.map(lambda m: _fresh_tokens(api, m), candidates):
+                if result is not None:
+                    ready.append(result)
+        except RateLimitedError:
+            raise SystemExit(
+                f"the member service refuses to log the cached members in again (429). {RAISE_THE_LIMITS}"
+            ) from None
     if candidates and not ready:
         # Not one cached member exists any more: the stack's databases were made afresh, and
         # every member cached before went with them. Forgotten all at once: dropping only the
@@ -257,10 +272,10 @@ def prepare_members(
             email = f"lt-{uuid.uuid4().hex[:16]}@loadtest.example.com"
             try:
                 _join(api, mail, email)
+                pair = _login(api, email, PASSWORD, "loadtest")
             except RateLimitedError:
                 stop.set()
                 return None
-            pair = _login(api, email, PASSWORD, "loadtest")
             assert pair is not None
             member = {
                 "email": email,
@@ -294,9 +309,7 @@ def prepare_members(
         distinct = [m for m in ready if m.get("device", "loadtest") == "loadtest"]
         if not distinct:
             raise SystemExit(
-                "no member could be prepared: the member service refuses to mail codes (429). Start "
-                "the stack with a higher limit, e.g. RATE_LIMIT_SCALE=1000 python manage_all.py up "
-                "(on a stack that is not running yet)."
+                f"no member could be prepared: the member service refuses to mail codes (429). {RAISE_THE_LIMITS}"
             )
         if rate_limited:
             log(
@@ -308,7 +321,13 @@ def prepare_members(
         def extra_device(i: int) -> dict[str, Any]:
             m = distinct[i % len(distinct)]
             device = f"loadtest-device-{uuid.uuid4().hex[:8]}"
-            pair = _login(api, m["email"], m["password"], device)
+            try:
+                pair = _login(api, m["email"], m["password"], device)
+            except RateLimitedError:
+                raise SystemExit(
+                    f"{len(ready)} of {wanted} members prepared: the member service refuses to log in more "
+                    f"sessions of the same members (429). {RAISE_THE_LIMITS}"
+                ) from None
             assert pair is not None
             return {
                 **m,

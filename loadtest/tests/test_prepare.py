@@ -66,3 +66,51 @@ def test_a_member_gone_among_living_ones_is_dropped_and_the_rest_kept(service):
     assert len(ready) == 2 and ready[0] == "a@x" and not {"a@x", "gone@x"} & set(ready[1:])
     cached = [m["email"] for m in json.loads(path.read_text())["members"]]
     assert "gone@x" not in cached and {"b@x", "c@x"} <= set(cached)
+
+
+def test_a_login_limit_stops_the_preparation_with_what_to_do_not_a_traceback(service, monkeypatch):
+    stack, alive, _ = service
+
+    def join(api, mail, email):
+        if len(alive) >= 3:
+            raise prepare.RateLimitedError("mail")  # the limit on mailed codes
+        alive.add(email)
+
+    logins = []
+
+    def login(api, email, password, device):
+        logins.append(device)
+        if device != "loadtest":
+            raise prepare.RateLimitedError("login")  # extra devices meet the login limit
+        return {"member_id": len(alive), "access_token": "a-" + email, "refresh_token": "r"}
+
+    monkeypatch.setattr(prepare, "_join", join)
+    monkeypatch.setattr(prepare, "_login", login)
+    with pytest.raises(SystemExit) as stopped:
+        _prepare(stack, 10)
+    assert "RATE_LIMIT_SCALE=1000" in str(stopped.value) and "log in" in str(stopped.value)
+    assert any(device != "loadtest" for device in logins)  # it did try the extra devices
+
+
+def test_a_refused_login_is_told_apart_from_other_failures():
+    def api(status):
+        return SimpleNamespace(call=lambda *a, **k: SimpleNamespace(status_code=status, text="{}"))
+
+    with pytest.raises(prepare.RateLimitedError):
+        prepare._login(api(429), "a@x", "p", "d")
+    with pytest.raises(RuntimeError) as other:
+        prepare._login(api(500), "a@x", "p", "d")
+    assert not isinstance(other.value, prepare.RateLimitedError)
+
+
+def test_cached_members_refused_a_new_login_stop_the_preparation_with_what_to_do(service, monkeypatch):
+    stack, _, path = service
+    _cache(path, ["a@x", "b@x"])
+
+    def fresh_tokens(api, member):
+        raise prepare.RateLimitedError("login")  # the refresh token no longer works, and logging in is refused
+
+    monkeypatch.setattr(prepare, "_fresh_tokens", fresh_tokens)
+    with pytest.raises(SystemExit) as stopped:
+        _prepare(stack, 2)
+    assert "RATE_LIMIT_SCALE=1000" in str(stopped.value)
