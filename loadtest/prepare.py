@@ -348,9 +348,14 @@ def prepare_members(
     stale = [i for i, m in enumerate(ready) if time.time() - m.get("tokens_at", 0) > FRESH_SECONDS]
     if stale:
         with ThreadPoolExecutor(threads) as pool:
-            for i, fresh in zip(stale, pool.map(lambda i: _fresh_tokens(api, ready[i]), stale), strict=True):
-                if fresh is not None:
-                    ready[i] = fresh
+            try:
+                for i, fresh in zip(stale, pool.map(lambda i: _fresh_tokens(api, ready[i]), stale), strict=True):
+                    if fresh is not None:
+                        ready[i] = fresh
+            except RateLimitedError:
+                raise SystemExit(
+                    f"the member service refuses to log the members in again for fresh tokens (429). {RAISE_THE_LIMITS}"
+                ) from None
         by_key = {_key(m): m for m in ready}
         cache.members = [by_key.get(_key(m), m) for m in cache.members]
         cache.save()

@@ -114,3 +114,16 @@ def test_cached_members_refused_a_new_login_stop_the_preparation_with_what_to_do
     with pytest.raises(SystemExit) as stopped:
         _prepare(stack, 2)
     assert "RATE_LIMIT_SCALE=1000" in str(stopped.value)
+
+
+def test_tokens_refreshed_at_the_end_and_refused_stop_the_preparation_with_what_to_do(service, monkeypatch):
+    stack, _, _ = service
+
+    def fresh_tokens(api, member):
+        raise prepare.RateLimitedError("login")
+
+    monkeypatch.setattr(prepare, "_fresh_tokens", fresh_tokens)
+    monkeypatch.setattr(prepare, "FRESH_SECONDS", -1)  # every token counts as old by the end
+    with pytest.raises(SystemExit) as stopped:
+        _prepare(stack, 2)
+    assert "RATE_LIMIT_SCALE=1000" in str(stopped.value)
