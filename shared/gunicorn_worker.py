@@ -333,11 +333,12 @@ class ThreadWorker(gthread.ThreadWorker):
         gthread hands a connection to a thread as soon as it is accepted, and the thread waits there
         for the request (up to 5 s). In a drop's opening thousands of buyers connect at once, and
         their requests follow a moment later: the threads sat waiting for them while requests that
-        had come waited for a thread, or were refused for having waited too long."""
+        had come waited for a thread, or were refused for having waited too long. It has as long
+        to send its request as gthread gave it, and at least the keep-alive timeout."""
         try:
             conn.sock.recv(1, socket.MSG_PEEK)
         except BlockingIOError:
-            conn.timeout = time.monotonic() + self.cfg.keepalive
+            conn.timeout = time.monotonic() + max(self.cfg.keepalive, gthread.DEFAULT_WORKER_DATA_TIMEOUT)
             self.pending_conns.append(conn)
             self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_pending_socket_readable, conn))
             return True

@@ -190,6 +190,22 @@ def test_a_connection_whose_request_has_not_come_waits_for_it_without_a_thread(l
     assert sent <= stamps["gunicorn.ready_at"] <= stamps["gunicorn.picked_at"]  # ready once its request came
 
 
+def test_without_keep_alive_a_new_connection_still_has_seconds_to_send_its_request(tmp_path):
+    proc, port = _start(tmp_path, APP, 1, "--keep-alive", "0")  # no keep-alive: not no time to send
+    try:
+        slow = socket.create_connection(("127.0.0.1", port), timeout=10)
+        time.sleep(1.5)  # the worker's loop has gone round at least once meanwhile
+        slow.sendall(b"GET /slow-client HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := slow.recv(65536):
+            answer += chunk
+        slow.close()
+        assert answer.startswith(b"HTTP/1.1 200 ")  # as gthread, which gave it 5 s
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+
+
 def test_a_stopping_worker_does_not_wait_long_for_a_request_that_has_not_come(tmp_path):
     proc, port = _start(tmp_path, APP, 1, "--keep-alive", "30", "--graceful-timeout", "30")
     silent = socket.create_connection(("127.0.0.1", port), timeout=10)  # a browser's preconnect, say
