@@ -225,8 +225,26 @@ def prepare_members(
 
     Refreshing is cheap and runs ``threads`` wide; joining and logging in each cost an
     Argon2 hash (about a quarter second of CPU here), so they run ``hashing_threads`` wide:
-    more only queues in the member service until the gateway gives up (504).
+    more only queues in the member service until the gateway gives up (504). A login the
+    member service refuses (its limit) stops the preparation with what to do.
     """
+    try:
+        return _prepare_members(stack, gateway, wanted, mail_dir, threads, hashing_threads, log)
+    except RateLimitedError:
+        raise SystemExit(
+            f"the member service refuses to log in more sessions of the load test's members (429). {RAISE_THE_LIMITS}"
+        ) from None
+
+
+def _prepare_members(
+    stack: Stack,
+    gateway: str,
+    wanted: int,
+    mail_dir: Path | None,
+    threads: int,
+    hashing_threads: int,
+    log: Any,
+) -> list[dict[str, Any]]:
     cache = MemberCache(stack.name)
     api = Api(gateway, pool=threads * 2)
     mail = MailBox(mail_dir or stack.mail_dir)
@@ -237,14 +255,9 @@ def prepare_members(
     ready: list[dict[str, Any]] = []
     candidates = cache.members[:wanted]
     with ThreadPoolExecutor(threads) as pool:
-        try:
-            for result in pool.map(lambda m: _fresh_tokens(api, m), candidates):
-                if result is not None:
-                    ready.append(result)
-        except RateLimitedError:
-            raise SystemExit(
-                f"the member service refuses to log the cached members in again (429). {RAISE_THE_LIMITS}"
-            ) from None
+        for result in pool.map(lambda m: _fresh_tokens(api, m), candidates):
+            if result is not None:
+                ready.append(result)
     if candidates and not ready:
         # Not one cached member exists any more: the stack's databases were made afresh, and
         # every member cached before went with them. Forgotten all at once: dropping only the
@@ -321,13 +334,7 @@ def prepare_members(
         def extra_device(i: int) -> dict[str, Any]:
             m = distinct[i % len(distinct)]
             device = f"loadtest-device-{uuid.uuid4().hex[:8]}"
-            try:
-                pair = _login(api, m["email"], m["password"], device)
-            except RateLimitedError:
-                raise SystemExit(
-                    f"{len(ready)} of {wanted} members prepared: the member service refuses to log in more "
-                    f"sessions of the same members (429). {RAISE_THE_LIMITS}"
-                ) from None
+            pair = _login(api, m["email"], m["password"], device)
             assert pair is not None
             return {
                 **m,
@@ -348,14 +355,9 @@ def prepare_members(
     stale = [i for i, m in enumerate(ready) if time.time() - m.get("tokens_at", 0) > FRESH_SECONDS]
     if stale:
         with ThreadPoolExecutor(threads) as pool:
-            try:
-                for i, fresh in zip(stale, pool.map(lambda i: _fresh_tokens(api, ready[i]), stale), strict=True):
-                    if fresh is not None:
-                        ready[i] = fresh
-            except RateLimitedError:
-                raise SystemExit(
-                    f"the member service refuses to log the members in again for fresh tokens (429). {RAISE_THE_LIMITS}"
-                ) from None
+            for i, fresh in zip(stale, pool.map(lambda i: _fresh_tokens(api, ready[i]), stale), strict=True):
+                if fresh is not None:
+                    ready[i] = fresh
         by_key = {_key(m): m for m in ready}
         cache.members = [by_key.get(_key(m), m) for m in cache.members]
         cache.save()
