@@ -398,7 +398,7 @@ class ThreadWorker(gthread.ThreadWorker):
             return False  # bytes the parser already holds
         try:
             data = conn.sock.recv(_PEEK_BYTES, socket.MSG_PEEK)
-        except OSError:  # BlockingIOError: a new connection's request is not here yet
+        except OSError:
             return False
         found = _held_request(data)
         if found is None or found[0] <= now:
