@@ -21,7 +21,10 @@ clicks reached the gateway p99 181-260 ms (won) and 336-2,390 ms (sold out) afte
 sent, in three fairness drops; with the address looked up once, 61-201 and 59-129 ms
 (docs/performance.md, "Seventeenth round"). That wait paced the load generator's own
 reconnections, which a browser with the address cached does not do. Load tests go to
-127.0.0.1 only, whose address does not change during a run.
+127.0.0.1 only, whose address does not change during a run. Buyers that connect while the
+first lookup is under way wait for its answer rather than ask too: a drop's buyers all
+connect at its opening, and each had asked before the first answer came back, some 2,400
+lookups behind gevent's ten resolver threads (docs/performance.md, "Nineteenth round").
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import select
 from typing import Any
 
 from gevent import monkey
+from gevent.event import AsyncResult
 from geventhttpclient.connectionpool import ConnectionPool
 
 #: the system's poll, not gevent's (which would wait on the hub): a zero-timeout look only
@@ -51,17 +55,28 @@ def socket_alive(pool: ConnectionPool, sock: Any) -> bool:
         return False
 
 
-_resolved: dict[tuple[str, int, bool], list] = {}
+#: (host, port, no IPv6) -> the lookup's answer, or the lookup under way
+_resolved: dict[tuple[str, int, bool], AsyncResult] = {}
 _resolve_each_time = ConnectionPool._resolve
 
 
 def resolve_once(pool: ConnectionPool) -> list:
-    """The pool's ``getaddrinfo`` answer for its host, looked up on its first connection only."""
+    """The pool's ``getaddrinfo`` answer for its host, looked up once per process: on the first
+    connection of any pool; the connections opened meanwhile wait for that answer. A failed
+    lookup fails them all and is not remembered: the next connection asks again."""
     key = (pool._connection_host, pool._connection_port, pool.disable_ipv6)
     found = _resolved.get(key)
-    if found is None:
-        found = _resolved[key] = _resolve_each_time(pool)
-    return found
+    if found is not None:
+        return found.get()
+    found = _resolved[key] = AsyncResult()
+    try:
+        answer = _resolve_each_time(pool)
+    except BaseException as e:  # noqa: BLE001 - its waiters must hear of any end, a killed greenlet's too
+        del _resolved[key]
+        found.set_exception(e)
+        raise
+    found.set(answer)
+    return answer
 
 
 def install() -> None:

@@ -87,3 +87,45 @@ def test_installed_the_pool_looks_its_address_up_once(monkeypatch):
     finally:
         for s in (first, second, server):
             s.close()
+
+
+def test_buyers_connecting_at_the_same_moment_share_one_lookup(monkeypatch):
+    # A drop's buyers all connect at its opening: each asked gevent's resolver thread pool
+    # before the first answer came back, 2,400 lookups queued behind 10 threads.
+    import gevent
+
+    monkeypatch.setattr(pooled, "_resolved", {}, raising=False)
+    lookups = []
+
+    def slow_lookup(pool):
+        lookups.append(pool._connection_host)
+        gevent.sleep(0.05)  # answered in a thread: the loop runs the other buyers meanwhile
+        return [("the", "address")]
+
+    monkeypatch.setattr(pooled, "_resolve_each_time", slow_lookup)
+    pools = [ConnectionPool("127.0.0.1", 8000, "127.0.0.1", 8000) for _ in range(50)]
+    buyers = [gevent.spawn(pooled.resolve_once, pool) for pool in pools]
+    gevent.joinall(buyers, timeout=5, raise_error=True)
+    assert lookups == ["127.0.0.1"]
+    assert [b.value for b in buyers] == [[("the", "address")]] * 50
+
+
+def test_a_failed_lookup_fails_its_waiters_and_the_next_connection_asks_again(monkeypatch):
+    import gevent
+
+    monkeypatch.setattr(pooled, "_resolved", {}, raising=False)
+    answers = iter([OSError("no such host"), [("the", "address")]])
+
+    def lookup(pool):
+        gevent.sleep(0.05)
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(pooled, "_resolve_each_time", lookup)
+    pool = ConnectionPool("127.0.0.1", 8000, "127.0.0.1", 8000)
+    buyers = [gevent.spawn(pooled.resolve_once, pool) for _ in range(3)]
+    gevent.joinall(buyers, timeout=5)
+    assert all(isinstance(b.exception, OSError) for b in buyers)  # none waits forever
+    assert pooled.resolve_once(pool) == [("the", "address")]  # a failure is not remembered
