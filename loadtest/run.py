@@ -64,6 +64,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--out", type=Path, help="results folder (default loadtest/results/<scenario>-<UTC time>)")
     p.add_argument("--members", type=int, help="distinct members to prepare (default: one per user)")
     p.add_argument("--settle-timeout", type=float, default=120.0, help="seconds to wait for the saga to settle")
+    p.add_argument(
+        "--request-log",
+        action="store_true",
+        help="also write every request (sent at, ms, status, name) to requests-<pid>.tsv in the results folder",
+    )
     d = p.add_argument_group("drop")
     d.add_argument("--units", type=int, default=500, help="units in the drop, spread over the sizes")
     d.add_argument("--sizes", default="S,M,L,XL", help="sizes of the drop (units split evenly)")
@@ -162,6 +167,7 @@ def run_locust(
         "LOADTEST_DATA": str(data_file),
         "LOADTEST_PROCESSES": str(args.processes),
         "LOADTEST_TOKENS_DIR": str(out),
+        "LOADTEST_REQUEST_LOG": "1" if getattr(args, "request_log", False) else "",
         "PYTHONPATH": str(HERE / "scenarios"),
     }
     print(

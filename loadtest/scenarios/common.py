@@ -20,6 +20,7 @@ from typing import Any
 
 import looplag
 import pooled
+import requestlog
 from locust import constant_throughput, events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
@@ -177,6 +178,22 @@ def _write_loop_lag(environment: Environment, **_: Any) -> None:
     folder = os.environ.get("LOADTEST_TOKENS_DIR")
     if folder and loop_lag.samples:
         loop_lag.write(Path(folder))
+
+
+_request_log: requestlog.RequestLog | None = None
+
+
+@events.test_start.add_listener
+def _start_request_log(environment: Environment, **_: Any) -> None:
+    """With ``LOADTEST_REQUEST_LOG`` set (``--request-log``), every request of this process
+    goes to ``requests-<pid>.tsv`` in the run's folder (not in a master, which sends none)."""
+    global _request_log
+    folder = os.environ.get("LOADTEST_TOKENS_DIR")
+    if not os.environ.get("LOADTEST_REQUEST_LOG") or not folder or isinstance(environment.runner, MasterRunner):
+        return
+    if _request_log is None:
+        _request_log = requestlog.RequestLog(Path(folder), os.getpid())
+        environment.events.request.add_listener(_request_log.record)
 
 
 @events.quit.add_listener
