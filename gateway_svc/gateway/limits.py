@@ -4,10 +4,12 @@ Two limits, both settings (``GATEWAY_RATE_LIMITS[name] = (count, window seconds)
 
 - ``order_member``: placing an order (``POST /orders/add``, ``POST /orders/add/Wishlist``)
   per member, a couple of attempts a second. Counted in the same Redis round trip as the
-  token's revocation check, before any upstream work. A member the gateway refused as
-  ``overloaded`` is held to that answer's ``Retry-After`` (:func:`hold`): clicking again
-  sooner is refused here, so firing from many connections buys no more turns at the
-  gate than waiting as asked does. The hold counts from the refusal, not from when the
+  token's revocation check, before any upstream work. A member the gateway refused, as
+  ``overloaded`` or as over this limit, is held to that answer's ``Retry-After``
+  (:func:`hold`), whole seconds and not what is left of the window: clicking again sooner
+  is refused here, told a new ``Retry-After`` and held to it. So firing from many
+  connections buys no more turns at the gate than waiting as asked does, and a client that
+  never waits gets none until it does. The hold counts from the refusal, not from when the
   answer is likely to arrive: a polite member's next click may wait less for a thread than
   the refused one did, and a longer hold would refuse it (docs/performance.md). Not scaled by ``RATE_LIMIT_SCALE``: a drop's limit is
   not a login's, and a load test's buyers are distinct members like real ones.

@@ -122,9 +122,9 @@ def proxy(request: HttpRequest) -> HttpResponse:
         except RedisError as exc:
             logger.error("token revocation store unreachable: %s", exc)
             return _error(UpstreamUnavailable("Sign-in cannot be checked right now; try again shortly."))
-        except RateLimited as exc:  # over the member's limit: held until the window ends
+        except RateLimited as exc:  # over the member's limit: held to the Retry-After told
             if counted is not None and route.limit == limits.ORDER_MEMBER:
-                early.remember_hold(meta.get("HTTP_AUTHORIZATION", ""), time.monotonic() + exc.retry_after)
+                _hold_to(counted, _member_to_hold(request, route), request, exc.retry_after)
             return _error(exc)
         except ShopError as exc:  # the revocations were lost and not restored
             return _error(exc)
@@ -198,14 +198,22 @@ def _overloaded(route: routes.Route, member: str | None, request: HttpRequest) -
         f"The {route.service} service is at capacity; try again in a moment.", retry_after=admission.retry_after()
     )
     counted = limits.limit(route.limit) if route.limit else None
-    if member is not None and counted is not None and route.limit == limits.ORDER_MEMBER:
-        # Coming back sooner than told is refused before the gate (fairness: see limits.py).
-        early.remember_hold(request.META.get("HTTP_AUTHORIZATION", ""), time.monotonic() + refused.retry_after)
-        try:
-            limits.hold(counted, member, refused.retry_after)
-        except RedisError as exc:
-            logger.error("rate limit store unreachable, member %s not held: %s", member, exc)
+    if counted is not None and route.limit == limits.ORDER_MEMBER:
+        _hold_to(counted, member, request, refused.retry_after)
     return _error(refused)
+
+
+def _hold_to(counted: limits.Limit, member: str | None, request: HttpRequest, retry_after: int) -> None:
+    """Hold a refused order placement's member to the Retry-After they were told: coming back
+    sooner is refused before the gate (fairness: see limits.py), in Redis and in this process
+    (by the request's Authorization header)."""
+    if member is None:
+        return
+    early.remember_hold(request.META.get("HTTP_AUTHORIZATION", ""), time.monotonic() + retry_after)
+    try:
+        limits.hold(counted, member, retry_after)
+    except RedisError as exc:
+        logger.error("rate limit store unreachable, member %s not held: %s", member, exc)
 
 
 _health_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="health")

@@ -137,6 +137,20 @@ def test_a_member_over_the_limit_is_refused_before_the_order_service_sees_it(
     assert place(client, member_token(8), path).status_code == 200  # another member is not held back
 
 
+def test_a_member_over_the_limit_is_held_to_the_retry_after_it_was_told(client, settings, upstream_received, redis_db):
+    settings.GATEWAY_RATE_LIMITS = {**settings.GATEWAY_RATE_LIMITS, "order_member": (1, 0.3)}
+    token, key = member_token(7), "gateway:rl:order_member:7"
+    assert place(client, token).status_code == 200
+    r = place(client, token)  # within the 0.3 s window: told to come back in a whole second
+    assert r.status_code == 429 and r["Retry-After"] == "1"
+    assert 900 < redis_db.pttl(key) <= 1000  # held for that second, not for what was left of the window
+    time.sleep(0.4)  # the window is over, the second is not
+    r = place(client, token)  # clicking again before Retry-After: told again, and held again
+    assert r.status_code == 429 and r["Retry-After"] == "1"
+    assert 900 < redis_db.pttl(key) <= 1000
+    assert upstream_received == ["POST /orders/add"]
+
+
 def test_other_member_routes_are_not_counted(client, one_order_per_minute, upstream_received):
     token = member_token(7)
     for _ in range(3):
