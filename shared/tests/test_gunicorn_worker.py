@@ -304,6 +304,20 @@ def test_other_routes_other_clients_and_ended_holds_reach_the_application(held_s
     assert status == 200 and body == {"path": "/orders/add", "seen": 1}
 
 
+def test_a_held_client_that_clicks_again_is_held_to_the_retry_after_it_was_told(held_server):
+    conn = http.client.HTTPConnection("127.0.0.1", held_server, timeout=10)
+    _exchange(conn, "GET", "/hold?1.6")
+    hold_ends = time.monotonic() + 1.6  # at the latest
+    status, answer, _, _ = _exchange(conn, "POST", "/orders/add")  # answered after the delay: 1.3 s left
+    assert status == 429 and answer.getheader("Retry-After") == "2"  # whole seconds up, and held to them
+    time.sleep(max(0.0, hold_ends - time.monotonic()) + 0.05)  # the first hold is over, the 2 s told are not
+    status, answer, _, _ = _exchange(conn, "POST", "/orders/add")
+    assert status == 429 and answer.getheader("Retry-After") == "1"
+    time.sleep(1.05)
+    status, _, body, _ = _exchange(conn, "POST", "/orders/add")  # came back as told: to the application
+    assert status == 200 and body["path"] == "/orders/add"
+
+
 def test_a_held_client_that_asks_to_close_is_answered_by_a_thread(held_server):
     conn = http.client.HTTPConnection("127.0.0.1", held_server, timeout=10)
     _exchange(conn, "GET", "/hold?5")
