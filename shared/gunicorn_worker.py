@@ -34,7 +34,8 @@ itself (no thread, no application, no Redis), on its kept-alive connection, afte
 ``GATEWAY_HELD_ANSWER_DELAY_SECONDS`` (0: such requests go to a thread as any other),
 with what is left of the hold in whole seconds up as ``Retry-After``, and holds it to that
 (a client that ignores it is told a new one, and held to it: the gateway's rule, see
-gateway/limits.py). A client that clicks again as soon as it has an answer (a bot's loop)
+gateway/limits.py); the :data:`refusal_listeners` are told of it as of a refusal, so the
+application holds the client in every process, not only in this one. A client that clicks again as soon as it has an answer (a bot's loop)
 thus clicks at most once per that delay per connection, never reaches the application while
 it does, and its clicks cost the machine a peek at their first bytes, not a request.
 Counted in :data:`held_early`.
@@ -84,7 +85,8 @@ _OVERLOADED_BODY = json.dumps(
     {"error": {"code": "overloaded", "message": "The shop is busy; try again in a moment."}}
 ).encode()  # the gateway's Overloaded, in the shape of shared.errors.error_body
 #: Called as ``listener(refusals)`` with the refusals made in the main thread since the last
-#: call, oldest first, each ``(request_bytes, retry_after, refused_at)`` (``refused_at``: its
+#: call (``503 overloaded``, and ``429 rate_limited`` to held clients), oldest first, each
+#: ``(request_bytes, retry_after, refused_at)`` (``refused_at``: its
 #: time.monotonic()), from a thread of their own, so a moment later; registered by the
 #: application when it loads. Batched: in a flood the main thread refuses a thousand requests
 #: a second, and a listener called once per refusal (a Redis round trip each, the GIL taken
@@ -290,8 +292,9 @@ class ThreadWorker(gthread.ThreadWorker):
         self._waiting: dict[int, float] = {}
         self._waiting_lock = threading.Lock()
         self._bound, self._retry_after, self._jitter, self._held_delay = 0.0, 2, 4, 0.0
-        #: held clients' requests waiting for their answer: (when to answer, connection, Authorization), oldest first
-        self._held_waiting: deque[tuple[float, Any, bytes]] = deque()
+        #: held clients' requests waiting for their answer: (when to answer, connection, Authorization,
+        #: request head), oldest first
+        self._held_waiting: deque[tuple[float, Any, bytes, bytes]] = deque()
         self._pruned = time.monotonic()
         super().init_process()  # loads the application, then runs until the worker stops
 
@@ -416,13 +419,15 @@ class ThreadWorker(gthread.ThreadWorker):
             conn.timeout = now + self.cfg.keepalive
             self.pending_conns.append(conn)
             self.poller.register(
-                conn.sock, selectors.EVENT_READ, partial(self._on_held_body, conn, head + body - taken, authorization)
+                conn.sock,
+                selectors.EVENT_READ,
+                partial(self._on_held_body, conn, head + body - taken, authorization, data[:head]),
             )
             return True
-        self._held_waiting.append((now + self._held_delay, conn, authorization))
+        self._held_waiting.append((now + self._held_delay, conn, authorization, data[:head]))
         return True
 
-    def _on_held_body(self, conn: Any, missing: int, authorization: bytes, sock: Any) -> None:
+    def _on_held_body(self, conn: Any, missing: int, authorization: bytes, head: bytes, sock: Any) -> None:
         """More of a held request's body arrived: take it; once all here, its answer waits for the delay."""
         try:
             got = len(sock.recv(missing))
@@ -438,22 +443,24 @@ class ThreadWorker(gthread.ThreadWorker):
         elif got < missing:
             self.pending_conns.append(conn)
             self.poller.register(
-                sock, selectors.EVENT_READ, partial(self._on_held_body, conn, missing - got, authorization)
+                sock, selectors.EVENT_READ, partial(self._on_held_body, conn, missing - got, authorization, head)
             )
         else:
-            self._held_waiting.append((time.monotonic() + self._held_delay, conn, authorization))
+            self._held_waiting.append((time.monotonic() + self._held_delay, conn, authorization, head))
 
     def _answer_held(self) -> None:
         """Answer the held requests whose delay is over, each with what is left of its client's
         hold in whole seconds up, and hold the client to that: one that clicks again before a
-        Retry-After ends is told a new one, and held to it. Their connections wait for the next
-        request."""
+        Retry-After ends is told a new one, and held to it. The refusal listeners are told too,
+        as of a refusal (the application holds the client in every process). Their connections
+        wait for the next request."""
         now = time.monotonic()
         while self._held_waiting and self._held_waiting[0][0] <= now:
-            _, conn, authorization = self._held_waiting.popleft()
+            _, conn, authorization, head = self._held_waiting.popleft()
             retry_after = max(1, math.ceil(held.get(authorization, now) - now))
             if now + retry_after > held.get(authorization, float("-inf")):
                 held[authorization] = now + retry_after
+            _tell(head, retry_after, now)
             answer = held_answer(retry_after)
             try:
                 sent = conn.sock.send(answer)
