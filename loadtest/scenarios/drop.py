@@ -82,7 +82,12 @@ class Buyer(FastHttpUser):
         body = {"lines": [{"variant_id": variant, "quantity": 1}]}
         headers = {**auth(self.member["access_token"]), "Idempotency-Key": uuid.uuid4().hex}
         with self.client.post(
-            "/orders/add", json=body, headers=headers, name=f"POST /orders/add{self.population}", catch_response=True
+            "/orders/add",
+            json=body,
+            headers=headers,
+            name=f"POST /orders/add{self.population}",
+            catch_response=True,
+            context={"member": self.member["member_id"]},  # for --request-log
         ) as resp:
             if token_expired(resp):
                 refresh_member(self.client, self.member)

@@ -21,14 +21,14 @@ def test_each_request_is_a_line_of_when_it_was_sent_its_time_status_and_name(tmp
         response=SimpleNamespace(status_code=201),
         exception=None,
         start_time=1795792221.12345,
-        context={},
+        context={"member": 1842},
     )
     log.record(request_type="POST", name="POST /orders/add", response_time=5000.0, response=None, start_time=2.0)
     lines = (tmp_path / "requests-4242.tsv").read_text().splitlines()  # written before the file is closed
     log.close()
     assert lines == [
-        "1795792221.1235\t912.3\t201\tPOST /orders/add (polite) [won]",
-        "2.0000\t5000.0\t0\tPOST /orders/add",  # no answer (a connection error): status 0
+        "1795792221.1235\t912.3\t201\tPOST /orders/add (polite) [won]\t1842",  # the member who clicked
+        "2.0000\t5000.0\t0\tPOST /orders/add\t",  # no answer (a connection error): status 0; no member named
     ]
 
 
