@@ -228,11 +228,13 @@ def prepare_members(
     more only queues in the member service until the gateway gives up (504). A login the
     member service refuses (its limit) stops the preparation with what to do.
     """
+    ready: list[dict[str, Any]] = []  # filled as members get ready: how far it got, if stopped
     try:
-        return _prepare_members(stack, gateway, wanted, mail_dir, threads, hashing_threads, log)
+        return _prepare_members(stack, gateway, wanted, mail_dir, threads, hashing_threads, log, ready)
     except RateLimitedError:
         raise SystemExit(
-            f"the member service refuses to log in more sessions of the load test's members (429). {RAISE_THE_LIMITS}"
+            f"{len(ready)} of {wanted} members ready: the member service refuses to log in more sessions of the "
+            f"load test's members (429). {RAISE_THE_LIMITS}"
         ) from None
 
 
@@ -244,6 +246,7 @@ def _prepare_members(
     threads: int,
     hashing_threads: int,
     log: Any,
+    ready: list[dict[str, Any]],
 ) -> list[dict[str, Any]]:
     cache = MemberCache(stack.name)
     api = Api(gateway, pool=threads * 2)
@@ -252,7 +255,6 @@ def _prepare_members(
 
     # 1. Fresh tokens for the cached sessions we need, distinct members before extra devices.
     cache.members.sort(key=lambda m: m.get("device", "loadtest") != "loadtest")
-    ready: list[dict[str, Any]] = []
     candidates = cache.members[:wanted]
     with ThreadPoolExecutor(threads) as pool:
         for result in pool.map(lambda m: _fresh_tokens(api, m), candidates):

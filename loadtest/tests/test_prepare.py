@@ -89,6 +89,7 @@ def test_a_login_limit_stops_the_preparation_with_what_to_do_not_a_traceback(ser
     with pytest.raises(SystemExit) as stopped:
         _prepare(stack, 10)
     assert "RATE_LIMIT_SCALE=1000" in str(stopped.value) and "log in" in str(stopped.value)
+    assert str(stopped.value).startswith("3 of 10 members ready: ")  # how far it got
     assert any(device != "loadtest" for device in logins)  # it did try the extra devices
 
 
@@ -114,6 +115,7 @@ def test_cached_members_refused_a_new_login_stop_the_preparation_with_what_to_do
     with pytest.raises(SystemExit) as stopped:
         _prepare(stack, 2)
     assert "RATE_LIMIT_SCALE=1000" in str(stopped.value)
+    assert str(stopped.value).startswith("0 of 2 members ready: ")
 
 
 def test_tokens_refreshed_at_the_end_and_refused_stop_the_preparation_with_what_to_do(service, monkeypatch):
