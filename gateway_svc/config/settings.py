@@ -133,9 +133,10 @@ def _per_service(raw: str, defaults: dict[str, int]) -> dict[str, int]:
 # hand. The queue holds at least GATEWAY_ADMISSION_MIN_QUEUE: the wait is bounded by time
 # anyway, and a frontend's small burst (tabs refreshing one session at once) must wait a
 # moment, not be refused, since a refused refresh sent again after Retry-After may come
-# after the refresh grace. A busy gate may hold every gateway thread of a process (8 threads
-# against order's 3 + 8): a request that then waits too long for a thread is refused by the
-# web server's main thread (GATEWAY_THREAD_WAIT_SECONDS below).
+# after the refresh grace. A busy gate may hold every gateway thread of a process (with the
+# default sizing a worker has fewer threads than the order gate's in flight plus queue): a
+# request that then waits too long for a thread is refused by the web server's main thread
+# (GATEWAY_THREAD_WAIT_SECONDS below).
 WEB_SIZING = {**DEFAULT_WEB_SIZING, **_sizes(env.str("STACK_WEB_SIZING", default=""))}
 _gateway_workers = max(1, WEB_SIZING["gateway"][0])
 _in_flight = _per_service(
