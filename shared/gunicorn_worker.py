@@ -35,10 +35,10 @@ itself (no thread, no application, no Redis), on its kept-alive connection, afte
 with what is left of the hold in whole seconds up as ``Retry-After``, and holds it to that
 (a client that ignores it is told a new one, and held to it: the gateway's rule, see
 gateway/limits.py); the :data:`refusal_listeners` are told of it as of a refusal, so the
-application holds the client in every process, not only in this one. A client that clicks again as soon as it has an answer (a bot's loop)
-thus clicks at most once per that delay per connection, never reaches the application while
-it does, and its clicks cost the machine a peek at their first bytes, not a request.
-Counted in :data:`held_early`.
+application holds the client in every process, not only in this one. A client that clicks
+again as soon as it has an answer (a bot's loop) thus clicks at most once per that delay per
+connection, never reaches the application while it does, and its clicks cost the machine a
+peek at their first bytes, not a request. Counted in :data:`held_early`.
 
 ``GUNICORN_TIMING_DIR`` (a measurement, off by default): each worker process also writes one
 line per request it answered to ``<dir>/timing-<pid>.tsv``: the wall clock when the answer

@@ -8,8 +8,9 @@ process write ``requests-<pid>.tsv`` into the run's folder, a line per request:
 
 for instance every won answer over a second of a drop, by when its click was sent
 (docs/performance.md, "Nineteenth round"), or a member's clicks before it won (the member
-is the request's ``context["member"]``, as the drop's buyers name it; empty otherwise). A measurement: the line costs the load
-generator a write per request, so it is off unless asked for.
+is the request's ``context["member"]``, as the drop's buyers name it; empty otherwise). A
+measurement: the line costs the load generator a write per request, so it is off unless
+asked for.
 """
 
 from __future__ import annotations
