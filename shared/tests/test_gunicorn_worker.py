@@ -330,13 +330,11 @@ def test_a_held_clients_answer_is_told_to_the_refusal_listeners(held_server, tmp
     _exchange(conn, "GET", "/hold?1.6")
     status, answer, _, _ = _exchange(conn, "POST", "/orders/add")
     assert status == 429 and answer.getheader("Retry-After") == "2"
-    deadline = time.monotonic() + 5  # the listeners run a moment later, in a thread of their own
-    while not (tmp_path / "told.txt").exists():
+    told, deadline = tmp_path / "told.txt", time.monotonic() + 5
+    while not (told.exists() and told.read_bytes().endswith(b"\n")):  # a moment later, in a thread of their own
         assert time.monotonic() < deadline, "never told"
         time.sleep(0.02)
-    assert (
-        tmp_path / "told.txt"
-    ).read_bytes() == b"POST /orders/add HTTP/1.1 2\n"  # the application holds it everywhere
+    assert told.read_bytes() == b"POST /orders/add HTTP/1.1 2\n"  # the application holds it everywhere
 
 
 def test_a_held_client_that_asks_to_close_is_answered_by_a_thread(held_server):
