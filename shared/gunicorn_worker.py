@@ -31,14 +31,10 @@ A client held to a ``Retry-After`` (the application puts it in :data:`held`, by 
 ``Authorization`` header, until the hold ends) that sends one of the :data:`held_routes`
 again before then ignores what it was told: the main thread answers it ``429 rate_limited``
 itself (no thread, no application, no Redis), on its kept-alive connection, after
-``GATEWAY_HELD_ANSWER_DELAY_SECONDS`` (0: such requests go to a thread as any other),
-with what is left of the hold in whole seconds up as ``Retry-After``, and holds it to that
-(a client that ignores it is told a new one, and held to it: the gateway's rule, see
-gateway/limits.py); the :data:`refusal_listeners` are told of it as of a refusal, so the
-application holds the client in every process, not only in this one. A client that clicks
-again as soon as it has an answer (a bot's loop) thus clicks at most once per that delay per
-connection, never reaches the application while it does, and its clicks cost the machine a
-peek at their first bytes, not a request. Counted in :data:`held_early`.
+``GATEWAY_HELD_ANSWER_DELAY_SECONDS`` (0: such requests go to a thread as any other). A
+client that clicks again as soon as it has an answer (a bot's loop) thus clicks at most
+once per that delay per connection, and its clicks cost the machine a peek at their first
+bytes, not a request. Counted in :data:`held_early`.
 
 ``GUNICORN_TIMING_DIR`` (a measurement, off by default): each worker process also writes one
 line per request it answered to ``<dir>/timing-<pid>.tsv``: the wall clock when the answer
@@ -85,8 +81,7 @@ _OVERLOADED_BODY = json.dumps(
     {"error": {"code": "overloaded", "message": "The shop is busy; try again in a moment."}}
 ).encode()  # the gateway's Overloaded, in the shape of shared.errors.error_body
 #: Called as ``listener(refusals)`` with the refusals made in the main thread since the last
-#: call (``503 overloaded``, and ``429 rate_limited`` to held clients), oldest first, each
-#: ``(request_bytes, retry_after, refused_at)`` (``refused_at``: its
+#: call, oldest first, each ``(request_bytes, retry_after, refused_at)`` (``refused_at``: its
 #: time.monotonic()), from a thread of their own, so a moment later; registered by the
 #: application when it loads. Batched: in a flood the main thread refuses a thousand requests
 #: a second, and a listener called once per refusal (a Redis round trip each, the GIL taken
@@ -217,10 +212,10 @@ def _framing(data: bytes) -> tuple[bytes, bytes, int, int] | None:
     return head, lowered, end + 4, int(length)
 
 
-def _held_request(data: bytes) -> tuple[bytes, float, int, int] | None:
+def _held_request(data: bytes) -> tuple[float, int, int] | None:
     """For a request at the start of ``data`` whose head is all here, sent by a held client:
-    (its Authorization, the hold's end, the length of its head, the length of its body); None
-    if it is not held for it, if its connection is not to be kept, or if its body is chunked."""
+    (the hold's end, the length of its head, the length of its body); None if it is not
+    held for it, if its connection is not to be kept, or if its body is chunked."""
     if not data.startswith(held_routes):
         return None
     framing = _framing(data)
@@ -236,7 +231,7 @@ def _held_request(data: bytes) -> tuple[bytes, float, int, int] | None:
     connection = _header(head, lowered, b"connection")
     if connection is not None and b"close" in connection.lower():
         return None
-    return authorization, until, head_length, body_length
+    return until, head_length, body_length
 
 
 def _request(data: bytes) -> int | None:
@@ -292,9 +287,8 @@ class ThreadWorker(gthread.ThreadWorker):
         self._waiting: dict[int, float] = {}
         self._waiting_lock = threading.Lock()
         self._bound, self._retry_after, self._jitter, self._held_delay = 0.0, 2, 4, 0.0
-        #: held clients' requests waiting for their answer: (when to answer, connection, Authorization,
-        #: request head), oldest first
-        self._held_waiting: deque[tuple[float, Any, bytes, bytes]] = deque()
+        #: held clients' requests waiting for their answer: (when to answer, connection, hold's end), oldest first
+        self._held_waiting: deque[tuple[float, Any, float]] = deque()
         self._pruned = time.monotonic()
         super().init_process()  # loads the application, then runs until the worker stops
 
@@ -407,9 +401,9 @@ class ThreadWorker(gthread.ThreadWorker):
         except OSError:
             return False
         found = _held_request(data)
-        if found is None or found[1] <= now:
+        if found is None or found[0] <= now:
             return False
-        authorization, _, head, body = found
+        until, head, body = found
         try:  # this request only: a pipelined next one stays for later
             taken = len(conn.sock.recv(min(len(data), head + body)))
         except OSError:
@@ -419,15 +413,13 @@ class ThreadWorker(gthread.ThreadWorker):
             conn.timeout = now + self.cfg.keepalive
             self.pending_conns.append(conn)
             self.poller.register(
-                conn.sock,
-                selectors.EVENT_READ,
-                partial(self._on_held_body, conn, head + body - taken, authorization, data[:head]),
+                conn.sock, selectors.EVENT_READ, partial(self._on_held_body, conn, head + body - taken, until)
             )
             return True
-        self._held_waiting.append((now + self._held_delay, conn, authorization, data[:head]))
+        self._held_waiting.append((now + self._held_delay, conn, until))
         return True
 
-    def _on_held_body(self, conn: Any, missing: int, authorization: bytes, head: bytes, sock: Any) -> None:
+    def _on_held_body(self, conn: Any, missing: int, until: float, sock: Any) -> None:
         """More of a held request's body arrived: take it; once all here, its answer waits for the delay."""
         try:
             got = len(sock.recv(missing))
@@ -442,26 +434,16 @@ class ThreadWorker(gthread.ThreadWorker):
             conn.close()
         elif got < missing:
             self.pending_conns.append(conn)
-            self.poller.register(
-                sock, selectors.EVENT_READ, partial(self._on_held_body, conn, missing - got, authorization, head)
-            )
+            self.poller.register(sock, selectors.EVENT_READ, partial(self._on_held_body, conn, missing - got, until))
         else:
-            self._held_waiting.append((time.monotonic() + self._held_delay, conn, authorization, head))
+            self._held_waiting.append((time.monotonic() + self._held_delay, conn, until))
 
     def _answer_held(self) -> None:
-        """Answer the held requests whose delay is over, each with what is left of its client's
-        hold in whole seconds up, and hold the client to that: one that clicks again before a
-        Retry-After ends is told a new one, and held to it. The refusal listeners are told too,
-        as of a refusal (the application holds the client in every process). Their connections
-        wait for the next request."""
+        """Answer the held requests whose delay is over; their connections wait for the next request."""
         now = time.monotonic()
         while self._held_waiting and self._held_waiting[0][0] <= now:
-            _, conn, authorization, head = self._held_waiting.popleft()
-            retry_after = max(1, math.ceil(held.get(authorization, now) - now))
-            if now + retry_after > held.get(authorization, float("-inf")):
-                held[authorization] = now + retry_after
-            _tell(head, retry_after, now)
-            answer = held_answer(retry_after)
+            _, conn, until = self._held_waiting.popleft()
+            answer = held_answer(max(1, math.ceil(until - now)))
             try:
                 sent = conn.sock.send(answer)
             except OSError:

@@ -10,9 +10,7 @@ that ``Retry-After`` like a member the gate refused (gateway/limits.py).
 Every hold of an order placement's member is also written down in this process
 (:func:`remember_hold`, by the request's ``Authorization`` header): the web server's main
 thread answers that client's next placements before the hold ends itself, after
-``GATEWAY_HELD_ANSWER_DELAY_SECONDS`` (shared/gunicorn_worker.py), holds it to the
-``Retry-After`` of that answer, and hands the answer here too: the member's hold in Redis
-moves with it, and a connection of theirs that reaches another process meets it there.
+``GATEWAY_HELD_ANSWER_DELAY_SECONDS`` (shared/gunicorn_worker.py).
 """
 
 from __future__ import annotations

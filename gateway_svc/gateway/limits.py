@@ -6,10 +6,12 @@ Two limits, both settings (``GATEWAY_RATE_LIMITS[name] = (count, window seconds)
   per member, a couple of attempts a second. Counted in the same Redis round trip as the
   token's revocation check, before any upstream work. A member the gateway refused, as
   ``overloaded`` or as over this limit, is held to that answer's ``Retry-After``
-  (:func:`hold`), whole seconds and not what is left of the window: clicking again sooner
-  is refused here, told a new ``Retry-After`` and held to it. So firing from many
-  connections buys no more turns at the gate than waiting as asked does, and a client that
-  never waits gets none until it does. The hold counts from the refusal, not from when the
+  (:func:`hold`): for the first attempt over the limit, the whole seconds it is told and
+  not what is left of the window, so a client that ignores it is not back at the gate
+  sooner than one that waits. Clicking again during a hold is refused here and told what is
+  left of it, whole seconds up, without moving it: several clients of one member (tabs,
+  devices), each waiting as told, must not hold each other out. So firing from many
+  connections buys no more turns at the gate than waiting as asked does. The hold counts from the refusal, not from when the
   answer is likely to arrive: a polite member's next click may wait less for a thread than
   the refused one did, and a longer hold would refuse it (docs/performance.md). Not scaled by ``RATE_LIMIT_SCALE``: a drop's limit is
   not a login's, and a load test's buyers are distinct members like real ones.
@@ -74,14 +76,27 @@ def add_count(pipe: Pipeline, lim: Limit, subject: str) -> None:
     pipe.pttl(k)
 
 
-def refusal(lim: Limit, answers: list[Any]) -> RateLimited | None:
+class OverLimit(RateLimited):
+    """A refusal over a limit. ``first``: the first attempt over it in this window or hold,
+    the one that holds the subject to the whole seconds it is told (see the module's note);
+    ``left``: the seconds left of the window or hold, which the later ones leave as they are."""
+
+    def __init__(self, message: str, *, retry_after: int, first: bool, left: float):
+        super().__init__(message, retry_after=retry_after)
+        self.first, self.left = first, left
+
+
+def refusal(lim: Limit, answers: list[Any]) -> OverLimit | None:
     """The answers of :func:`add_count`: None within the limit, else the refusal to raise."""
     used, _, ttl_ms = answers
     if used <= lim.count:
         return None
     wait = ttl_ms if ttl_ms and ttl_ms > 0 else lim.window_ms
-    return RateLimited(
-        "Too many attempts; try again after Retry-After seconds.", retry_after=max(1, math.ceil(wait / 1000))
+    return OverLimit(
+        "Too many attempts; try again after Retry-After seconds.",
+        retry_after=max(1, math.ceil(wait / 1000)),
+        first=used == lim.count + 1,
+        left=wait / 1000,
     )
 
 
@@ -103,16 +118,20 @@ def hit(lim: Limit, subject: str, *, then_read: tuple[str, ...] = ()) -> list[by
 
 
 # A hold spends the subject's window until it ends; one that already ends later stays (a
-# member refused again meanwhile is never let go sooner than an earlier refusal said).
+# member refused again meanwhile is never let go sooner than an earlier refusal said). The
+# count is set to at least ARGV[1] (the limit's count plus one: spent, and refused once), so
+# no attempt during the hold is the first over the limit (OverLimit.first), which holds again.
 _HOLD = """
 local ttl = redis.call('PTTL', KEYS[1])
+local used = tonumber(redis.call('GET', KEYS[1])) or 0
+local spent = math.max(used, tonumber(ARGV[1]))
 if ttl >= tonumber(ARGV[2]) then
-  if (tonumber(redis.call('GET', KEYS[1])) or 0) < tonumber(ARGV[1]) then
-    redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL')
+  if used < spent then
+    redis.call('SET', KEYS[1], spent, 'KEEPTTL')
   end
   return 0
 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SET', KEYS[1], spent, 'PX', ARGV[2])
 return 1
 """
 
@@ -121,7 +140,7 @@ def hold(lim: Limit, subject: str, seconds: float) -> None:
     """Spend the subject's window for ``seconds`` (or longer, if already held so): attempts
     before then are refused here. One round trip (EVALSHA; the script is loaded on a miss)."""
     client = get_redis()
-    script(client, _HOLD)(keys=[key(lim, subject)], args=[lim.count, max(1, int(seconds * 1000))])
+    script(client, _HOLD)(keys=[key(lim, subject)], args=[lim.count + 1, max(1, int(seconds * 1000))])
 
 
 def hold_many(lim: Limit, seconds_by_subject: dict[str, float]) -> None:
@@ -130,5 +149,5 @@ def hold_many(lim: Limit, seconds_by_subject: dict[str, float]) -> None:
     hold_one = script(client, _HOLD)
     pipe = client.pipeline(transaction=False)
     for subject, seconds in seconds_by_subject.items():
-        hold_one(keys=[key(lim, subject)], args=[lim.count, max(1, int(seconds * 1000))], client=pipe)
+        hold_one(keys=[key(lim, subject)], args=[lim.count + 1, max(1, int(seconds * 1000))], client=pipe)
     pipe.execute()

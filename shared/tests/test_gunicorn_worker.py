@@ -243,13 +243,6 @@ from shared import gunicorn_worker
 
 gunicorn_worker.held_routes = (b"POST /orders/add ", b"POST /orders/add?")
 
-def told(refusals):
-    with open("told.txt", "ab") as f:
-        for data, retry_after, refused_at in refusals:
-            f.write(data.split(b"\\r\\n")[0] + b" %d\\n" % retry_after)
-
-gunicorn_worker.refusal_listeners.append(told)
-
 def app(environ, start_response):
     path = environ["PATH_INFO"]
     if path == "/hold":  # hold the caller's Authorization for the seconds in the query
@@ -309,32 +302,6 @@ def test_other_routes_other_clients_and_ended_holds_reach_the_application(held_s
     conn = http.client.HTTPConnection("127.0.0.1", held_server, timeout=10)  # the first one's keep-alive is over
     status, _, body, _ = _exchange(conn, "POST", "/orders/add")  # the hold has ended
     assert status == 200 and body == {"path": "/orders/add", "seen": 1}
-
-
-def test_a_held_client_that_clicks_again_is_held_to_the_retry_after_it_was_told(held_server):
-    conn = http.client.HTTPConnection("127.0.0.1", held_server, timeout=10)
-    _exchange(conn, "GET", "/hold?1.6")
-    hold_ends = time.monotonic() + 1.6  # at the latest
-    status, answer, _, _ = _exchange(conn, "POST", "/orders/add")  # answered after the delay: 1.3 s left
-    assert status == 429 and answer.getheader("Retry-After") == "2"  # whole seconds up, and held to them
-    time.sleep(max(0.0, hold_ends - time.monotonic()) + 0.05)  # the first hold is over, the 2 s told are not
-    status, answer, _, _ = _exchange(conn, "POST", "/orders/add")
-    assert status == 429 and answer.getheader("Retry-After") == "1"
-    time.sleep(1.05)
-    status, _, body, _ = _exchange(conn, "POST", "/orders/add")  # came back as told: to the application
-    assert status == 200 and body["path"] == "/orders/add"
-
-
-def test_a_held_clients_answer_is_told_to_the_refusal_listeners(held_server, tmp_path):
-    conn = http.client.HTTPConnection("127.0.0.1", held_server, timeout=10)
-    _exchange(conn, "GET", "/hold?1.6")
-    status, answer, _, _ = _exchange(conn, "POST", "/orders/add")
-    assert status == 429 and answer.getheader("Retry-After") == "2"
-    told, deadline = tmp_path / "told.txt", time.monotonic() + 5
-    while not (told.exists() and told.read_bytes().endswith(b"\n")):  # a moment later, in a thread of their own
-        assert time.monotonic() < deadline, "never told"
-        time.sleep(0.02)
-    assert told.read_bytes() == b"POST /orders/add HTTP/1.1 2\n"  # the application holds it everywhere
 
 
 def test_a_held_client_that_asks_to_close_is_answered_by_a_thread(held_server):

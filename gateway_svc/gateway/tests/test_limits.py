@@ -145,10 +145,27 @@ def test_a_member_over_the_limit_is_held_to_the_retry_after_it_was_told(client, 
     assert r.status_code == 429 and r["Retry-After"] == "1"
     assert 900 < redis_db.pttl(key) <= 1000  # held for that second, not for what was left of the window
     time.sleep(0.4)  # the window is over, the second is not
-    r = place(client, token)  # clicking again before Retry-After: told again, and held again
+    r = place(client, token)  # clicking again before Retry-After: told what is left of it, whole seconds up
     assert r.status_code == 429 and r["Retry-After"] == "1"
-    assert 900 < redis_db.pttl(key) <= 1000
+    assert redis_db.pttl(key) <= 600  # and the hold stays as it was: see the next test
     assert upstream_received == ["POST /orders/add"]
+
+
+def test_clients_of_one_member_that_each_wait_as_told_are_not_held_out_by_each_other(
+    client, settings, upstream_received, redis_db
+):
+    settings.GATEWAY_RATE_LIMITS = {**settings.GATEWAY_RATE_LIMITS, "order_member": (1, 0.3)}
+    token = member_token(7)  # two tabs of one member
+    assert place(client, token).status_code == 200  # tab A
+    b_told = place(client, token)  # tab B, within the window: held for the second it is told
+    assert b_told.status_code == 429 and b_told["Retry-After"] == "1"
+    b_back = time.monotonic() + 1
+    time.sleep(0.5)
+    a_told = place(client, token)  # tab A clicks again while B's hold stands: refused, told what is left
+    assert a_told.status_code == 429
+    time.sleep(max(0.0, b_back - time.monotonic()) + 0.05)
+    assert place(client, token).status_code == 200  # B comes back as told: A's refusal did not move B's hold
+    assert upstream_received == ["POST /orders/add"] * 2
 
 
 def test_other_member_routes_are_not_counted(client, one_order_per_minute, upstream_received):
