@@ -11,10 +11,11 @@ Two limits, both settings (``GATEWAY_RATE_LIMITS[name] = (count, window seconds)
   sooner than one that waits. Clicking again during a hold is refused here and told what is
   left of it, whole seconds up, without moving it: several clients of one member (tabs,
   devices), each waiting as told, must not hold each other out. So firing from many
-  connections buys no more turns at the gate than waiting as asked does. The hold counts from the refusal, not from when the
-  answer is likely to arrive: a polite member's next click may wait less for a thread than
-  the refused one did, and a longer hold would refuse it (docs/performance.md). Not scaled by ``RATE_LIMIT_SCALE``: a drop's limit is
-  not a login's, and a load test's buyers are distinct members like real ones.
+  connections buys no more turns at the gate than waiting as asked does. The hold counts
+  from the refusal, not from when the answer is likely to arrive: a polite member's next
+  click may wait less for a thread than the refused one did, and a longer hold would refuse
+  it (docs/performance.md). Not scaled by ``RATE_LIMIT_SCALE``: a drop's limit is not a
+  login's, and a load test's buyers are distinct members like real ones.
 - ``address``: every public (anonymous) route per client address, scaled by
   ``RATE_LIMIT_SCALE`` like the member service's per-address limits (a load test from
   one machine raises it); 0 turns it off.
