@@ -67,7 +67,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--request-log",
         action="store_true",
-        help="also write every request (sent at, ms, status, name) to requests-<pid>.tsv in the results folder",
+        help="also write every request (sent at, ms, status, name, member) to requests-<pid>.tsv in the results folder",
     )
     d = p.add_argument_group("drop")
     d.add_argument("--units", type=int, default=500, help="units in the drop, spread over the sizes")
