@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-import time
 import uuid
 from typing import Any
 
 import gevent
 from common import REFUSALS, auth, data, judge, member_for, pacing, refresh_member, retry_after, token_expired
 from locust import FastHttpUser, between, task
+from opening import opening
 
 CARD_OK = "4242424242424242"
 EXPECTED = {
@@ -66,9 +66,7 @@ class Buyer(FastHttpUser):
         self.fate = random.choices(
             ["pay", "cancel", "lapse"], weights=[d["pay_share"], d["cancel_share"], d["lapse_share"]]
         )[0]
-        wait = _sale_start() - time.time()
-        if wait > 0:
-            gevent.sleep(wait)
+        opening.wait(_sale_start())  # with every other buyer of this process, in a random order
 
     @task
     def buy(self) -> None:
