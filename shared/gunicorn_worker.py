@@ -34,10 +34,7 @@ itself (no thread, no application, no Redis), on its kept-alive connection, afte
 ``GATEWAY_HELD_ANSWER_DELAY_SECONDS`` (0: such requests go to a thread as any other). A
 client that clicks again as soon as it has an answer (a bot's loop) thus clicks at most
 once per that delay per connection, and its clicks cost the machine a peek at their first
-bytes, not a request. Counted in :data:`held_early`. Such a click in the last
-``GATEWAY_HOLD_TAIL_SECONDS`` of a hold lengthens it by that much, once per hold (the
-gateway's rule, see gateway/limits.py), and is handed to the :data:`tail_listeners`, which
-lengthen it in every process.
+bytes, not a request. Counted in :data:`held_early`.
 
 ``GUNICORN_TIMING_DIR`` (a measurement, off by default): each worker process also writes one
 line per request it answered to ``<dir>/timing-<pid>.tsv``: the wall clock when the answer
@@ -92,11 +89,6 @@ _OVERLOADED_BODY = json.dumps(
 refusal_listeners: list[Callable[[list[tuple[bytes, int, float]]], None]] = []
 #: At most this many refusals per call of the listeners.
 _TOLD_BATCH = 500
-#: Called as ``listener(clicks)`` with the held clicks that lengthened their client's hold in
-#: this process since the last call, each ``(request_bytes, clicked_at)`` (time.monotonic()),
-#: in the same thread and batches as the refusal listeners.
-tail_listeners: list[Callable[[list[tuple[bytes, float]]], None]] = []
-#: (the listeners to tell, what to tell them), oldest first
 _told: queue.SimpleQueue = queue.SimpleQueue()
 _telling_lock = threading.Lock()
 _telling: threading.Thread | None = None
@@ -110,38 +102,29 @@ def _tell_listeners() -> None:
                 told.append(_told.get_nowait())
             except queue.Empty:
                 break
-        for listeners in (refusal_listeners, tail_listeners):
-            batch = [item for to, item in told if to is listeners]
-            for listener in list(listeners) if batch else ():
-                try:
-                    listener(batch)
-                except Exception:  # noqa: BLE001 - a listener's failure must not stop the others
-                    logging.getLogger(__name__).exception("refusal listener failed")
+        for listener in list(refusal_listeners):
+            try:
+                listener(told)
+            except Exception:  # noqa: BLE001 - a listener's failure must not stop the others
+                logging.getLogger(__name__).exception("refusal listener failed")
 
 
-def _put(listeners: list, item: tuple) -> None:
+def _tell(data: bytes, retry_after: int, refused_at: float) -> None:
     global _telling  # noqa: PLW0603 - one thread per process, started on first use
-    if not listeners:
+    if not refusal_listeners:
         return
     if _telling is None:
         with _telling_lock:
             if _telling is None:
                 _telling = threading.Thread(target=_tell_listeners, name="refusal-listeners", daemon=True)
                 _telling.start()
-    _told.put((listeners, item))
-
-
-def _tell(data: bytes, retry_after: int, refused_at: float) -> None:
-    _put(refusal_listeners, (data, retry_after, refused_at))
+    _told.put((data, retry_after, refused_at))
 
 
 #: Clients held to a Retry-After: the value of their requests' ``Authorization`` header ->
 #: time.monotonic() of the hold's end. Written by the application's threads (a member it
 #: refused and held), read and pruned by the main thread.
 held: dict[bytes, float] = {}
-#: Holds of :data:`held` that a click in their tail lengthened in this process: the same key ->
-#: the lengthened end (a hold noted later, with another end, may be lengthened once again).
-lengthened: dict[bytes, float] = {}
 #: The requests a hold applies to, by the start of their request line (``b"POST /orders/add "``,
 #: ``b"POST /orders/add?"``); set by the application.
 held_routes: tuple[bytes, ...] = ()
@@ -161,10 +144,9 @@ WAITING_PER_THREAD = 2
 _PEEK_BYTES = 65536
 
 
-def _policy() -> tuple[float, int, int, float, float]:
-    """(wait bound s, Retry-After s, jitter s, held answer delay s, hold tail s) from the
-    application's Django settings; bound 0: no refusals; delay 0: held clients are answered by
-    a thread; tail 0: a held click never lengthens its hold."""
+def _policy() -> tuple[float, int, int, float]:
+    """(wait bound s, Retry-After s, jitter s, held answer delay s) from the application's Django
+    settings; bound 0: no refusals; delay 0: held clients are answered by a thread."""
     try:
         from django.conf import settings  # noqa: PLC0415 - only once the application is loaded
 
@@ -174,10 +156,9 @@ def _policy() -> tuple[float, int, int, float, float]:
             int(getattr(settings, "GATEWAY_OVERLOAD_RETRY_AFTER_SECONDS", 2)),
             int(getattr(settings, "GATEWAY_OVERLOAD_RETRY_JITTER_SECONDS", 4)),
             max(0.0, float(getattr(settings, "GATEWAY_HELD_ANSWER_DELAY_SECONDS", 0) or 0)),
-            max(0.0, float(getattr(settings, "GATEWAY_HOLD_TAIL_SECONDS", 0) or 0)),
         )
     except Exception:  # noqa: BLE001 - not a Django application, or not configured: no refusals
-        return 0.0, 2, 4, 0.0, 0.0
+        return 0.0, 2, 4, 0.0
 
 
 def overloaded_answer(retry_after: int) -> bytes:
@@ -231,10 +212,10 @@ def _framing(data: bytes) -> tuple[bytes, bytes, int, int] | None:
     return head, lowered, end + 4, int(length)
 
 
-def _held_request(data: bytes) -> tuple[bytes, float, int, int] | None:
+def _held_request(data: bytes) -> tuple[float, int, int] | None:
     """For a request at the start of ``data`` whose head is all here, sent by a held client:
-    (its Authorization, the hold's end, the length of its head, the length of its body); None
-    if it is not held for it, if its connection is not to be kept, or if its body is chunked."""
+    (the hold's end, the length of its head, the length of its body); None if it is not
+    held for it, if its connection is not to be kept, or if its body is chunked."""
     if not data.startswith(held_routes):
         return None
     framing = _framing(data)
@@ -250,7 +231,7 @@ def _held_request(data: bytes) -> tuple[bytes, float, int, int] | None:
     connection = _header(head, lowered, b"connection")
     if connection is not None and b"close" in connection.lower():
         return None
-    return authorization, until, head_length, body_length
+    return until, head_length, body_length
 
 
 def _request(data: bytes) -> int | None:
@@ -305,7 +286,7 @@ class ThreadWorker(gthread.ThreadWorker):
         #: requests handed to the pool and not yet taken by a thread: id(conn) -> ready stamp, oldest first
         self._waiting: dict[int, float] = {}
         self._waiting_lock = threading.Lock()
-        self._bound, self._retry_after, self._jitter, self._held_delay, self._tail = 0.0, 2, 4, 0.0, 0.0
+        self._bound, self._retry_after, self._jitter, self._held_delay = 0.0, 2, 4, 0.0
         #: held clients' requests waiting for their answer: (when to answer, connection, hold's end), oldest first
         self._held_waiting: deque[tuple[float, Any, float]] = deque()
         self._pruned = time.monotonic()
@@ -313,7 +294,7 @@ class ThreadWorker(gthread.ThreadWorker):
 
     def load_wsgi(self) -> None:
         super().load_wsgi()
-        self._bound, self._retry_after, self._jitter, self._held_delay, self._tail = _policy()
+        self._bound, self._retry_after, self._jitter, self._held_delay = _policy()
         app = self.wsgi
         timed = self._timing is not None
 
@@ -420,13 +401,9 @@ class ThreadWorker(gthread.ThreadWorker):
         except OSError:
             return False
         found = _held_request(data)
-        if found is None or found[1] <= now:
+        if found is None or found[0] <= now:
             return False
-        authorization, until, head, body = found
-        if until - now < self._tail and lengthened.get(authorization) != until:
-            until += self._tail  # a click in the hold's tail: lengthened once (gateway/limits.py)
-            held[authorization] = lengthened[authorization] = until
-            _put(tail_listeners, (data[:head], now))
+        until, head, body = found
         try:  # this request only: a pipelined next one stays for later
             taken = len(conn.sock.recv(min(len(data), head + body)))
         except OSError:
@@ -485,8 +462,6 @@ class ThreadWorker(gthread.ThreadWorker):
             for key, until in held.copy().items():
                 if until <= now and held.get(key, now) <= now:
                     held.pop(key, None)
-            for key in [key for key, until in lengthened.copy().items() if until <= now]:
-                lengthened.pop(key, None)
 
     def wait_for_and_dispatch_events(self, timeout: float) -> None:
         if self._held_waiting:

@@ -171,10 +171,6 @@ GATEWAY_OVERLOAD_RETRY_JITTER_SECONDS = env.int("GATEWAY_OVERLOAD_RETRY_JITTER_S
 #: token check or Redis round trip. 0: such clicks go to a thread, which refuses them from
 #: Redis at once.
 GATEWAY_HELD_ANSWER_DELAY_SECONDS = env.float("GATEWAY_HELD_ANSWER_DELAY_SECONDS", default=0.5)
-#: A click during a member's hold in its last this many seconds lengthens the hold by as
-#: much, once per hold (gateway/limits.py): a client that never waits is no longer first at
-#: the gate when the hold ends. 0: holds are never lengthened.
-GATEWAY_HOLD_TAIL_SECONDS = env.float("GATEWAY_HOLD_TAIL_SECONDS", default=0.5)
 #: /health says the gateway is shedding while a gate refused a request this recently.
 GATEWAY_SHEDDING_WINDOW_SECONDS = env.float("GATEWAY_SHEDDING_WINDOW_SECONDS", default=10.0)
 

@@ -10,8 +10,6 @@ class GatewayConfig(AppConfig):
 
         if early.hold_refused not in gunicorn_worker.refusal_listeners:
             gunicorn_worker.refusal_listeners.append(early.hold_refused)
-        if early.lengthen_held not in gunicorn_worker.tail_listeners:
-            gunicorn_worker.tail_listeners.append(early.lengthen_held)
         gunicorn_worker.held_routes = early.held_routes()
         _without_database_signals()
 

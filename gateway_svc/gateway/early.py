@@ -10,8 +10,7 @@ that ``Retry-After`` like a member the gate refused (gateway/limits.py).
 Every hold of an order placement's member is also written down in this process
 (:func:`remember_hold`, by the request's ``Authorization`` header): the web server's main
 thread answers that client's next placements before the hold ends itself, after
-``GATEWAY_HELD_ANSWER_DELAY_SECONDS`` (shared/gunicorn_worker.py); one such click in the
-hold's tail lengthens it there, once, and :func:`lengthen_held` lengthens it in Redis.
+``GATEWAY_HELD_ANSWER_DELAY_SECONDS`` (shared/gunicorn_worker.py).
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ import logging
 import re
 import time
 
-from django.conf import settings
 from redis.exceptions import RedisError
 
 from gateway import limits, routes
@@ -30,37 +28,13 @@ from shared.errors import ShopError
 logger = logging.getLogger(__name__)
 
 
-def remember_hold(authorization: str, until: float, *, lengthened: bool = False) -> None:
+def remember_hold(authorization: str, until: float) -> None:
     """Note in this process that the client sending ``authorization`` (the header's value, as
     the environ holds it) is held until ``until`` (time.monotonic()); a later end than one
-    already noted wins. ``lengthened``: a click in its tail lengthened it already (in Redis),
-    so the web server's main thread does not lengthen it again."""
+    already noted wins."""
     key = authorization.encode("latin-1")
     if until > gunicorn_worker.held.get(key, float("-inf")):
         gunicorn_worker.held[key] = until
-        if lengthened:
-            gunicorn_worker.lengthened[key] = until
-
-
-def lengthen_held(clicks: list[tuple[bytes, float]]) -> None:
-    """Lengthen in Redis the holds of the order placements among ``clicks`` (each a request's
-    first bytes and time.monotonic() of the click) that the web server's main thread answered
-    in their hold's tail, and lengthened in its process (gateway/limits.py): the member's
-    other connections, in other processes, meet the same hold. One Redis round trip."""
-    counted = limits.limit(limits.ORDER_MEMBER)
-    tail = settings.GATEWAY_HOLD_TAIL_SECONDS
-    if counted is None or tail <= 0:
-        return
-    now = time.monotonic()
-    ago: dict[str, float] = {}
-    for data, clicked_at in clicks:
-        placer = _order_placer(data)
-        if placer is not None:
-            ago[placer[0]] = min(ago.get(placer[0], float("inf")), max(0.0, now - clicked_at))
-    try:
-        limits.lengthen(counted, ago, tail)
-    except RedisError as exc:
-        logger.error("rate limit store unreachable, %d holds not lengthened: %s", len(ago), exc)
 
 
 def held_routes() -> tuple[bytes, ...]:

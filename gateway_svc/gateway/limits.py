@@ -16,15 +16,6 @@ Two limits, both settings (``GATEWAY_RATE_LIMITS[name] = (count, window seconds)
   click may wait less for a thread than the refused one did, and a longer hold would refuse
   it (docs/performance.md). Not scaled by ``RATE_LIMIT_SCALE``: a drop's limit is not a
   login's, and a load test's buyers are distinct members like real ones.
-
-  One exception, once per hold: a click in its last ``GATEWAY_HOLD_TAIL_SECONDS``
-  lengthens it by that much (:func:`lengthen`). A client that never waits has a click on
-  its way when the hold ends and is at the gate at once, while one that waited as told
-  sends its click then, and it takes a loaded machine's round trip to arrive: in fairness
-  drops that head start made the hammerers' win rate the polite buyers' times 0.84-1.38.
-  The tail takes the head start away from the member whose client clicked in it. A polite
-  member's other tab that clicks in the tail holds the tab that waited as told that much
-  longer, once, never for good; a tab told earlier in the hold costs nothing.
 - ``address``: every public (anonymous) route per client address, scaled by
   ``RATE_LIMIT_SCALE`` like the member service's per-address limits (a load test from
   one machine raises it); 0 turns it off.
@@ -86,9 +77,6 @@ def add_count(pipe: Pipeline, lim: Limit, subject: str) -> None:
     pipe.pttl(k)
 
 
-TOO_MANY = "Too many attempts; try again after Retry-After seconds."
-
-
 class OverLimit(RateLimited):
     """A refusal over a limit. ``first``: the first attempt over it in this window or hold,
     the one that holds the subject to the whole seconds it is told (see the module's note);
@@ -106,7 +94,7 @@ def refusal(lim: Limit, answers: list[Any]) -> OverLimit | None:
         return None
     wait = ttl_ms if ttl_ms and ttl_ms > 0 else lim.window_ms
     return OverLimit(
-        TOO_MANY,
+        "Too many attempts; try again after Retry-After seconds.",
         retry_after=max(1, math.ceil(wait / 1000)),
         first=used == lim.count + 1,
         left=wait / 1000,
@@ -154,41 +142,6 @@ def hold(lim: Limit, subject: str, seconds: float) -> None:
     before then are refused here. One round trip (EVALSHA; the script is loaded on a miss)."""
     client = get_redis()
     script(client, _HOLD)(keys=[key(lim, subject)], args=[lim.count + 1, max(1, int(seconds * 1000))])
-
-
-# A click ARGV[2] ms ago, when less than ARGV[1] ms of the hold were left, lengthens it by
-# ARGV[1] ms, unless a click in its tail already did (KEYS[2], which lives as long as the
-# lengthened hold). Returns the ms left after, or -1: not lengthened.
-_LENGTHEN = """
-local ttl = redis.call('PTTL', KEYS[1])
-local tail = tonumber(ARGV[1])
-if ttl <= 0 or ttl + tonumber(ARGV[2]) >= tail then
-  return -1
-end
-if not redis.call('SET', KEYS[2], 1, 'NX', 'PX', ttl + tail) then
-  return -1
-end
-redis.call('PEXPIRE', KEYS[1], ttl + tail)
-return ttl + tail
-"""
-
-
-def lengthen(lim: Limit, clicked_ago: dict[str, float], tail: float) -> dict[str, float]:
-    """For each subject that clicked during a hold (``clicked_ago``: how many seconds ago),
-    lengthen the hold by ``tail`` seconds if less than that was left when the click came and
-    no click in its tail did so yet (see the module's note). Returns the seconds now left of
-    each hold it lengthened. One pipeline."""
-    if not clicked_ago or tail <= 0:
-        return {}
-    client = get_redis()
-    lengthen_one = script(client, _LENGTHEN)
-    pipe = client.pipeline(transaction=False)
-    subjects = list(clicked_ago)
-    for subject in subjects:
-        k = key(lim, subject)
-        ago_ms = max(0, int(clicked_ago[subject] * 1000))
-        lengthen_one(keys=[k, f"{k}:tail"], args=[max(1, int(tail * 1000)), ago_ms], client=pipe)
-    return {s: left / 1000 for s, left in zip(subjects, pipe.execute(), strict=True) if left >= 0}
 
 
 def hold_many(lim: Limit, seconds_by_subject: dict[str, float]) -> None:

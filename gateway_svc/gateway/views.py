@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -125,8 +124,8 @@ def proxy(request: HttpRequest) -> HttpResponse:
             return _error(UpstreamUnavailable("Sign-in cannot be checked right now; try again shortly."))
         except RateLimited as exc:  # over the member's limit: held to the Retry-After told
             if counted is not None and route.limit == limits.ORDER_MEMBER:
-                if isinstance(exc, limits.OverLimit) and not exc.first:  # a click during a hold
-                    exc = _held_click(counted, route, request, exc)
+                if isinstance(exc, limits.OverLimit) and not exc.first:  # a hold's later refusal: left as it is
+                    early.remember_hold(meta.get("HTTP_AUTHORIZATION", ""), time.monotonic() + exc.left)
                 else:
                     _hold_to(counted, _member_to_hold(request, route), request, exc.retry_after)
             return _error(exc)
@@ -205,27 +204,6 @@ def _overloaded(route: routes.Route, member: str | None, request: HttpRequest) -
     if counted is not None and route.limit == limits.ORDER_MEMBER:
         _hold_to(counted, member, request, refused.retry_after)
     return _error(refused)
-
-
-def _held_click(
-    counted: limits.Limit, route: routes.Route, request: HttpRequest, refused: limits.OverLimit
-) -> limits.OverLimit:
-    """A click during its member's hold: told what is left of it, which stays as it is, but
-    for a click in its last GATEWAY_HOLD_TAIL_SECONDS, which lengthens it by that much once
-    (fairness: see limits.py). Noted in this process, as every hold is."""
-    left, lengthened = refused.left, False
-    tail = settings.GATEWAY_HOLD_TAIL_SECONDS
-    member = _member_to_hold(request, route) if left < tail else None
-    if member is not None:
-        try:
-            left = limits.lengthen(counted, {member: 0.0}, tail).get(member, left)
-            lengthened = left != refused.left
-        except RedisError as exc:
-            logger.error("rate limit store unreachable, member %s's hold not lengthened: %s", member, exc)
-    early.remember_hold(request.META.get("HTTP_AUTHORIZATION", ""), time.monotonic() + left, lengthened=lengthened)
-    if not lengthened:
-        return refused
-    return limits.OverLimit(limits.TOO_MANY, retry_after=math.ceil(left), first=False, left=left)
 
 
 def _hold_to(counted: limits.Limit, member: str | None, request: HttpRequest, retry_after: int) -> None:

@@ -237,21 +237,11 @@ HELD_APP = """
 import json, time
 from django.conf import settings
 
-settings.configure(
-    GATEWAY_HELD_ANSWER_DELAY_SECONDS=float(__import__("os").environ.get("HELD_DELAY", "0.3")),
-    GATEWAY_HOLD_TAIL_SECONDS=float(__import__("os").environ.get("HOLD_TAIL", "0")),
-)
+settings.configure(GATEWAY_HELD_ANSWER_DELAY_SECONDS=float(__import__("os").environ.get("HELD_DELAY", "0.3")))
 
 from shared import gunicorn_worker
 
 gunicorn_worker.held_routes = (b"POST /orders/add ", b"POST /orders/add?")
-
-def lengthened(clicks):
-    with open("lengthened.txt", "ab") as f:
-        for data, clicked_at in clicks:
-            f.write(data.split(b"\\r\\n")[0] + b"\\n")
-
-gunicorn_worker.tail_listeners.append(lengthened)
 
 def app(environ, start_response):
     path = environ["PATH_INFO"]
@@ -270,14 +260,6 @@ def app(environ, start_response):
 def held_server(tmp_path, request):
     proc, port = _start(tmp_path, HELD_APP, threads=1, HELD_DELAY=getattr(request, "param", "0.3"))
     yield port
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=20)
-
-
-@pytest.fixture
-def tail_server(tmp_path):
-    proc, port = _start(tmp_path, HELD_APP, threads=1, HELD_DELAY="0.3", HOLD_TAIL="1.0")
-    yield port, tmp_path
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=20)
 
@@ -320,26 +302,6 @@ def test_other_routes_other_clients_and_ended_holds_reach_the_application(held_s
     conn = http.client.HTTPConnection("127.0.0.1", held_server, timeout=10)  # the first one's keep-alive is over
     status, _, body, _ = _exchange(conn, "POST", "/orders/add")  # the hold has ended
     assert status == 200 and body == {"path": "/orders/add", "seen": 1}
-
-
-def test_a_held_click_in_the_holds_last_moments_lengthens_it_once(tail_server):
-    port, folder = tail_server
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    _exchange(conn, "GET", "/hold?1.5")
-    start = time.monotonic()  # the hold ends 1.5 s after about now; its last second is its tail (HOLD_TAIL)
-
-    def at(seconds: float) -> None:
-        time.sleep(max(0.0, start + seconds - time.monotonic()))
-
-    at(0.8)
-    status, answer, _, _ = _exchange(conn, "POST", "/orders/add")  # in the tail: lengthened by a second
-    assert status == 429 and answer.getheader("Retry-After") == "2"  # 0.7 s left and the second, from 1.1 s
-    at(1.75)
-    assert _exchange(conn, "POST", "/orders/add")[0] == 429  # the hold would have ended; lengthened, it stands
-    at(2.75)
-    status, _, body, _ = _exchange(conn, "POST", "/orders/add")  # once: the click at 1.75 s did not lengthen it
-    assert status == 200 and body["path"] == "/orders/add"
-    assert (folder / "lengthened.txt").read_bytes() == b"POST /orders/add HTTP/1.1\n"  # told once, off the main thread
 
 
 def test_a_held_client_that_asks_to_close_is_answered_by_a_thread(held_server):

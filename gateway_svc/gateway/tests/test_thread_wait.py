@@ -164,20 +164,6 @@ def test_a_batch_holds_each_member_once_until_their_latest_refusal_ends(bounds, 
     assert held_ms(redis_db, "7") > 4000
 
 
-def test_clicks_the_main_thread_answered_in_a_holds_tail_lengthen_it_in_redis(bounds, settings, redis_db):
-    from shared import gunicorn_worker
-
-    assert early.lengthen_held in gunicorn_worker.tail_listeners
-    settings.GATEWAY_HOLD_TAIL_SECONDS = 0.5
-    now = time.monotonic()
-    early.hold_refused([(_head("POST", "/orders/add", member_token(7)), 1, now - 0.7)])  # 0.3 s left
-    early.hold_refused([(_head("POST", "/orders/add", member_token(8)), 1, now - 0.7)])
-    click = _head("POST", "/orders/add", member_token(7))
-    early.lengthen_held([(click, now), (click, now), (_head("POST", "/orders/add", "x.y.z"), now)])
-    assert 700 < held_ms(redis_db, "7") <= 800  # by the tail, once
-    assert held_ms(redis_db, "8") <= 300  # 8 did not click
-
-
 @pytest.mark.parametrize(
     "head",
     [
