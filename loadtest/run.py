@@ -284,6 +284,31 @@ def population_latency(eps: dict[str, Any], label: str, outcome: str) -> dict[st
     return {p: row.get(f"{p}_ms") for p in ("p50", "p95", "p99")}
 
 
+#: The gateway's per-member order limit as the shop ships it (gateway_svc/config/settings.py).
+SHOP_ORDER_LIMIT = {"RATE_ORDER_ATTEMPTS_PER_MEMBER": 1.0, "RATE_ORDER_WINDOW_SECONDS": 0.5}
+
+
+def order_limit_note(stack: Stack) -> str | None:
+    """What a fairness drop should say when the stack's gateway places orders under another
+    per-member limit than the shop's (the cost benchmark needs it raised): None when it is the shop's."""
+    given = {key: stack.setting("gateway", key) for key in SHOP_ORDER_LIMIT}
+    changed = []
+    for key, value in given.items():
+        try:
+            if value and float(value) != SHOP_ORDER_LIMIT[key]:
+                changed.append(f"{key}={value}")
+        except ValueError:
+            changed.append(f"{key}={value}")
+    if not changed:
+        return None
+    off = given["RATE_ORDER_ATTEMPTS_PER_MEMBER"].strip() in ("0", "0.0")
+    return (
+        f"the gateway runs with {', '.join(changed)}{' (the limit is off)' if off else ''}, not the shop's "
+        "1 attempt per member per 0.5 s: this drop measures the hammerers against that. For the shop's own "
+        f"rule: unset {' and '.join(k.partition('=')[0] for k in changed)}; python3 manage_all.py restart gateway"
+    )
+
+
 def fairness_figures(eps: dict[str, Any], data: dict[str, Any], stack: Stack) -> dict[str, Any]:
     """Each population's win rate (members with an order for the drop / its members) and their ratio."""
     fair = data["fairness"]
@@ -402,6 +427,8 @@ def main(argv: list[str]) -> int:
         raise SystemExit("load tests only go to this machine (127.0.0.1)")
     if _health(gateway) != 200:
         raise SystemExit(f"the gateway at {gateway} is not healthy: python manage_all.py up / status")
+    if getattr(args, "fairness", False) and (note := order_limit_note(stack)) is not None:
+        print(f"note: {note}", flush=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     out = args.out or HERE / "results" / f"{args.scenario}-{stamp}"
     out.mkdir(parents=True, exist_ok=True)

@@ -32,6 +32,8 @@ RECORDED_ENV = (
     "JWT_ACCESS_TTL_SECONDS",
     "PAYMENT_FAKE_DECLINE_RATE",
     "PAYMENT_FAKE_TIMEOUT_RATE",
+    "RATE_ORDER_ATTEMPTS_PER_MEMBER",
+    "RATE_ORDER_WINDOW_SECONDS",
 )
 
 
@@ -106,6 +108,7 @@ class Stack:
         others = sorted(name for name, p in self.programs.items() if not p.web)
         env = {k: v for k, v in self.programs["order"].env.items() if k in RECORDED_ENV}
         env.update({k: v for k, v in self.programs["inventory"].env.items() if k in RECORDED_ENV})
+        env.update({k: v for k, v in self.programs["gateway"].env.items() if k in RECORDED_ENV})
         return {"stack": self.name, "web": web, "other_processes": others, "settings_in_supervisor_env": env}
 
     def manage(self, service: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -31,3 +31,27 @@ def test_a_population_without_such_answers_has_no_latency():
     eps = {"POST /orders/add (polite) [won]": _row(450.0, 1000.0, 1200.0)}
     assert run.population_latency(eps, "hammerer", "won") is None
     assert run.population_latency(eps, "polite", "sold_out") is None
+
+
+class _Stack:
+    """A stack whose gateway was given ``env`` (as its supervisor configuration would say)."""
+
+    def __init__(self, **env: str):
+        self.env = env
+
+    def setting(self, service: str, key: str, default: str = "") -> str:
+        return self.env.get(key, default) if service == "gateway" else default
+
+
+def test_a_fairness_drop_says_when_the_order_limit_is_not_the_shops():
+    # The README's load-test block once exported the cost benchmark's raised limit for every run.
+    note = run.order_limit_note(_Stack(RATE_ORDER_ATTEMPTS_PER_MEMBER="100000"))
+    assert note is not None
+    assert "RATE_ORDER_ATTEMPTS_PER_MEMBER=100000" in note and "restart gateway" in note
+    assert "off" in run.order_limit_note(_Stack(RATE_ORDER_ATTEMPTS_PER_MEMBER="0"))
+    assert "RATE_ORDER_WINDOW_SECONDS=0.1" in run.order_limit_note(_Stack(RATE_ORDER_WINDOW_SECONDS="0.1"))
+
+
+def test_the_shops_own_order_limit_needs_no_note():
+    assert run.order_limit_note(_Stack()) is None
+    assert run.order_limit_note(_Stack(RATE_ORDER_ATTEMPTS_PER_MEMBER="1", RATE_ORDER_WINDOW_SECONDS="0.5")) is None
