@@ -291,17 +291,18 @@ SHOP_ORDER_LIMIT = {"RATE_ORDER_ATTEMPTS_PER_MEMBER": 1.0, "RATE_ORDER_WINDOW_SE
 def order_limit_note(stack: Stack) -> str | None:
     """What a fairness drop should say when the stack's gateway places orders under another
     per-member limit than the shop's (the cost benchmark needs it raised): None when it is the shop's."""
-    given = {key: stack.setting("gateway", key) for key in SHOP_ORDER_LIMIT}
-    changed = []
-    for key, value in given.items():
+    changed, off = [], False
+    for key, shops in SHOP_ORDER_LIMIT.items():
+        value = stack.setting("gateway", key)
         try:
-            if value and float(value) != SHOP_ORDER_LIMIT[key]:
-                changed.append(f"{key}={value}")
+            number = float(value) if value else shops
         except ValueError:
+            number = None  # the gateway would not start with it; say it all the same
+        if number != shops:
             changed.append(f"{key}={value}")
+            off = off or number == 0
     if not changed:
         return None
-    off = given["RATE_ORDER_ATTEMPTS_PER_MEMBER"].strip() in ("0", "0.0")
     return (
         f"the gateway runs with {', '.join(changed)}{' (the limit is off)' if off else ''}, not the shop's "
         "1 attempt per member per 0.5 s: this drop measures the hammerers against that. For the shop's own "
