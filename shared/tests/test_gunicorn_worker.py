@@ -304,7 +304,7 @@ def test_a_held_clients_placement_is_answered_rate_limited_after_the_delay_by_th
 
 def test_other_routes_other_clients_and_ended_holds_reach_the_application(held_server):
     conn = http.client.HTTPConnection("127.0.0.1", held_server, timeout=10)
-    _exchange(conn, "GET", "/hold?3")  # long enough for the three requests below on a busy machine
+    _exchange(conn, "GET", "/hold?6")  # long enough for the three requests below on a busy machine
     assert _exchange(conn, "POST", "/orders/add/Wishlist")[0] == 200  # not a held route
     assert _exchange(conn, "POST", "/orders/add", "Bearer other")[0] == 200  # not held
     status, answer, _, _ = _exchange(conn, "POST", "/orders/add")
