@@ -234,18 +234,6 @@ def _held_request(data: bytes) -> tuple[float, int, int] | None:
     return until, head_length, body_length
 
 
-def _note_hold(data: bytes, until: float) -> None:
-    """Hold the client of the request at the start of ``data`` (one of the :data:`held_routes`,
-    refused here) in this process until ``until``, by its ``Authorization`` as sent: its next
-    click meets the held answer at once, not another turn at a thread's queue while the
-    listeners have yet to hold it (a client that ignores ``Retry-After`` clicks again within
-    a moment). The application holds it everywhere a moment later, from a token that checks."""
-    framing = _framing(data)
-    authorization = _header(framing[0], framing[1], b"authorization") if framing is not None else None
-    if authorization and until > held.get(authorization, float("-inf")):
-        held[authorization] = until
-
-
 def _request(data: bytes) -> int | None:
     """The length of the whole request at the start of ``data``; None when it is not all here
     yet, has a chunked body, or is one never refused (/health, /metrics)."""
@@ -398,8 +386,6 @@ class ThreadWorker(gthread.ThreadWorker):
         conn.close()
         refused_early["count"] += 1
         refused_early["last"] = now = time.monotonic()
-        if self._held_delay > 0 and data.startswith(held_routes):
-            _note_hold(data, now + retry_after)
         _tell(data[:request], retry_after, now)
         return True
 
