@@ -28,7 +28,7 @@ def verify(token: str, *, counted: limits.Limit | None = None) -> dict[str, Any]
     """The token's claims; TokenInvalid if it is bad or its session ended; 503 if that is unknowable.
 
     With ``counted``, the attempt also counts against that per-member limit, in the same
-    Redis round trip as the revocation check; RateLimited (after the token checks) when over.
+    Redis round trip as the revocation check; limits.OverLimit (after the token checks) when over.
     """
     claims = tokens.decode_access_token(token)
     if counted is None:

@@ -122,9 +122,9 @@ def proxy(request: HttpRequest) -> HttpResponse:
         except RedisError as exc:
             logger.error("token revocation store unreachable: %s", exc)
             return _error(UpstreamUnavailable("Sign-in cannot be checked right now; try again shortly."))
-        except RateLimited as exc:  # over the member's limit: held to the Retry-After told
+        except limits.OverLimit as exc:  # over the member's limit: held to the Retry-After told
             if counted is not None and route.limit == limits.ORDER_MEMBER:
-                if isinstance(exc, limits.OverLimit) and not exc.first:  # a hold's later refusal: left as it is
+                if not exc.first:  # a hold's later refusal: left as it is
                     early.remember_hold(meta.get("HTTP_AUTHORIZATION", ""), time.monotonic() + exc.left)
                 else:
                     _hold_to(counted, _member_to_hold(request, route), request, exc.retry_after)
