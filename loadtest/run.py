@@ -77,6 +77,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     d.add_argument("--shares", default="80,10,10", help="winners who pay, cancel, let the deadline pass (%%)")
     d.add_argument("--retry-wait", default="0.5,1.5", help="a loser's think time between clicks (s, min,max)")
     d.add_argument(
+        "--cold-opening",
+        action="store_true",
+        help="buyers do not load the drop's page just before it opens: every first click opens its connection",
+    )
+    d.add_argument(
         "--fairness",
         action="store_true",
         help="two populations: polite buyers (honour Retry-After) and hammerers; report each one's win rate",
@@ -189,7 +194,17 @@ def run_locust(
 def load_generator(args: argparse.Namespace) -> dict[str, Any]:
     # Not imported: locust monkey-patches the process with gevent when imported.
     version = importlib.metadata.version("locust")
+    opening, opening_note = {}, ""
+    if args.scenario == "drop":  # how the buyers' first clicks reached the gateway (scenarios/opening.py)
+        cold = getattr(args, "cold_opening", False)
+        opening = {"opening": "cold" if cold else "page view first"}
+        opening_note = (
+            ", cold opening (every first click on a new connection)"
+            if cold
+            else ", each buyer loaded the drop's page just before it opened"
+        )
     return {
+        **opening,
         "tool": f"locust {version}",
         "user_class": "FastHttpUser (geventhttpclient)",
         "processes": args.processes,
@@ -197,8 +212,8 @@ def load_generator(args: argparse.Namespace) -> dict[str, Any]:
         "spawn_rate": args.spawn_rate,
         "offered_rate": args.rate,
         "description": f"locust {version} FastHttpUser, {args.processes} process(es), {args.users} users"
-        f"{f', paced to {args.rate:g} req/s' if args.rate else ', unpaced'}, "
-        "on the same machine as the stack",
+        f"{f', paced to {args.rate:g} req/s' if args.rate else ', unpaced'}"
+        f"{opening_note}, on the same machine as the stack",
     }
 
 
@@ -257,7 +272,7 @@ def scenario_data(args: argparse.Namespace, stack: Stack, gateway: str, *, lead:
     lo, hi = (float(x) for x in args.retry_wait.split(","))
     base.update(
         {
-            "drop": {**drop, "limit": args.limit},
+            "drop": {**drop, "limit": args.limit, "cold_opening": args.cold_opening},
             "pay_share": pay,
             "cancel_share": cancel,
             "lapse_share": lapse,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import looplag
+import opening
 import pooled
 import requestlog
 from locust import constant_throughput, events
@@ -203,13 +204,16 @@ def _write_final_stats(exit_code: int, **_: Any) -> None:
     Locust's own ``_stats.csv`` is rewritten once a second while the run goes on, so it
     can miss what was answered in the last second and during ``--stop-timeout``; this
     event fires after the runner has quit (workers' last reports included), so these
-    files hold the same totals as the printed summary.
+    files hold the same totals as the printed summary, but for one thing: their
+    "Aggregated" row is the sale's answers (``opening.sale_total``), without the drop's page
+    views before it opened, which keep a row of their own.
     """
     env = _environment
     if env is None or env.parsed_options is None or not env.parsed_options.csv_prefix:
         return
     if isinstance(env.runner, WorkerRunner):
         return
+    env.stats.total = opening.sale_total(env.stats)  # the run is over: nothing logs to it again
     writer = StatsCSV(env, PERCENTILES_TO_REPORT)
     prefix = env.parsed_options.csv_prefix
     with open(f"{prefix}_final_stats.csv", "w", newline="") as f:

@@ -2,28 +2,30 @@
 
 ``run.py`` creates the drop with the operator command (sale start a few seconds after the
 users are spawned, limit 1 per member) and logs the buyers in before the clock starts.
-Each buyer waits for ``sale_starts_at`` and clicks "buy" (``POST /orders/add``, one unit
-of a size drawn by stock). A winner then pays (``POST /payment``, ``PUT /payment/{id}``
-with a good test card), cancels, or walks away and lets the payment deadline pass, in the
-shares ``run.py`` was given, and stops. A loser keeps clicking other sizes, then keeps
-refreshing the sold-out answer until the run ends: that is the sold-out path, which
-must stay cheap. Sold-out and limit answers (409) are results, reported under their own
-names, not failures; so are the gateway's refusals (503 ``overloaded``, 429
-``rate_limited``), after which the buyer waits what ``Retry-After`` says before clicking
-again, as the API asks.
+Each buyer loads the drop's page (``GET /cloth/detail/{id}``) in the last seconds before
+it opens (not with ``--cold-opening``; see ``opening.py``), waits for ``sale_starts_at``
+and clicks "buy" (``POST /orders/add``, one unit of a size drawn by stock). A winner then
+pays (``POST /payment``, ``PUT /payment/{id}`` with a good test card), cancels, or walks
+away and lets the payment deadline pass, in the shares ``run.py`` was given, and stops. A
+loser keeps clicking other sizes, then keeps refreshing the sold-out answer until the run
+ends: that is the sold-out path, which must stay cheap. Sold-out and limit answers (409)
+are results, reported under their own names, not failures; so are the gateway's refusals
+(503 ``overloaded``, 429 ``rate_limited``), after which the buyer waits what
+``Retry-After`` says before clicking again, as the API asks.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import random
+import time
 import uuid
 from typing import Any
 
 import gevent
 from common import REFUSALS, auth, data, judge, member_for, pacing, refresh_member, retry_after, token_expired
 from locust import FastHttpUser, between, task
-from opening import opening
+from opening import BEFORE_THE_OPENING, opening, page_view_at
 
 CARD_OK = "4242424242424242"
 EXPECTED = {
@@ -66,7 +68,22 @@ class Buyer(FastHttpUser):
         self.fate = random.choices(
             ["pay", "cancel", "lapse"], weights=[d["pay_share"], d["cancel_share"], d["lapse_share"]]
         )[0]
+        self._view_page(d["drop"])
         opening.wait(_sale_start())  # with every other buyer of this process, in a random order
+
+    def _view_page(self, drop: dict[str, Any]) -> None:
+        """Load the drop's page at a moment of this buyer's own just before it opens; the
+        first click then goes on the connection the page left open, as a browser's does."""
+        at = None if drop.get("cold_opening") else page_view_at(_sale_start(), now=time.time())
+        if at is None:
+            return
+        gevent.sleep(max(0.0, at - time.time()))
+        with self.client.get(
+            f"/cloth/detail/{drop['cloth_id']}",
+            name=f"GET /cloth/detail/{{id}}{BEFORE_THE_OPENING}",
+            catch_response=True,
+        ) as resp:
+            judge(resp, ok=(200,), expected=REFUSALS)  # a refused page load: the click comes all the same
 
     @task
     def buy(self) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import random
 import sys
 import time
 from pathlib import Path
@@ -57,3 +59,59 @@ def test_waiters_for_different_moments_are_released_at_their_own():
     gevent.joinall([gevent.spawn(user, "early", now + 0.1), gevent.spawn(user, "late", now + 0.4)], timeout=5)
     assert now + 0.1 <= woke["early"] < now + 0.35
     assert woke["late"] >= now + 0.4
+
+
+def test_a_buyer_loads_the_drops_page_in_the_last_seconds_before_it_opens():
+    opens = 1_000.0
+    moments = [opening.page_view_at(opens, now=opens - 12.0, rng=random.Random(seed)) for seed in range(200)]
+    low, high = opening.PAGE_VIEW_SECONDS_BEFORE
+    assert all(opens - high <= at <= opens - low for at in moments)
+    # spread over the window, not one wave
+    assert max(moments) - min(moments) > (high - low) / 2
+
+
+def test_a_buyer_who_comes_after_that_window_loads_no_page():
+    opens = 1_000.0
+    late = opens - opening.PAGE_VIEW_SECONDS_BEFORE[0] + 0.01
+    assert all(opening.page_view_at(opens, now=late, rng=random.Random(seed)) is None for seed in range(50))
+    assert opening.page_view_at(opens, now=opens + 5.0) is None
+
+
+def _stats():
+    os.environ.setdefault("LOCUST_SKIP_MONKEY_PATCH", "1")  # the request statistics alone, no gevent patching
+    from locust.stats import RequestStats
+
+    return RequestStats()
+
+
+def test_the_sales_total_leaves_out_the_page_views_before_the_opening():
+    stats = _stats()
+    page = f"GET /cloth/detail/{{id}}{opening.BEFORE_THE_OPENING}"
+    for _ in range(300):
+        stats.log_request("GET", page, 8, 100)
+    stats.log_request("GET", f"{page} [overloaded]", 3, 90)  # a refusal is a labelled answer
+    for ms in range(100, 1100, 10):  # 100 placements, 100-1090 ms
+        stats.log_request("POST", "POST /orders/add [overloaded]", ms, 80)
+    stats.log_error("POST", "POST /orders/add", "HTTP 500")
+
+    sale = opening.sale_total(stats)
+    assert stats.total.num_requests == 401  # locust's own total holds the page views
+    assert sale.num_requests == 100
+    assert sale.num_failures == 1
+    placements = stats.get("POST /orders/add [overloaded]", "POST")
+    assert sale.get_response_time_percentile(0.99) == placements.get_response_time_percentile(0.99)
+    assert sale.get_response_time_percentile(0.5) >= 500
+    assert stats.total.get_response_time_percentile(0.5) == 8
+
+
+def test_without_page_views_the_sales_total_is_locusts_own():
+    stats = _stats()
+    for ms in (5, 20, 300, 900, 40):
+        stats.log_request("POST", "POST /orders/add [won]", ms, 10)
+        stats.log_request("GET", "GET /cloth/detail/{id}", ms // 5, 10)
+    stats.log_error("PUT", "PUT /payment/{order_id}", "HTTP 502")
+    sale = opening.sale_total(stats)
+    assert sale.num_requests == stats.total.num_requests == 10
+    assert sale.num_failures == stats.total.num_failures == 1
+    assert sale.response_times == stats.total.response_times
+    assert sale.name == "Aggregated"

@@ -55,3 +55,11 @@ def test_a_fairness_drop_says_when_the_order_limit_is_not_the_shops():
 def test_the_shops_own_order_limit_needs_no_note():
     assert run.order_limit_note(_Stack()) is None
     assert run.order_limit_note(_Stack(RATE_ORDER_ATTEMPTS_PER_MEMBER="1", RATE_ORDER_WINDOW_SECONDS="0.5")) is None
+
+
+def test_a_drops_summary_says_how_its_buyers_reached_the_opening():
+    warm = run.load_generator(run.parse_args(["drop"]))
+    cold = run.load_generator(run.parse_args(["drop", "--cold-opening"]))
+    assert warm["opening"] == "page view first" and "page" in warm["description"]
+    assert cold["opening"] == "cold" and "cold opening" in cold["description"]
+    assert "opening" not in run.load_generator(run.parse_args(["browse"]))
