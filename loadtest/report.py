@@ -246,11 +246,17 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"p50 {lag['p50']} / p99 {lag['p99']} / max {lag['max']} ms"
         )
     runs = summary.get("runs") or {"": summary["requests"]}
+    # a drop's buyers may load its page first: that row is listed, but not in the total (scenarios/opening.py)
+    scope = (
+        " (without the page views before the opening)"
+        if summary["load_generator"].get("opening") == "page view first"
+        else ""
+    )
     for label, req in runs.items():
         t = req["total"]
         prefix = f"[{label}] " if label else ""
         lines.append(
-            f"{prefix}total: {t.get('requests')} requests, {t.get('failures')} failures, "
+            f"{prefix}total{scope}: {t.get('requests')} requests, {t.get('failures')} failures, "
             f"{t.get('req_per_s')} req/s, p50 {t.get('p50_ms')} / p95 {t.get('p95_ms')} / "
             f"p99 {t.get('p99_ms')} ms, 5xx {req.get('server_errors_5xx')}"
         )

@@ -84,3 +84,12 @@ def test_the_summary_says_how_late_the_load_generator_ran(tmp_path):
         {"scenario": "drop", "load_generator": {"description": "locust", "loop_lag_ms": lag}, "requests": requests}
     )
     assert "load generator's own delay" in text and "p99 61.0 / max 240.5 ms" in text
+
+
+def test_a_drops_total_says_it_leaves_the_page_views_out(tmp_path):
+    requests = report.summarize_requests(_sample(tmp_path), seconds=10)
+    summary = {"scenario": "drop", "load_generator": {"description": "locust"}, "requests": requests, "ok": True}
+    assert "page views" not in report.format_summary(summary)  # a cold opening has none
+    summary["load_generator"]["opening"] = "page view first"
+    total = next(line for line in report.format_summary(summary).splitlines() if "total" in line)
+    assert "without the page views before the opening" in total
