@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 import sys
 import time
@@ -77,15 +76,15 @@ def test_a_buyer_who_comes_after_that_window_loads_no_page():
     assert opening.page_view_at(opens, now=opens + 5.0) is None
 
 
-def _stats():
-    os.environ.setdefault("LOCUST_SKIP_MONKEY_PATCH", "1")  # the request statistics alone, no gevent patching
+def _stats(monkeypatch):
+    monkeypatch.setenv("LOCUST_SKIP_MONKEY_PATCH", "1")  # the request statistics alone, no gevent patching
     from locust.stats import RequestStats
 
     return RequestStats()
 
 
-def test_the_sales_total_leaves_out_the_page_views_before_the_opening():
-    stats = _stats()
+def test_the_sales_total_leaves_out_the_page_views_before_the_opening(monkeypatch):
+    stats = _stats(monkeypatch)
     page = f"GET /cloth/detail/{{id}}{opening.BEFORE_THE_OPENING}"
     for _ in range(300):
         stats.log_request("GET", page, 8, 100)
@@ -104,8 +103,8 @@ def test_the_sales_total_leaves_out_the_page_views_before_the_opening():
     assert stats.total.get_response_time_percentile(0.5) == 8
 
 
-def test_without_page_views_the_sales_total_is_locusts_own():
-    stats = _stats()
+def test_without_page_views_the_sales_total_is_locusts_own(monkeypatch):
+    stats = _stats(monkeypatch)
     for ms in (5, 20, 300, 900, 40):
         stats.log_request("POST", "POST /orders/add [won]", ms, 10)
         stats.log_request("GET", "GET /cloth/detail/{id}", ms // 5, 10)
