@@ -21,6 +21,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 from gateway_timing import percentile  # noqa: E402
 
 PERCENTILES = ("50%", "95%", "99%")
+#: How a drop's buyers reached its opening (``load_generator.opening`` in a summary; scenarios/opening.py).
+PAGE_VIEW_FIRST = "page view first"
+OPENINGS = {
+    PAGE_VIEW_FIRST: "each buyer loaded the drop's page just before it opened",
+    "cold": "cold opening (every first click on a new connection)",
+}
 #: an outcome label the scenarios append to a request name: "POST /orders/add [sold_out]"
 _LABEL = re.compile(r"^(?P<base>.*?) \[(?P<label>[a-z_]+)\]$")
 
@@ -249,7 +255,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     # a drop's buyers may load its page first: that row is listed, but not in the total (scenarios/opening.py)
     scope = (
         " (without the page views before the opening)"
-        if summary["load_generator"].get("opening") == "page view first"
+        if summary["load_generator"].get("opening") == PAGE_VIEW_FIRST
         else ""
     )
     for label, req in runs.items():

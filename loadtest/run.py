@@ -194,17 +194,10 @@ def run_locust(
 def load_generator(args: argparse.Namespace) -> dict[str, Any]:
     # Not imported: locust monkey-patches the process with gevent when imported.
     version = importlib.metadata.version("locust")
-    opening, opening_note = {}, ""
-    if args.scenario == "drop":  # how the buyers' first clicks reached the gateway (scenarios/opening.py)
-        cold = getattr(args, "cold_opening", False)
-        opening = {"opening": "cold" if cold else "page view first"}
-        opening_note = (
-            ", cold opening (every first click on a new connection)"
-            if cold
-            else ", each buyer loaded the drop's page just before it opened"
-        )
+    # how a drop's buyers' first clicks reached the gateway (scenarios/opening.py)
+    opening = ("cold" if args.cold_opening else report.PAGE_VIEW_FIRST) if args.scenario == "drop" else None
     return {
-        **opening,
+        **({"opening": opening} if opening else {}),
         "tool": f"locust {version}",
         "user_class": "FastHttpUser (geventhttpclient)",
         "processes": args.processes,
@@ -213,7 +206,7 @@ def load_generator(args: argparse.Namespace) -> dict[str, Any]:
         "offered_rate": args.rate,
         "description": f"locust {version} FastHttpUser, {args.processes} process(es), {args.users} users"
         f"{f', paced to {args.rate:g} req/s' if args.rate else ', unpaced'}"
-        f"{opening_note}, on the same machine as the stack",
+        f"{f', {report.OPENINGS[opening]}' if opening else ''}, on the same machine as the stack",
     }
 
 
