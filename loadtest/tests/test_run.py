@@ -63,3 +63,22 @@ def test_a_drops_summary_says_how_its_buyers_reached_the_opening():
     assert warm["opening"] == "page view first" and "page" in warm["description"]
     assert cold["opening"] == "cold" and "cold opening" in cold["description"]
     assert "opening" not in run.load_generator(run.parse_args(["browse"]))
+
+
+def test_the_hop_is_priced_on_reads_the_gateway_forwards():
+    # The gateway repeats the catalog's cached detail itself, with no hop: measured against the
+    # catalog it can answer faster, and the difference comes out negative. The hop's price is
+    # that of the reads it forwards; the repeated ones keep a figure of their own.
+    eps = {
+        "direct GET /cloth/detail/{id}": _row(30.0, 60.0, 75.0),
+        "gateway, forwarded GET /cloth/detail/{id}": _row(34.0, 66.0, 90.0),
+        "gateway GET /cloth/detail/{id}": _row(4.0, 61.0, 150.0),
+    }
+    figures = run.hop_figures(eps)
+    assert figures["gateway_hop_ms"] == {"p50": 4.0, "p95": 6.0, "p99": 15.0}
+    assert figures["gateway_as_buyers_read_it_vs_direct_ms"] == {"p50": -26.0, "p95": 1.0, "p99": 75.0}
+
+
+def test_a_hop_run_without_a_route_has_no_figure_for_it():
+    eps = {"direct GET /cloth/detail/{id}": _row(30.0, 60.0, 75.0)}
+    assert run.hop_figures(eps)["gateway_hop_ms"] == {"p50": None, "p95": None, "p99": None}
