@@ -1,4 +1,4 @@
-"""The drop summary's figures that need no stack: each population's own latencies."""
+"""The summaries' figures that need no stack: each drop population's own latencies, the hop's price."""
 
 from __future__ import annotations
 
