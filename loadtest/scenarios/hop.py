@@ -10,14 +10,19 @@ so a read as buyers send it is often answered faster through the gateway than st
 from the catalog. The hop is priced on reads the gateway must forward: they carry an
 ``Idempotency-Key``, which the gateway never answers from what it repeats (the catalog
 ignores it on a read). The reads as buyers send them are a third route of their own.
+
+Unpaced, the users can fill the gateway's gate to the catalog: its refusals (503
+``overloaded``, 429 ``rate_limited``) are answers reported under their own names, not
+failures, and the user waits what ``Retry-After`` says, as the API asks.
 """
 
 from __future__ import annotations
 
 import random
 import uuid
+from typing import Any
 
-from common import data, judge, pacing
+from common import REFUSALS, data, judge, pacing, retry_after
 from locust import FastHttpUser, constant, task
 
 
@@ -25,10 +30,14 @@ class Hopper(FastHttpUser):
     concurrency = 1
 
     def wait_time(self) -> float:
+        if self.hold is not None:  # a refusal's Retry-After replaces the pace once
+            hold, self.hold = self.hold, None
+            return hold
         return self._pace(self)
 
     def on_start(self) -> None:
         d = data()
+        self.hold: float | None = None
         self._pace = pacing(d, constant(0))
         self.clothes: list[int] = d["clothes"]
         self.direct = d["direct_url"].rstrip("/")
@@ -41,14 +50,14 @@ class Hopper(FastHttpUser):
             name="gateway, forwarded GET /cloth/detail/{id}",
             catch_response=True,
         ) as resp:
-            judge(resp, ok=(200,))
+            self._judge(resp)
 
     @task
     def through_gateway(self) -> None:
         with self.client.get(
             f"/cloth/detail/{random.choice(self.clothes)}", name="gateway GET /cloth/detail/{id}", catch_response=True
         ) as resp:
-            judge(resp, ok=(200,))
+            self._judge(resp)
 
     @task
     def direct(self) -> None:
@@ -58,3 +67,8 @@ class Hopper(FastHttpUser):
             catch_response=True,
         ) as resp:
             judge(resp, ok=(200,))
+
+    def _judge(self, resp: Any) -> None:
+        """A gateway route's answer: a refusal is a labelled answer, and the user then waits as told."""
+        if judge(resp, ok=(200,), expected=REFUSALS) in REFUSALS.values():
+            self.hold = retry_after(resp)
