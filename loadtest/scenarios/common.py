@@ -54,6 +54,20 @@ def pacing(d: dict[str, Any], unpaced: Callable[..., float]) -> Callable[..., fl
     return constant_throughput(float(rate) / max(1, int(d["users"]))) if rate else unpaced
 
 
+class WaitsAsTold:
+    """A user that, after a refusal, waits what its ``Retry-After`` said (``hold``) instead of
+    its usual wait (``_pace``), once: a refused request is tried again no sooner than the API asks."""
+
+    hold: float | None = None
+    _pace: Callable[..., float]
+
+    def wait_time(self) -> float:
+        if self.hold is not None:
+            hold, self.hold = self.hold, None
+            return hold
+        return self._pace(self)
+
+
 def member_for(environment: Environment) -> dict[str, Any]:
     """A member for a new user: worker w of P takes members w, w+P, w+2P ... so processes never share one."""
     members = data()["members"]

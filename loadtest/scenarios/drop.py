@@ -23,7 +23,18 @@ import uuid
 from typing import Any
 
 import gevent
-from common import REFUSALS, auth, data, judge, member_for, pacing, refresh_member, retry_after, token_expired
+from common import (
+    REFUSALS,
+    WaitsAsTold,
+    auth,
+    data,
+    judge,
+    member_for,
+    pacing,
+    refresh_member,
+    retry_after,
+    token_expired,
+)
 from locust import FastHttpUser, between, task
 from opening import BEFORE_THE_OPENING, opening, page_view_at
 
@@ -41,19 +52,13 @@ def _sale_start() -> float:
     return dt.datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
 
 
-class Buyer(FastHttpUser):
+class Buyer(WaitsAsTold, FastHttpUser):
     concurrency = 1
     #: appended to the order request's name, so populations of one run are told apart
     population = ""
 
     def pick_member(self) -> dict[str, Any]:
         return member_for(self.environment)
-
-    def wait_time(self) -> float:
-        if self.hold is not None:  # a refusal's Retry-After replaces the think time once
-            hold, self.hold = self.hold, None
-            return hold
-        return self._pace(self)
 
     def on_start(self) -> None:
         d = data()
@@ -64,7 +69,6 @@ class Buyer(FastHttpUser):
         self.weights: list[int] = [max(1, v["stock"]) for v in variants]
         self.all_variants = list(self.candidates)
         self.done = False
-        self.hold: float | None = None
         self.fate = random.choices(
             ["pay", "cancel", "lapse"], weights=[d["pay_share"], d["cancel_share"], d["lapse_share"]]
         )[0]

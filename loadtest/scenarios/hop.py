@@ -22,22 +22,15 @@ import random
 import uuid
 from typing import Any
 
-from common import REFUSALS, data, judge, pacing, retry_after
+from common import REFUSALS, WaitsAsTold, data, judge, pacing, retry_after
 from locust import FastHttpUser, constant, task
 
 
-class Hopper(FastHttpUser):
+class Hopper(WaitsAsTold, FastHttpUser):
     concurrency = 1
-
-    def wait_time(self) -> float:
-        if self.hold is not None:  # a refusal's Retry-After replaces the pace once
-            hold, self.hold = self.hold, None
-            return hold
-        return self._pace(self)
 
     def on_start(self) -> None:
         d = data()
-        self.hold: float | None = None
         self._pace = pacing(d, constant(0))
         self.clothes: list[int] = d["clothes"]
         self.direct = d["direct_url"].rstrip("/")
